@@ -1,0 +1,1 @@
+"""The ``segrob`` command line: parse, call one library function, render."""

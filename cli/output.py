@@ -1,0 +1,168 @@
+"""The one output helper: rich for people on stdout, JSON-only stdout with ``--json``,
+progress, warnings and errors on stderr."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("SEGROB_DEBUG", "") not in ("", "0")
+
+
+def handles_errors(func: F) -> F:
+    """Turn a :class:`segrob.SegrobError` into one line on stderr and its exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from segrob.errors import SegrobError
+
+        try:
+            return func(*args, **kwargs)
+        except SegrobError as error:
+            if debug_enabled():
+                raise
+            err_console.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
+            raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("[bold red]interrupted[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or Infinity: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def to_json(data: Any) -> str:
+    plain = json.loads(json.dumps(data, default=_json_default))
+    return json.dumps(_finite(plain), indent=2, allow_nan=False)
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout and nothing else."""
+    typer.echo(to_json(data))
+
+
+def info(message: str) -> None:
+    err_console.print(message)
+
+
+def warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {message}")
+
+
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    caption: str | None = None,
+    justify_numbers: bool = True,
+) -> Table:
+    """A rich table with the house look; numbers right-aligned, cells rendered with ``str``."""
+    rendered = Table(title=title, caption=caption, title_justify="left", header_style="bold")
+    rows = [list(r) for r in rows]
+    for index, name in enumerate(columns):
+        numeric = justify_numbers and rows and all(
+            isinstance(r[index], int | float) or (isinstance(r[index], str) and _looks_numeric(r[index]))
+            for r in rows
+        )
+        rendered.add_column(name, justify="right" if numeric else "left")
+    for row in rows:
+        rendered.add_row(*[fmt(cell) for cell in row])
+    return rendered
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text.replace("%", "").replace("±", "").split()[0])
+    except (ValueError, IndexError):
+        return False
+    return True
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """Render a cell: floats to ``digits`` places, None/NaN as a dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "–"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+class progress_bar:
+    """A rich progress bar with ETA on stderr; calling it with a count advances it.
+
+    Disabled (silent) when stderr is not a terminal or ``quiet`` is set, so logs stay clean.
+    """
+
+    def __init__(self, description: str, total: int | None, *, quiet: bool = False):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=err_console,
+            transient=False,
+            disable=quiet,
+        )
+        self._task = self._progress.add_task(description, total=total, status="")
+
+    def __enter__(self) -> progress_bar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def __call__(self, completed: int, total: int | None = None, status: str = "") -> None:
+        self._progress.update(self._task, completed=completed, total=total, status=status)

@@ -1,0 +1,162 @@
+"""Find the (image files, label file) pairs of a dataset folder, whatever its layout.
+
+Supported layouts, tried in this order:
+
+* ``msd``: Medical Segmentation Decathlon, ``dataset.json`` with a ``training`` list of
+  ``{"image": ..., "label": ...}`` (multi-channel images are 4D NIfTI).
+* ``nnunet``: nnU-Net v2 raw, ``imagesTr/<case>_<XXXX><ending>`` (one file per channel),
+  ``labelsTr/<case><ending>``, ``dataset.json`` with ``channel_names`` and ``file_ending``.
+* ``images-labels``: ``images/`` and ``labels/`` with files matched by name (segrob's own).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from segrob.data.formats import is_image_file, split_suffix
+from segrob.errors import SegrobError
+
+_CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
+
+
+@dataclass(frozen=True)
+class CaseFiles:
+    """Where one case lives on disk: one file per channel group, and its label file."""
+
+    name: str
+    images: tuple[Path, ...]
+    label: Path | None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A discovered dataset: its kind, root, cases and any ``dataset.json`` content."""
+
+    kind: str
+    root: Path
+    cases: tuple[CaseFiles, ...]
+    description: dict
+
+
+def discover(root: str | Path) -> Layout:
+    """Detect the layout of ``root`` and list its cases, sorted by name.
+
+    Raises:
+        SegrobError: the folder is missing, of no known layout, empty, or an image has no label.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise SegrobError(f"{root}: folder not found")
+    if not root.is_dir():
+        raise SegrobError(f"{root}: not a folder (a dataset is a folder of images and labels)")
+    description = _read_description(root)
+    if isinstance(description.get("training"), list) and description["training"]:
+        cases = _msd_cases(root, description)
+        kind = "msd"
+    elif (root / "imagesTr").is_dir():
+        cases = _nnunet_cases(root, description)
+        kind = "nnunet"
+    elif (root / "images").is_dir():
+        cases = _images_labels_cases(root)
+        kind = "images-labels"
+    else:
+        raise SegrobError(
+            f"{root}: no dataset found (expected images/ + labels/, nnU-Net imagesTr/ + labelsTr/,"
+            " or an MSD dataset.json)"
+        )
+    if not cases:
+        raise SegrobError(f"{root}: dataset is empty (no image files found)")
+    return Layout(kind=kind, root=root, cases=tuple(cases), description=description)
+
+
+def _read_description(root: Path) -> dict:
+    path = root / "dataset.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise SegrobError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(data, dict):
+        raise SegrobError(f"{path}: expected a JSON object")
+    return data
+
+
+def _label_for(labels_dir: Path, name: str, image: Path, *, required: bool) -> Path | None:
+    if labels_dir.is_dir():
+        for candidate in sorted(labels_dir.iterdir()):
+            if is_image_file(candidate) and split_suffix(candidate)[0] == name:
+                return candidate
+    if required:
+        raise SegrobError(f"{image}: image has no label (expected {labels_dir}/{name}.*)")
+    return None
+
+
+def _images_labels_cases(root: Path) -> list[CaseFiles]:
+    labels_dir = root / "labels"
+    labels = {split_suffix(p)[0]: p for p in _image_files(labels_dir)} if labels_dir.is_dir() else {}
+    cases = []
+    for image in _image_files(root / "images"):
+        name = split_suffix(image)[0]
+        if name not in labels:
+            raise SegrobError(f"{image}: image has no label (expected {labels_dir}/{name}.*)")
+        cases.append(CaseFiles(name=name, images=(image,), label=labels[name]))
+    return cases
+
+
+def _nnunet_cases(root: Path, description: dict) -> list[CaseFiles]:
+    ending = description.get("file_ending")
+    channels = description.get("channel_names") or description.get("modality") or {}
+    grouped: dict[str, dict[int, Path]] = {}
+    for image in _image_files(root / "imagesTr"):
+        stem, suffix = split_suffix(image)
+        if ending and suffix != ending:
+            continue
+        match = _CHANNEL_SUFFIX.match(stem)
+        if match is None:
+            raise SegrobError(
+                f"{image}: nnU-Net image names end in a channel suffix such as _0000"
+            )
+        grouped.setdefault(match["case"], {})[int(match["channel"])] = image
+    labels = {split_suffix(p)[0]: p for p in _image_files(root / "labelsTr")}
+    cases = []
+    for name in sorted(grouped):
+        files = grouped[name]
+        expected = len(channels) or len(files)
+        missing = [c for c in range(expected) if c not in files]
+        if missing:
+            raise SegrobError(f"{root / 'imagesTr'}: case {name} lacks channel file(s) {missing}")
+        if name not in labels:
+            raise SegrobError(
+                f"{files[0]}: image has no label (expected {root / 'labelsTr'}/{name}{ending or '.*'})"
+            )
+        cases.append(CaseFiles(name=name, images=tuple(files[c] for c in sorted(files)),
+                               label=labels[name]))
+    return cases
+
+
+def _msd_cases(root: Path, description: dict) -> list[CaseFiles]:
+    cases = []
+    for index, entry in enumerate(description["training"]):
+        if not isinstance(entry, dict) or "image" not in entry:
+            raise SegrobError(f"{root / 'dataset.json'}: training entry {index} has no 'image'")
+        image = (root / entry["image"]).resolve()
+        if not image.is_file():
+            raise SegrobError(f"{image}: file listed in dataset.json not found")
+        label = entry.get("label")
+        if label is None:
+            raise SegrobError(f"{image}: image has no label in dataset.json")
+        label_path = (root / label).resolve()
+        if not label_path.is_file():
+            raise SegrobError(f"{label_path}: label listed in dataset.json not found")
+        cases.append(CaseFiles(name=split_suffix(image)[0], images=(image,), label=label_path))
+    return sorted(cases, key=lambda c: c.name)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if is_image_file(p))
