@@ -1,0 +1,168 @@
+"""Rich rendering of audit reports and comparisons (shared by `audit` and `report`)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from .output import console, err_console, fmt
+
+
+def _ci(stat: dict) -> str:
+    if stat.get("mean") is None:
+        return "–"
+    if stat.get("ci_low") is None:
+        return fmt(stat["mean"])
+    return f"{fmt(stat['mean'])} [{fmt(stat['ci_low'])}, {fmt(stat['ci_high'])}]"
+
+
+def _delta(stat: dict, significant: bool) -> str:
+    if stat.get("mean") is None:
+        return "–"
+    text = f"{stat['mean']:+.3f} [{stat['ci_low']:+.3f}, {stat['ci_high']:+.3f}]"
+    if significant:
+        return f"[bold red]{text}[/]"
+    if stat["ci_low"] is not None and stat["ci_low"] > 0:
+        return f"[green]{text}[/]"
+    return text
+
+
+def render_report(report) -> None:
+    """The tables of one audit: per (perturbation, severity), per perturbation, the suite."""
+    summary = report.summary
+    model = report.model
+    title = f"{model.get('arch') or 'model'} · suite {report.suite.get('name')} · {report.data.get('source')}"
+    console.print(
+        f"[bold]{title}[/]  ({summary['n_cases']} cases, providers "
+        f"{', '.join(report.settings.get('providers', []))}, seed {report.settings.get('seed')})"
+    )
+    clean = summary["clean"]
+    cells = Table(
+        title="Dice under perturbation (mean [95% CI]; change from clean, paired; red = significant drop)",
+        title_justify="left",
+        header_style="bold",
+    )
+    for name, justify in (("perturbation", "left"), ("sev", "right"), ("Dice", "right"),
+                          ("Δ Dice", "right"), ("HD95 mm", "right"), ("NSD", "right"),
+                          ("fail", "right")):
+        cells.add_column(name, justify=justify)
+    cells.add_row("clean", "0", _ci(clean["dice"]), "", fmt(clean["hd95"]["mean"], 2),
+                  fmt(clean["nsd"]["mean"]), _pct(clean.get("failure_rate")))
+    previous = None
+    for cell in summary["cells"]:
+        name = cell["perturbation"] if cell["perturbation"] != previous else ""
+        previous = cell["perturbation"]
+        cells.add_row(
+            name,
+            str(cell["severity"]),
+            _ci(cell["dice"]),
+            _delta(cell["delta_dice"], cell["significant_drop"]),
+            fmt(cell["hd95"]["mean"], 2),
+            fmt(cell["nsd"]["mean"]),
+            _pct(cell["failure_rate"]),
+        )
+    console.print(cells)
+    per = Table(title="Per perturbation", title_justify="left", header_style="bold")
+    for name, justify in (("perturbation", "left"), ("rR", "right"), ("weighted degradation", "right"),
+                          ("worst severity", "right"), ("worst Dice", "right"), ("failure rate", "right")):
+        per.add_column(name, justify=justify)
+    for row in summary["perturbations"]:
+        per.add_row(
+            row["perturbation"],
+            _rr(row["relative_robustness"]),
+            fmt(row["weighted_degradation"]),
+            fmt(row["worst_severity"]),
+            fmt(row["worst_dice"]),
+            _pct(row["failure_rate"]),
+        )
+    console.print(per)
+    suite = summary["suite"]
+    worst = suite.get("worst") or {}
+    console.print(
+        f"suite {report.suite.get('name')}: clean Dice {fmt(clean['dice']['mean'])}, mean perturbed "
+        f"Dice {fmt(suite['mean_dice'])}, rR {fmt(suite['relative_robustness'])}, weighted "
+        f"degradation {fmt(suite['weighted_degradation'])}, failure rate {_pct(suite['failure_rate'])}"
+        + (f"; worst {worst['perturbation']} s{worst['severity']} (Dice {fmt(worst['dice'])})"
+           if worst else "")
+    )
+    _render_extras(report)
+
+
+def _render_extras(report) -> None:
+    summary = report.summary
+    per_class = summary.get("per_class") or {}
+    if len(per_class) > 1:
+        console.print(
+            "per class Dice (clean / perturbed): "
+            + ", ".join(f"{k}: {fmt(v['clean'])} / {fmt(v['perturbed'])}" for k, v in per_class.items())
+        )
+    empty = summary.get("clean_empty") or {}
+    if any(empty.values()):
+        console.print(
+            f"empty masks on clean images: both {empty['both']}, prediction only {empty['pred']}, "
+            f"ground truth only {empty['gt']} (scored by the empty-mask policy, never dropped)"
+        )
+    fbr = summary.get("fbr")
+    if fbr:
+        inside, outside = fbr["inside"], fbr["outside"]
+        console.print(
+            f"training FBR range {fbr['range']['min']:.3f}-{fbr['range']['max']:.3f}: clean Dice inside "
+            f"{fmt(inside['clean_dice'])} ({inside['n_cases']} cases), outside {fmt(outside['clean_dice'])} "
+            f"({outside['n_cases']} cases)"
+        )
+    if report.skipped_cases:
+        err_console.print(f"[yellow]skipped {len(report.skipped_cases)} unreadable case(s):[/]")
+        for skipped in report.skipped_cases:
+            err_console.print(f"  {skipped['name']}: {skipped['error']}")
+    timings = report.timings
+    if timings:
+        console.print(
+            "time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()),
+            style="dim",
+        )
+
+
+def render_gates(gates: dict | None) -> None:
+    if not gates:
+        return
+    if gates["passed"]:
+        console.print("[bold green]gate passed[/]: " + ", ".join(
+            f"{b['key']} >= {b['minimum']}" for b in gates["bounds"]))
+        return
+    err_console.print(f"[bold red]gate failed[/]: {len(gates['failures'])} row(s) under their bound")
+    for failure in gates["failures"]:
+        value = "n/a" if failure["value"] is None else f"{failure['value']:.3f}"
+        err_console.print(f"  {failure['row']}: {failure['key']} {value} < {failure['minimum']}")
+
+
+def render_comparison(comparison) -> None:
+    models = comparison.models
+    console.print(f"[bold]suite {comparison.suite} · {comparison.data}[/] (best per row in bold green)")
+    for title, rows, extra in (
+        ("Summary", comparison.summary_rows, False),
+        ("Mean Dice per row", comparison.dice_rows, False),
+        ("Relative robustness (rR) per perturbation", comparison.robustness_rows, True),
+    ):
+        table = Table(title=title, title_justify="left", header_style="bold")
+        table.add_column("row")
+        for model in models:
+            table.add_column(model, justify="right")
+        for row in rows:
+            cells = []
+            for index, value in enumerate(row["values"]):
+                text = fmt(value)
+                if extra and row.get("weighted_degradation"):
+                    text += f" (wd {fmt(row['weighted_degradation'][index])})"
+                cells.append(f"[bold green]{text}[/]" if index == row["best"] and len(models) > 1 else text)
+            table.add_row(row["row"], *cells)
+        console.print(table)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f}%"
+
+
+def _rr(value: float | None) -> str:
+    if value is None:
+        return "–"
+    colour = "green" if value >= 0.95 else ("yellow" if value >= 0.8 else "red")
+    return f"[{colour}]{value:.3f}[/]"

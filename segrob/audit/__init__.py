@@ -1,0 +1,1 @@
+"""The audit: an onnxruntime robustness benchmark over a perturbation suite."""

@@ -1,0 +1,85 @@
+"""``--fail-under dice=0.8,rr=0.9``: the audit as a deployment gate.
+
+Bounds and the rows they apply to:
+
+* ``dice``, ``iou``, ``nsd``, ``sensitivity``, ``precision``: the mean of the clean row and of
+  every (perturbation, severity) row;
+* ``clean_dice``: the clean row only;
+* ``rr``: every perturbation's relative robustness (mean Dice over severities / clean Dice);
+* ``suite_rr``: the suite's mean relative robustness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from segrob.errors import UsageError
+
+CELL_METRICS = ("dice", "iou", "nsd", "sensitivity", "precision")
+GATE_KEYS = (*CELL_METRICS, "clean_dice", "rr", "suite_rr")
+
+
+@dataclass(frozen=True)
+class Bound:
+    key: str
+    minimum: float
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "minimum": self.minimum}
+
+
+@dataclass(frozen=True)
+class GateFailure:
+    key: str
+    row: str
+    value: float | None
+    minimum: float
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "row": self.row, "value": self.value, "minimum": self.minimum}
+
+    def describe(self) -> str:
+        shown = "n/a" if self.value is None else f"{self.value:.3f}"
+        return f"{self.row}: {self.key} {shown} < {self.minimum}"
+
+
+def parse_bounds(text: str | None) -> tuple[Bound, ...]:
+    """Parse ``key=value[,key=value...]``; a malformed bound is a usage error (exit 2)."""
+    if not text:
+        return ()
+    bounds = []
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in GATE_KEYS:
+            raise UsageError(
+                f"--fail-under: cannot read {part!r} (use KEY=VALUE with KEY one of {', '.join(GATE_KEYS)})"
+            )
+        try:
+            minimum = float(value)
+        except ValueError:
+            raise UsageError(f"--fail-under: {key} needs a number, got {value!r}") from None
+        bounds.append(Bound(key, minimum))
+    return tuple(bounds)
+
+
+def evaluate_gates(summary: dict, bounds: tuple[Bound, ...]) -> list[GateFailure]:
+    """Every row that falls under a bound; an empty list means the gate passes."""
+    failures: list[GateFailure] = []
+    for bound in bounds:
+        for row, value in _rows_for(summary, bound.key):
+            if value is None or value < bound.minimum:
+                failures.append(GateFailure(bound.key, row, value, bound.minimum))
+    return failures
+
+
+def _rows_for(summary: dict, key: str) -> list[tuple[str, float | None]]:
+    if key == "clean_dice":
+        return [("clean", summary["clean"]["dice"]["mean"])]
+    if key == "rr":
+        return [(p["perturbation"], p["relative_robustness"]) for p in summary["perturbations"]]
+    if key == "suite_rr":
+        return [("suite", summary["suite"]["relative_robustness"])]
+    rows = [("clean", summary["clean"][key]["mean"])]
+    rows += [(f"{c['perturbation']} s{c['severity']}", c[key]["mean"]) for c in summary["cells"]]
+    return rows

@@ -1,0 +1,267 @@
+"""Run a deployed ONNX model over a perturbation suite and return an :class:`AuditReport`.
+
+For every case: the clean image and each (perturbation, severity) variant are drawn (each from
+its own seed derived from the audit seed, the case, the perturbation and the severity, so results
+do not depend on batch order, resuming or splitting), normalised as the model's metadata says,
+run through one onnxruntime session in batches, and scored against the (possibly warped) label.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from segrob.audit.aggregate import summarise
+from segrob.audit.data_source import AuditData, Fingerprint, file_sha256
+from segrob.audit.gates import Bound, evaluate_gates
+from segrob.audit.inference import predict, softmax
+from segrob.audit.model_spec import ModelSpec, model_spec
+from segrob.audit.records import CLEAN, CellRecord, PartialStore
+from segrob.data.case import Case
+from segrob.errors import SegrobError
+from segrob.report import AuditReport
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """How to audit. ``overrides`` stand in for missing segrob metadata (``--in-channels`` ...)."""
+
+    suite: str = "shift"
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 8
+    window: tuple[int, ...] | None = None
+    overlap: float = 0.5
+    nsd_tolerance_mm: float = 1.0
+    failure_dice: float = 0.5
+    bounds: tuple[Bound, ...] = ()
+    skip_bad: bool = False
+    partial_path: Path | None = None
+    resume: bool = False
+    threads: int | None = None
+    overrides: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "suite": self.suite,
+            "seed": self.seed,
+            "device": self.device,
+            "batch_size": self.batch_size,
+            "window": list(self.window) if self.window else None,
+            "overlap": self.overlap,
+            "nsd_tolerance_mm": self.nsd_tolerance_mm,
+            "failure_dice": self.failure_dice,
+            "bounds": [b.to_dict() for b in self.bounds],
+            "skip_bad": self.skip_bad,
+            "overrides": self.overrides,
+        }
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {"perturbation": 0.0, "inference": 0.0, "metrics": 0.0}
+
+    def add(self, key: str, start: float) -> None:
+        self.seconds[key] += time.perf_counter() - start
+
+
+def audit(
+    model_path: str | Path,
+    data: AuditData,
+    options: AuditOptions,
+    *,
+    progress: Progress | None = None,
+) -> AuditReport:
+    """Audit ``model_path`` on ``data`` under ``options.suite``; see the module docstring."""
+    from segrob.onnx.session import create_session
+    from segrob.perturb.suites import resolve_suite
+
+    started = time.perf_counter()
+    suite = resolve_suite(options.suite)
+    session = create_session(model_path, device=options.device, threads=options.threads)
+    spec = model_spec(session, options)
+    cells = [(CLEAN, 0)] + [(e.perturbation, s) for e in suite.entries for s in e.severities]
+    sha256 = file_sha256(model_path)
+    header = {
+        "model_sha256": sha256,
+        "data": data.source,
+        "cases": data.names,
+        "suite": suite.to_dict(),
+        "seed": options.seed,
+        "settings": options.to_dict(),
+    }
+    store = PartialStore(options.partial_path, header) if options.partial_path else None
+    done = store.open(resume=options.resume) if store else {}
+    timer = _Timer()
+    records: list[CellRecord] = []
+    skipped: list[dict[str, str]] = []
+    fingerprint = Fingerprint()
+    total = len(data) * len(cells)
+    completed = 0
+    try:
+        for name, case in data:
+            if isinstance(case, SegrobError):
+                if not options.skip_bad:
+                    raise SegrobError(f"{case} (use --skip-bad to audit the other cases)")
+                skipped.append({"name": name, "error": str(case)})
+                completed += len(cells)
+                continue
+            spec.check_case(case)
+            fingerprint.add(case)
+            todo = [cell for cell in cells if (case.name, *cell) not in done]
+            records.extend(done[(case.name, *cell)] for cell in cells if (case.name, *cell) in done)
+            for record in _audit_case(case, todo, spec, session, options, timer):
+                records.append(record)
+                if store:
+                    store.append(record)
+            completed += len(cells)
+            if progress is not None:
+                progress(completed, total, case.name)
+    except BaseException:
+        if store:
+            store.close(remove=False)
+        raise
+    if not records:
+        raise SegrobError(f"{data.source}: no case could be audited")
+    summary = summarise(
+        records, failure_dice=options.failure_dice, fbr_range=spec.fbr_range, seed=options.seed
+    )
+    gates = None
+    if options.bounds:
+        failures = evaluate_gates(summary, options.bounds)
+        gates = {
+            "bounds": [b.to_dict() for b in options.bounds],
+            "failures": [f.to_dict() for f in failures],
+            "passed": not failures,
+        }
+    timings = {k: round(v, 4) for k, v in timer.seconds.items()}
+    timings["total"] = round(time.perf_counter() - started, 4)
+    report = AuditReport(
+        model={
+            "path": str(model_path),
+            "sha256": sha256,
+            "metadata": spec.metadata,
+            **spec.describe(),
+        },
+        data={**data.describe(), "fingerprint": fingerprint.hexdigest()},
+        suite=suite.to_dict(),
+        settings={
+            **options.to_dict(),
+            "providers": list(session.providers),
+            "inference": spec.plan(options).to_dict(),
+            "classes": spec.foreground_classes,
+        },
+        summary=summary,
+        records=[r.to_dict() for r in sorted(records, key=_record_order(cells))],
+        timings=timings,
+        versions=_versions(),
+        gates=gates,
+        skipped_cases=skipped,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    if store:
+        store.close(remove=True)
+    return report
+
+
+def _record_order(cells: list[tuple[str, int]]) -> Callable[[CellRecord], tuple]:
+    position = {cell: i for i, cell in enumerate(cells)}
+    return lambda r: (r.case, position.get((r.perturbation, r.severity), len(position)))
+
+
+def _audit_case(
+    case: Case,
+    cells: list[tuple[str, int]],
+    spec: ModelSpec,
+    session,
+    options: AuditOptions,
+    timer: _Timer,
+) -> list[CellRecord]:
+    from segrob.metrics import case_metrics
+    from segrob.perturb.base import apply_perturbation
+    from segrob.perturb.seeding import derive_seed
+
+    device = spec.torch_device
+    image = torch.from_numpy(case.image)[None].to(device)
+    label = torch.from_numpy(case.label)[None].to(device) if case.label is not None else None
+    variants = []
+    for name, severity in cells:
+        start = time.perf_counter()
+        seed = derive_seed(options.seed, case.name, name, severity)
+        if name == CLEAN:
+            variants.append((name, severity, seed, {}, image, label))
+        else:
+            out_image, out_label, applied = apply_perturbation(
+                name, image, label, severity=severity, seed=seed
+            )
+            variants.append((name, severity, seed, applied.params, out_image, out_label))
+        timer.add("perturbation", start)
+    plan = spec.plan(options)
+    records = []
+    # Variants of one case share a shape: batch them through the model together.
+    for begin in range(0, len(variants), max(1, options.batch_size)):
+        chunk = variants[begin : begin + options.batch_size]
+        start = time.perf_counter()
+        logits = predict(torch.cat([v[4] for v in chunk]), plan, spec.run)
+        timer.add("inference", start)
+        start = time.perf_counter()
+        probabilities = softmax(logits)
+        predictions = probabilities.argmax(axis=1)
+        for index, (name, severity, seed, params, _, variant_label) in enumerate(chunk):
+            truth = variant_label[0].cpu().numpy() if variant_label is not None else None
+            if truth is None:
+                where = case.source.get("image", case.name)
+                raise SegrobError(f"{where}: case has no label to score against")
+            result = case_metrics(
+                predictions[index],
+                truth,
+                spacing=case.spacing,
+                classes=spec.foreground_classes,
+                nsd_tolerance_mm=options.nsd_tolerance_mm,
+                probabilities=probabilities[index],
+            )
+            records.append(_record(case, name, severity, seed, params, result, truth))
+        timer.add("metrics", start)
+    return records
+
+
+def _record(case, name, severity, seed, params, result, truth) -> CellRecord:
+    as_dict = result.to_dict()
+    mean = dict(as_dict["mean"])
+    mean["ece"] = as_dict.get("ece")
+    mean["entropy"] = as_dict.get("entropy")
+    per_class = {str(k): {m: v for m, v in values.items() if m != "empty"}
+                 for k, values in as_dict["per_class"].items()}
+    empty = {str(k): values.get("empty", "none") for k, values in as_dict["per_class"].items()}
+    return CellRecord(
+        case=case.name,
+        perturbation=name,
+        severity=int(severity),
+        seed=int(seed),
+        params=params,
+        metrics=mean,
+        per_class=per_class,
+        empty=empty,
+        foreground_ratio=float(np.count_nonzero(truth)) / float(truth.size),
+    )
+
+
+def _versions() -> dict[str, str]:
+    import onnxruntime
+
+    import segrob
+
+    return {
+        "segrob": segrob.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }

@@ -1,0 +1,1 @@
+"""Reproducible studies of the seed papers: skip connections vs complexity, context vs FBR."""

@@ -1,0 +1,93 @@
+"""The resumable steps every study cell runs: data, train, export, audit.
+
+Each step writes its output atomically and is skipped when that output already exists, so an
+interrupted study picks up where it stopped and a finished cell is never redone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from segrob.io_utils import atomic_output_dir
+
+Notify = Callable[[str], None]
+
+
+def ensure_synthetic(folder: Path, config, notify: Notify | None = None) -> Path:
+    """Generate ``config`` into ``folder`` unless a finished dataset is already there."""
+    from segrob.data.synth import write_synthetic
+
+    if (folder / "segrob.json").is_file():
+        return folder
+    if notify:
+        notify(f"data {folder.name}: {config.n} cases, blend {config.blend}")
+    with atomic_output_dir(folder, overwrite=True) as staging:
+        write_synthetic(config, staging)
+    return folder
+
+
+def ensure_trained(run_dir: Path, request, notify: Notify | None = None) -> dict:
+    """Train into ``run_dir`` (resuming a partial run); returns the run's config.json."""
+    from dataclasses import replace
+
+    from segrob.training import train
+
+    config_path = run_dir / "config.json"
+    if config_path.is_file():
+        stored = json.loads(config_path.read_text())
+        if len(stored.get("history", [])) >= int(stored.get("train", {}).get("epochs", 0) or 0) > 0:
+            return stored
+        request = replace(request, resume=True, overwrite=False)
+    if notify:
+        notify(f"train {run_dir.name}")
+    train(request)
+    return json.loads(config_path.read_text())
+
+
+def ensure_exported(run_dir: Path, model_path: Path, notify: Notify | None = None) -> Path:
+    from segrob.onnx.export import export_run
+
+    if model_path.is_file():
+        return model_path
+    if notify:
+        notify(f"export {model_path.name}")
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    export_run(run_dir, model_path)
+    return model_path
+
+
+def ensure_audited(
+    model_path: Path,
+    data_dir: Path,
+    suite: str,
+    report_path: Path,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    notify: Notify | None = None,
+):
+    """Audit ``model_path`` on ``data_dir`` under ``suite`` unless the report exists."""
+    from segrob.audit import AuditOptions, audit
+    from segrob.audit.data_source import resolve_audit_data
+    from segrob.report import load_report, save_report
+
+    if report_path.is_file():
+        return load_report(report_path)
+    if notify:
+        notify(f"audit {report_path.stem}")
+    from segrob.onnx.session import read_metadata
+
+    dims = int(read_metadata(model_path).get("spatial_dims") or 2)
+    data = resolve_audit_data(str(data_dir), n=None, size=None, spatial_dims=dims, seed=seed)
+    options = AuditOptions(
+        suite=suite,
+        seed=seed,
+        device=device,
+        partial_path=report_path.with_name(report_path.name + ".partial.jsonl"),
+        resume=True,
+    )
+    report = audit(model_path, data, options)
+    save_report(report, report_path)
+    return report
