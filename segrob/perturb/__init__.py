@@ -1,1 +1,22 @@
-"""perturb."""
+"""Perturbations (one family per file), their registry and the named suites."""
+
+from segrob.perturb.base import AppliedPerturbation, Perturbation, apply_perturbation
+from segrob.perturb.registry import PERTURBATIONS, create_perturbation, list_perturbations
+from segrob.perturb.seeding import derive_seed
+from segrob.perturb.suites import SUITES, Suite, SuiteEntry, get_suite, load_suite_file, resolve_suite
+
+__all__ = [
+    "PERTURBATIONS",
+    "SUITES",
+    "AppliedPerturbation",
+    "Perturbation",
+    "Suite",
+    "SuiteEntry",
+    "apply_perturbation",
+    "create_perturbation",
+    "derive_seed",
+    "get_suite",
+    "list_perturbations",
+    "load_suite_file",
+    "resolve_suite",
+]

@@ -1,0 +1,254 @@
+"""Acquisition artifacts: MRI k-space physics, ultrasound beam effects, histology staining and JPEG.
+
+MRI members act on the k-space of every image (``torch.fft`` over the spatial axes): ghosting
+(every n-th line along the phase-encoding axis attenuated), a k-space spike (stripes), Gibbs
+ringing (high frequencies truncated) and motion (a share of k-space lines from a shifted
+object). Ultrasound: an acoustic shadow below a point and a depth-dependent gain error, depth
+being the first spatial axis. Histology: per-channel stain scale and offset; JPEG blocks (2D).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from segrob.perturb.base import Perturbation, from_unit, to_unit
+from segrob.perturb.seeding import sign, uniform
+
+
+def _kspace(image: torch.Tensor) -> torch.Tensor:
+    return torch.fft.fftn(image.float(), dim=tuple(range(2, image.ndim)))
+
+
+def _image(kspace: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return torch.fft.ifftn(kspace, dim=tuple(range(2, like.ndim))).abs().to(like.dtype)
+
+
+def _signed_image(kspace: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return torch.fft.ifftn(kspace, dim=tuple(range(2, like.ndim))).real.to(like.dtype)
+
+
+def _axis_frequencies(n: int, device) -> torch.Tensor:
+    return torch.fft.fftfreq(n, device=device)
+
+
+class Ghosting(Perturbation):
+    name = "ghosting"
+    family = "artifact"
+    description = "MRI ghosting: every n-th k-space line along a random axis attenuated"
+    modalities = ("mri",)
+    levels = {"intensity": (0.2, 0.35, 0.5, 0.65, 0.8), "ghosts": (4.0, 4.0, 4.0, 4.0, 4.0)}
+
+    def make_params(self, severity, gen, image):
+        params = dict(self.severity_params(severity))
+        params["axis"] = int(uniform(gen, 0, image.ndim - 2 - 1e-9))
+        return params
+
+    def apply(self, image, label, params):
+        axis = 2 + params["axis"]
+        n = image.shape[axis]
+        k = _kspace(image)
+        lines = torch.arange(n, device=image.device)
+        hit = (lines % int(params["ghosts"]) == 0) & (lines != 0)  # keep the centre (DC) line
+        shape = [1] * image.ndim
+        shape[axis] = n
+        scale = torch.where(hit, 1.0 - params["intensity"], 1.0).view(shape)
+        return _signed_image(k * scale, image), label
+
+
+class Spike(Perturbation):
+    name = "spike"
+    family = "artifact"
+    description = "MRI k-space spike (herringbone stripes): one k-space point raised"
+    modalities = ("mri",)
+    levels = {"intensity": (0.02, 0.05, 0.1, 0.2, 0.35)}
+
+    def make_params(self, severity, gen, image):
+        params = dict(self.severity_params(severity))
+        params["position"] = [round(uniform(gen, 0.05, 0.3) * sign(gen), 4) for _ in range(image.ndim - 2)]
+        return params
+
+    def apply(self, image, label, params):
+        k = _kspace(image)
+        spatial = image.shape[2:]
+        index = tuple(int(round(p * n)) % n for p, n in zip(params["position"], spatial, strict=True))
+        peak = k.abs().flatten(2).amax(dim=2)
+        spike = torch.zeros_like(k)
+        spike[(slice(None), slice(None), *index)] = peak * params["intensity"]
+        return _signed_image(k + spike, image), label
+
+
+class GibbsRinging(Perturbation):
+    name = "gibbs_ringing"
+    family = "artifact"
+    description = "MRI Gibbs ringing: k-space truncated to a central share"
+    modalities = ("mri",)
+    levels = {"keep": (0.8, 0.65, 0.5, 0.38, 0.25)}
+
+    def make_params(self, severity, gen, image):
+        return dict(self.severity_params(severity))
+
+    def apply(self, image, label, params):
+        k = _kspace(image)
+        mask = torch.ones(image.shape[2:], device=image.device, dtype=torch.bool)
+        for axis, n in enumerate(image.shape[2:]):
+            f = _axis_frequencies(n, image.device).abs() <= params["keep"] / 2.0
+            shape = [1] * (image.ndim - 2)
+            shape[axis] = n
+            mask = mask & f.view(shape)
+        return _signed_image(k * mask, image), label
+
+
+class MRIMotion(Perturbation):
+    name = "mri_motion"
+    family = "artifact"
+    description = "MRI motion: a band of k-space lines acquired after the object moved"
+    modalities = ("mri",)
+    levels = {"lines": (0.1, 0.2, 0.3, 0.4, 0.5), "shift": (1.0, 2.0, 3.0, 4.0, 5.0)}
+
+    def make_params(self, severity, gen, image):
+        params = dict(self.severity_params(severity))
+        params["axis"] = int(uniform(gen, 0, image.ndim - 2 - 1e-9))
+        params["centre"] = round(uniform(gen, -0.25, 0.25), 4)
+        params["direction"] = [round(uniform(gen, -1, 1), 4) for _ in range(image.ndim - 2)]
+        return params
+
+    def apply(self, image, label, params):
+        """Lines within ``lines / 2`` of ``centre`` (in cycles per image along ``axis``) take the
+        k-space of the object translated by ``shift`` voxels; one centre per seed, so a higher
+        severity corrupts a superset of the lines a lower one does."""
+        k = _kspace(image)
+        spatial = image.shape[2:]
+        direction = torch.tensor(params["direction"])
+        direction = direction / direction.norm().clamp_min(1e-6) * params["shift"]
+        phase = torch.zeros(spatial, device=image.device)
+        for axis, n in enumerate(spatial):
+            shape = [1] * len(spatial)
+            shape[axis] = n
+            phase = phase + (_axis_frequencies(n, image.device) * float(direction[axis])).view(shape)
+        moved = k * torch.exp(-2j * math.pi * phase)
+        axis = params["axis"]
+        n = spatial[axis]
+        frequency = _axis_frequencies(n, image.device)
+        corrupted = (frequency - params["centre"]).abs() <= params["lines"] / 2.0
+        shape = [1] * len(spatial)
+        shape[axis] = n
+        return _signed_image(torch.where(corrupted.view(shape), moved, k), image), label
+
+
+class UltrasoundShadowing(Perturbation):
+    name = "us_shadowing"
+    family = "artifact"
+    description = "ultrasound acoustic shadow: a band below a random point darkened (depth = axis 0)"
+    modalities = ("us",)
+    levels = {"attenuation": (0.2, 0.35, 0.5, 0.65, 0.8), "width": (0.06, 0.08, 0.1, 0.13, 0.16)}
+
+    def make_params(self, severity, gen, image):
+        params = dict(self.severity_params(severity))
+        params["start_depth"] = round(uniform(gen, 0.1, 0.5), 4)
+        params["centre"] = round(uniform(gen, 0.15, 0.85), 4)
+        return params
+
+    def apply(self, image, label, params):
+        spatial = image.shape[2:]
+        depth = torch.linspace(0, 1, spatial[0], device=image.device)
+        across = torch.linspace(0, 1, spatial[-1], device=image.device)
+        below = torch.sigmoid((depth - params["start_depth"]) * 60.0)
+        band = torch.exp(-0.5 * ((across - params["centre"]) / (params["width"] / 2.0)) ** 2)
+        shadow = 1.0 - params["attenuation"] * below.view(-1, *([1] * (len(spatial) - 1))) * band
+        unit, low, span = to_unit(image)
+        return from_unit(unit * shadow, low, span, image), label
+
+
+class UltrasoundGain(Perturbation):
+    name = "us_gain"
+    family = "artifact"
+    description = "ultrasound time-gain error: a gain ramp along depth (axis 0), random sign"
+    modalities = ("us",)
+    levels = {"ramp": (0.2, 0.35, 0.5, 0.65, 0.8)}
+
+    def make_params(self, severity, gen, image):
+        params = dict(self.severity_params(severity))
+        params["sign"] = sign(gen)
+        return params
+
+    def apply(self, image, label, params):
+        spatial = image.shape[2:]
+        depth = torch.linspace(-1, 1, spatial[0], device=image.device)
+        gain = (1.0 + params["sign"] * params["ramp"] * depth).clamp_min(0.05)
+        unit, low, span = to_unit(image)
+        return from_unit(unit * gain.view(-1, *([1] * (len(spatial) - 1))), low, span, image), label
+
+
+class StainShift(Perturbation):
+    name = "stain_shift"
+    family = "artifact"
+    description = "histology stain variation: per-channel scale and offset (meant for RGB)"
+    modalities = ("histology",)
+    levels = {"strength": (0.05, 0.1, 0.15, 0.22, 0.3)}
+
+    def make_params(self, severity, gen, image):
+        params = dict(self.severity_params(severity))
+        s = params["strength"]
+        channels = image.shape[1]
+        params["scale"] = [round(1.0 + uniform(gen, -s, s), 5) for _ in range(channels)]
+        params["offset"] = [round(uniform(gen, -s, s) / 2.0, 5) for _ in range(channels)]
+        return params
+
+    def apply(self, image, label, params):
+        unit, low, span = to_unit(image)
+        shape = (1, image.shape[1]) + (1,) * (image.ndim - 2)
+        scale = torch.tensor(params["scale"], device=image.device).view(shape)
+        offset = torch.tensor(params["offset"], device=image.device).view(shape)
+        return from_unit(unit * scale + offset, low, span, image), label
+
+
+_JPEG_LUMA = torch.tensor(
+    [
+        [16, 11, 10, 16, 24, 40, 51, 61],
+        [12, 12, 14, 19, 26, 58, 60, 55],
+        [14, 13, 16, 24, 40, 57, 69, 56],
+        [14, 17, 22, 29, 51, 87, 80, 62],
+        [18, 22, 37, 56, 68, 109, 103, 77],
+        [24, 35, 55, 64, 81, 104, 113, 92],
+        [49, 64, 78, 87, 103, 121, 120, 101],
+        [72, 92, 95, 98, 112, 100, 103, 99],
+    ],
+    dtype=torch.float32,
+)
+
+
+def _dct_matrix(n: int = 8) -> torch.Tensor:
+    k = torch.arange(n, dtype=torch.float32)
+    matrix = torch.cos(math.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n)) * math.sqrt(2.0 / n)
+    matrix[0] /= math.sqrt(2.0)
+    return matrix
+
+
+class JPEG(Perturbation):
+    name = "jpeg"
+    family = "artifact"
+    dims = (2,)
+    description = "JPEG compression (8x8 DCT blocks, standard luminance table), 2D only"
+    modalities = ("histology", "us")
+    levels = {"quality": (80.0, 60.0, 40.0, 25.0, 10.0)}
+
+    def make_params(self, severity, gen, image):
+        return dict(self.severity_params(severity))
+
+    def apply(self, image, label, params):
+        unit, low, span = to_unit(image)
+        pixels = unit.clamp(0, 1).float() * 255.0 - 128.0
+        n, c, h, w = pixels.shape
+        pad_h, pad_w = (-h) % 8, (-w) % 8
+        padded = torch.nn.functional.pad(pixels, (0, pad_w, 0, pad_h), mode="replicate")
+        blocks = padded.unfold(2, 8, 8).unfold(3, 8, 8)  # (n, c, H/8, W/8, 8, 8)
+        dct = _dct_matrix().to(image.device)
+        quality = params["quality"]
+        scale = 5000.0 / quality if quality < 50 else 200.0 - 2.0 * quality
+        table = ((_JPEG_LUMA.to(image.device) * scale + 50.0) / 100.0).floor().clamp_min(1.0)
+        coefficients = dct @ blocks @ dct.T
+        restored = dct.T @ (torch.round(coefficients / table) * table) @ dct
+        merged = restored.permute(0, 1, 2, 4, 3, 5).reshape(n, c, h + pad_h, w + pad_w)[:, :, :h, :w]
+        return from_unit(((merged + 128.0) / 255.0).clamp(0, 1), low, span, image), label

@@ -1,0 +1,92 @@
+"""Geometric perturbations: affine (rotation, translation, scale) and elastic deformation.
+
+The label follows the image through the same transform with nearest-neighbour sampling, so it
+stays a map of class ids. Areas brought in from outside the image take the image's robust
+minimum (background), and label 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from segrob.data.normalize import robust_range
+from segrob.perturb.base import Perturbation, random_field
+from segrob.perturb.seeding import sign, uniform
+
+
+def _warp(image, label, grid):
+    low, _ = robust_range(image)
+    moved = F.grid_sample(image.float() - low, grid, mode="bilinear", padding_mode="zeros",
+                          align_corners=False) + low
+    out_label = None
+    if label is not None:
+        out_label = F.grid_sample(label[:, None].float(), grid, mode="nearest", padding_mode="zeros",
+                                  align_corners=False)[:, 0].round().to(label.dtype)
+    return moved.to(image.dtype), out_label
+
+
+def _rotation(dims: int, degrees: float, axis: list[float]) -> torch.Tensor:
+    angle = math.radians(degrees)
+    if dims == 2:
+        return torch.tensor([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    k = torch.tensor(axis) / max(1e-6, math.sqrt(sum(a * a for a in axis)))
+    cross = torch.tensor([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return torch.eye(3) + math.sin(angle) * cross + (1 - math.cos(angle)) * cross @ cross
+
+
+class Affine(Perturbation):
+    name = "affine"
+    family = "geometry"
+    kind = "geometric"
+    description = "rotation (random sign/axis), translation (share of the size) and scale"
+    modalities = ("ct", "us", "histology", "mri")
+    levels = {
+        "degrees": (6.0, 12.0, 18.0, 24.0, 30.0),
+        "translation": (0.02, 0.04, 0.06, 0.08, 0.1),
+        "scale": (0.03, 0.05, 0.08, 0.11, 0.15),
+    }
+
+    def make_params(self, severity, gen, image):
+        params = dict(self.severity_params(severity))
+        dims = image.ndim - 2
+        params["degrees"] = params["degrees"] * sign(gen)
+        params["axis"] = [uniform(gen, -1, 1) for _ in range(3)] if dims == 3 else None
+        params["shift"] = [round(params["translation"] * 2 * sign(gen), 5) for _ in range(dims)]
+        params["zoom"] = round(1.0 + params["scale"] * sign(gen), 5)
+        return params
+
+    def apply(self, image, label, params):
+        dims = image.ndim - 2
+        matrix = _rotation(dims, params["degrees"], params["axis"] or [0, 0, 1]) / params["zoom"]
+        theta = torch.cat([matrix, torch.tensor(params["shift"])[:, None]], dim=1)
+        theta = theta.to(image.device, torch.float32).expand(image.shape[0], -1, -1)
+        grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+        return _warp(image, label, grid)
+
+
+class Elastic(Perturbation):
+    name = "elastic"
+    family = "geometry"
+    kind = "geometric"
+    description = "smooth random displacement (control grid of 6 per axis), max displacement in voxels"
+    modalities = ("us", "histology", "mri")
+    levels = {"displacement": (1.5, 3.0, 4.5, 6.0, 8.0)}
+    control_points = 6
+
+    def apply(self, image, label, params):
+        dims = image.ndim - 2
+        spatial = image.shape[2:]
+        coarse = random_field(params, (1, dims, *([self.control_points] * dims)), image)
+        mode = "bicubic" if dims == 2 else "trilinear"
+        field = F.interpolate(coarse, size=tuple(spatial), mode=mode, align_corners=True)
+        field = field / field.abs().amax().clamp_min(1e-6)
+        # Displacement in voxels -> grid units (2 / size per voxel); grid channels are x, y(, z).
+        scale = torch.tensor([2.0 * params["displacement"] / s for s in reversed(spatial)],
+                             device=image.device)
+        displacement = field[0].flip(0).movedim(0, -1) * scale
+        theta = torch.eye(dims, dims + 1, device=image.device)[None].expand(image.shape[0], -1, -1)
+        grid = F.affine_grid(theta, list(image.shape), align_corners=False) + displacement
+        return _warp(image, label, grid)

@@ -1,0 +1,149 @@
+"""Intensity and resolution shifts of scanners and protocols.
+
+Gamma compression (.86 -> .3) and expansion (1.4 -> 3.0), contrast, brightness, a smooth
+multiplicative bias field (polynomial coefficients .3 -> 1.5), a random monotone histogram warp
+and resolution loss (down- then up-sampling by 1.5 -> 5).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from segrob.perturb.base import Perturbation, from_unit, to_unit
+from segrob.perturb.filters import resample
+from segrob.perturb.seeding import sign
+
+
+class GammaCompression(Perturbation):
+    name = "gamma_compression"
+    family = "shift"
+    description = "x^gamma with gamma < 1 on the robust range: dark tissue brightened"
+    modalities = ("mri", "ct", "us", "histology")
+    levels = {"gamma": (0.86, 0.7, 0.55, 0.42, 0.3)}
+
+    def make_params(self, severity, gen, image):
+        return dict(self.severity_params(severity))
+
+    def apply(self, image, label, params):
+        unit, low, span = to_unit(image)
+        return from_unit(unit.clamp(0, 1) ** params["gamma"], low, span, image), label
+
+
+class GammaExpansion(GammaCompression):
+    name = "gamma_expansion"
+    description = "x^gamma with gamma > 1 on the robust range: bright tissue stretched"
+    levels = {"gamma": (1.4, 1.8, 2.2, 2.6, 3.0)}
+
+
+class Contrast(Perturbation):
+    name = "contrast"
+    family = "shift"
+    description = "contrast reduced towards each image's mean by a factor"
+    modalities = ("ct", "us", "histology", "mri")
+    levels = {"factor": (0.8, 0.65, 0.5, 0.35, 0.2)}
+
+    def make_params(self, severity, gen, image):
+        return dict(self.severity_params(severity))
+
+    def apply(self, image, label, params):
+        mean = image.float().mean(dim=tuple(range(2, image.ndim)), keepdim=True)
+        return (mean + params["factor"] * (image - mean)).to(image.dtype), label
+
+
+class Brightness(Perturbation):
+    name = "brightness"
+    family = "shift"
+    description = "an offset of a share of the robust range, random sign"
+    modalities = ("ct", "histology", "us")
+    levels = {"offset": (0.1, 0.2, 0.3, 0.4, 0.5)}
+
+    def make_params(self, severity, gen, image):
+        params = dict(self.severity_params(severity))
+        params["sign"] = sign(gen)
+        return params
+
+    def apply(self, image, label, params):
+        unit, low, span = to_unit(image)
+        return from_unit(unit + params["sign"] * params["offset"], low, span, image), label
+
+
+class BiasField(Perturbation):
+    name = "bias_field"
+    family = "shift"
+    description = "smooth multiplicative field exp(polynomial of order 3), coefficients in +-c (MRI)"
+    modalities = ("mri",)
+    levels = {"coefficient": (0.3, 0.6, 0.9, 1.2, 1.5)}
+    order = 3
+
+    def make_params(self, severity, gen, image):
+        params = dict(self.severity_params(severity))
+        dims = image.ndim - 2
+        terms = [p for p in itertools.product(range(self.order + 1), repeat=dims) if sum(p) <= self.order]
+        c = params["coefficient"]
+        draws = torch.rand(len(terms), generator=gen) * 2 - 1
+        params["terms"] = [list(t) for t in terms]
+        params["coefficients"] = [round(float(c * d), 6) for d in draws]
+        return params
+
+    def apply(self, image, label, params):
+        spatial = image.shape[2:]
+        axes = torch.meshgrid(
+            *[torch.linspace(-1, 1, n, device=image.device) for n in spatial], indexing="ij"
+        )
+        log_field = torch.zeros(spatial, device=image.device)
+        for powers, coefficient in zip(params["terms"], params["coefficients"], strict=True):
+            term = torch.ones(spatial, device=image.device)
+            for axis, power in zip(axes, powers, strict=True):
+                if power:
+                    term = term * axis**power
+            log_field = log_field + coefficient * term
+        # Normalise so the field's mean is 1: it redistributes intensity rather than scaling it.
+        field = torch.exp(log_field - log_field.mean())
+        unit, low, span = to_unit(image)
+        return from_unit(unit * field, low, span, image), label
+
+
+class HistogramWarp(Perturbation):
+    name = "histogram_warp"
+    family = "shift"
+    description = "random smooth monotone remapping of intensities (scanner look-up tables)"
+    modalities = ("mri", "ct", "us", "histology")
+    levels = {"strength": (0.15, 0.3, 0.45, 0.6, 0.8)}
+    harmonics = 3
+
+    def make_params(self, severity, gen, image):
+        params = dict(self.severity_params(severity))
+        weights = torch.rand(self.harmonics, generator=gen) * 2 - 1
+        weights = weights / weights.abs().sum().clamp_min(1e-6)
+        params["weights"] = [round(float(w), 6) for w in weights]
+        return params
+
+    def apply(self, image, label, params):
+        """``y = x + s * sum_k w_k sin(pi k x) / (pi k)`` with ``sum |w_k| = 1``: its slope is at
+        least ``1 - s > 0``, so the map stays monotone, and the endpoints 0 and 1 stay put."""
+        unit, low, span = to_unit(image)
+        x = unit.clamp(0, 1).float()
+        warp = torch.zeros_like(x)
+        for k, weight in enumerate(params["weights"], start=1):
+            warp = warp + weight * torch.sin(torch.pi * k * x) / (torch.pi * k)
+        return from_unit(x + params["strength"] * warp, low, span, image), label
+
+
+class ResolutionLoss(Perturbation):
+    name = "resolution_loss"
+    family = "shift"
+    description = "down-sample by a factor (area) and back (linear): a lower-resolution scanner"
+    modalities = ("mri", "ct", "us", "histology")
+    levels = {"factor": (1.5, 2.0, 3.0, 4.0, 5.0)}
+
+    def make_params(self, severity, gen, image):
+        return dict(self.severity_params(severity))
+
+    def apply(self, image, label, params):
+        spatial = tuple(image.shape[2:])
+        small = tuple(max(2, int(round(s / params["factor"]))) for s in spatial)
+        return resample(resample(image, small, mode="area"), spatial, mode="linear"), label
+
+
