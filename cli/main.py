@@ -7,15 +7,23 @@ Each command lives in its own module with a ``register(app)`` function; heavy li
 from __future__ import annotations
 
 import importlib
-import os
 
 import typer
 
 from segrob import __version__
 
+from .output import set_debug
+
 COMMAND_MODULES = (
     "data_cmd",
     "complexity_cmd",
+    "export_cmd",
+    "check_cmd",
+    "models_cmd",
+    "train_cmd",
+    "perturb_cmd",
+    "audit_cmd",
+    "report_cmd",
 )
 
 app = typer.Typer(
@@ -43,8 +51,7 @@ def root(
     ),
 ) -> None:
     """segrob: which segmentation architecture to deploy, and how it breaks under shift."""
-    if debug:
-        os.environ["SEGROB_DEBUG"] = "1"
+    set_debug(debug)
 
 
 for _name in COMMAND_MODULES:

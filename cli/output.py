@@ -20,8 +20,16 @@ err_console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+_debug = {"on": False}
+
+
+def set_debug(on: bool) -> None:
+    """Set by the root callback on every invocation, so one `--debug` run does not leak."""
+    _debug["on"] = on
+
+
 def debug_enabled() -> bool:
-    return os.environ.get("SEGROB_DEBUG", "") not in ("", "0")
+    return _debug["on"] or os.environ.get("SEGROB_DEBUG", "") not in ("", "0")
 
 
 def handles_errors(func: F) -> F:

@@ -72,7 +72,7 @@ class Spike(Perturbation):
     def apply(self, image, label, params):
         k = _kspace(image)
         spatial = image.shape[2:]
-        index = tuple(int(round(p * n)) % n for p, n in zip(params["position"], spatial, strict=True))
+        index = tuple(round(p * n) % n for p, n in zip(params["position"], spatial, strict=True))
         peak = k.abs().flatten(2).amax(dim=2)
         spike = torch.zeros_like(k)
         spike[(slice(None), slice(None), *index)] = peak * params["intensity"]

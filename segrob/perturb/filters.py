@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 
 def gaussian_kernel1d(sigma: float, device, dtype=torch.float32) -> torch.Tensor:
-    radius = max(1, int(math.ceil(3.0 * sigma)))
+    radius = max(1, math.ceil(3.0 * sigma))
     x = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
     return kernel / kernel.sum()

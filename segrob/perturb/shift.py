@@ -143,7 +143,7 @@ class ResolutionLoss(Perturbation):
 
     def apply(self, image, label, params):
         spatial = tuple(image.shape[2:])
-        small = tuple(max(2, int(round(s / params["factor"]))) for s in spatial)
+        small = tuple(max(2, round(s / params["factor"])) for s in spatial)
         return resample(resample(image, small, mode="area"), spatial, mode="linear"), label
 
 

@@ -1,1 +1,15 @@
-"""training."""
+"""Training: losses, patch/FBR sampling, the loop and the run folder (DESIGN.md section 5)."""
+
+from segrob.training.checkpoint import RunConfig, load_run, read_run_config
+from segrob.training.config import TrainConfig, TrainProgress, TrainResult
+from segrob.training.loop import train
+
+__all__ = [
+    "RunConfig",
+    "TrainConfig",
+    "TrainProgress",
+    "TrainResult",
+    "load_run",
+    "read_run_config",
+    "train",
+]

@@ -1,0 +1,116 @@
+"""onnxruntime (CPU) against PyTorch eager: inference time per architecture, side by side.
+
+Every registered architecture at its default (CPU-sized) width is exported with segrob's
+exporter and timed on the same batch in the same process, with the same thread count, in
+alternating rounds so that machine load affects both alike. The ratio is
+``torch_ms / onnx_ms`` (above 1: onnxruntime is faster). Weights are random: speed does not
+depend on training.
+
+    python benchmarks/bench_onnx_vs_torch.py [--dims 2,3] [--archs unet,unetr] \\
+        [--size2d 128] [--size3d 64] [--batch2d 4] [--batch3d 1] [--repeats 10] \\
+        [--threads 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from segrob.models import MODELS, create_model
+from segrob.onnx.session import create_session, run
+from segrob.onnx.trace import example_input, to_onnx
+
+
+def build(name: str, dims: int, size: int) -> torch.nn.Module:
+    options = {"img_size": size} if MODELS[name].fixed_size else {}
+    torch.manual_seed(0)
+    return create_model(name, spatial_dims=dims, in_channels=1, out_channels=2, **options).eval()
+
+
+def time_pair(model: torch.nn.Module, session, batch: np.ndarray, repeats: int) -> dict:
+    """Median milliseconds of each runtime over ``repeats`` alternating rounds (after warm-up)."""
+    tensor = torch.from_numpy(batch)
+    torch_times: list[float] = []
+    onnx_times: list[float] = []
+    with torch.no_grad():
+        model(tensor)
+        run(session, batch)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            expected = model(tensor)
+            torch_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            got = run(session, batch)
+            onnx_times.append(time.perf_counter() - start)
+    torch_ms = statistics.median(torch_times) * 1e3
+    onnx_ms = statistics.median(onnx_times) * 1e3
+    return {
+        "torch_ms": round(torch_ms, 3),
+        "onnx_ms": round(onnx_ms, 3),
+        "ratio": round(torch_ms / onnx_ms, 3),
+        "max_abs_diff": float(np.max(np.abs(expected.numpy() - got))),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dims", default="2,3")
+    parser.add_argument("--archs", default=",".join(MODELS))
+    parser.add_argument("--size2d", type=int, default=128)
+    parser.add_argument("--size3d", type=int, default=64)
+    parser.add_argument("--batch2d", type=int, default=4)
+    parser.add_argument("--batch3d", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--json", dest="json_path")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="segrob-bench-") as scratch:
+        for dims in (int(d) for d in args.dims.split(",")):
+            size = args.size2d if dims == 2 else args.size3d
+            batch_size = args.batch2d if dims == 2 else args.batch3d
+            for name in args.archs.split(","):
+                if dims not in MODELS[name].dims:
+                    continue
+                model = build(name, dims, size)
+                path = Path(scratch) / f"{name}-{dims}d.onnx"
+                proto = to_onnx(model, example_input(model, 2), opset=18,
+                                fixed_spatial=MODELS[name].fixed_size)
+                onnx.save(proto, path)
+                session = create_session(path, device="cpu", threads=args.threads)
+                rng = np.random.default_rng(0)
+                batch = rng.standard_normal((batch_size, 1) + (size,) * dims).astype(np.float32)
+                timing = time_pair(model, session, batch, args.repeats)
+                rows.append({"arch": name, "dims": dims, "shape": list(batch.shape), **timing})
+                print(f"{name:>10} {dims}D {'x'.join(map(str, batch.shape)):>14}  "
+                      f"torch {timing['torch_ms']:9.2f} ms  onnx {timing['onnx_ms']:9.2f} ms  "
+                      f"ratio {timing['ratio']:5.2f}  max|diff| {timing['max_abs_diff']:.1e}")
+    result = {
+        "benchmark": "onnxruntime CPU vs PyTorch eager (median ms, ratio = torch / onnx)",
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "versions": {"torch": torch.__version__, "onnxruntime": ort.__version__,
+                     "onnx": onnx.__version__, "python": platform.python_version()},
+        "machine": platform.processor() or platform.machine(),
+        "rows": rows,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    print(f"took {result['seconds']} s with {args.threads} thread(s)")
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""``segrob check``: deployment checks of an ONNX model, as a table or JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .output import console, emit_json, handles_errors, table
+
+STATUS_STYLE = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]",
+                "skip": "[dim]skip[/]"}
+
+
+@handles_errors
+def check(
+    model: Path = typer.Argument(..., help="The ONNX model to check."),
+    device: str = typer.Option(
+        "auto", "--device", help="auto, cpu or cuda (cuda never falls back)."
+    ),
+    runs: int = typer.Option(20, "--runs", help="Timed runs for the latency percentiles."),
+    batch_size: int = typer.Option(1, "--batch-size", help="Batch size of the timed runs."),
+    threads: int = typer.Option(None, "--threads", help="onnxruntime intra-op threads."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+) -> None:
+    """Check an ONNX model for deployment: validity, metadata, shapes, provider, speed,
+    determinism. Exit 1 when a check fails."""
+    from segrob.onnx.checks import check_model_file
+
+    report = check_model_file(model, device=device, runs=runs, batch_size=batch_size,
+                              threads=threads)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        _render(report)
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def _render(report) -> None:
+    rows = [(item.name, STATUS_STYLE.get(item.status, item.status), item.detail)
+            for item in report.items]
+    opsets = ", ".join(v if d == "ai.onnx" else f"{d} {v}" for d, v in
+                       ((d, str(v)) for d, v in report.opsets.items()))
+    title = f"{report.path} ({report.size_bytes / 1024:.1f} KiB, opset {opsets})"
+    console.print(table(title, ("check", "status", "detail"), rows, justify_numbers=False))
+    if report.shapes:
+        console.print(table(
+            "Input shapes tried",
+            ("shape", "runs", "expected", "output / error"),
+            [("x".join(map(str, p.shape)), p.ok,
+              "–" if p.expected is None else p.expected,
+              "x".join(map(str, p.output_shape)) if p.ok else p.error)
+             for p in report.shapes],
+            justify_numbers=False,
+        ))
+    missing = report.metadata.get("missing") or []
+    if report.metadata.get("segrob") and missing:
+        console.print(f"missing segrob metadata: {', '.join(missing)}")
+    verdict = "[green]passed[/]" if report.passed else "[red]failed[/]"
+    console.print(f"deployment checks {verdict}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)

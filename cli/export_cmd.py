@@ -1,0 +1,89 @@
+"""``segrob export``: a trained run to one ONNX file, parity-gated, with segrob metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .output import console, emit_json, handles_errors, info, table, warn
+
+
+@handles_errors
+def export(
+    run_dir: Path = typer.Argument(..., help="Run folder written by `segrob train`."),
+    out: Path = typer.Option(..., "--out", "-o", help="The .onnx file to write."),
+    precision: str = typer.Option(
+        "fp32", "--precision", help="fp32, fp16 (half weights and compute, float32 IO) or int8."
+    ),
+    opset: int = typer.Option(18, "--opset", help="ONNX opset (at least 18)."),
+    parity_cases: int = typer.Option(8, "--parity-cases", help="Held-out cases for parity."),
+    calibration_cases: int = typer.Option(
+        16, "--calibration-cases", help="Training cases to calibrate INT8 on."
+    ),
+    min_agreement: float = typer.Option(
+        None, "--min-agreement",
+        help="Minimum argmax agreement (default .999 fp32, .995 fp16, .95 int8).",
+    ),
+    min_dice: float = typer.Option(
+        None, "--min-dice", help="Minimum PyTorch-vs-ONNX mask Dice (default .99, .98, .90)."
+    ),
+    max_abs_diff: float = typer.Option(
+        None, "--max-abs-diff", help="Also fail when the largest logit difference exceeds this."
+    ),
+    device: str = typer.Option("cpu", "--device", help="onnxruntime device for parity."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+) -> None:
+    """Export a run's best model to ONNX; fails (nothing written) when parity is too low."""
+    from segrob.onnx.export import ExportOptions, export_run
+
+    options = ExportOptions(
+        precision=precision, opset=opset, parity_cases=parity_cases,
+        calibration_cases=calibration_cases, min_agreement=min_agreement, min_dice=min_dice,
+        max_abs_diff=max_abs_diff, device=device, overwrite=overwrite,
+    )
+    if not as_json:
+        info(f"exporting {run_dir} ({precision}) ...")
+    result = export_run(run_dir, out, options=options)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    parity = result.parity
+    rows = [
+        ("file", f"{result.path} ({result.size_bytes / 1024:.1f} KiB)"),
+        ("architecture", f"{result.arch}, {result.spatial_dims}D, opset {result.opset}"),
+        ("input", _shape(result.input_shape)),
+        ("output", _shape(result.output_shape)),
+        ("dynamic", f"batch {_yes(result.dynamic_batch)}, spatial {_yes(result.dynamic_spatial)}"),
+        ("parity inputs", parity.inputs),
+        ("max |logit diff|", f"{parity.max_abs_diff:.3g} (mean {parity.mean_abs_diff:.3g})"),
+        ("within atol/rtol", f"{parity.within_tolerance:.4f} of elements "
+                             f"(atol {parity.thresholds.atol}, rtol {parity.thresholds.rtol})"),
+        ("argmax agreement",
+         f"{parity.argmax_agreement:.5f} (>= {parity.thresholds.min_agreement})"),
+        ("mask Dice", f"{parity.mask_dice:.5f} (min case {parity.mask_dice_min:.5f}; "
+                      f">= {parity.thresholds.min_dice})"),
+    ]
+    if parity.dice_vs_label:
+        d = parity.dice_vs_label
+        rows.append(("Dice vs labels", f"PyTorch {d['torch']:.4f}, ONNX {d['onnx']:.4f} "
+                                       f"(change {d['change']:+.4f})"))
+    rows.append(("seconds", f"{result.seconds:.1f}"))
+    console.print(table(f"Exported {result.precision}", ("", "value"), rows,
+                        justify_numbers=False))
+    for note in result.notes:
+        warn(note)
+    console.print(f"[green]parity passed[/]; wrote {result.path}")
+
+
+def _shape(shape: list) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)

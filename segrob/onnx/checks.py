@@ -1,0 +1,275 @@
+"""Deployment checks of an ONNX file: is it valid, described, runnable, fast and deterministic?
+
+``check_model_file(path)`` works on any ONNX segmentation model; segrob's metadata makes the
+checks sharper (accepted sizes, channels) and is reported as missing when absent. Checks:
+
+* the ONNX checker with full shape inference (a failure is an error: the file is broken);
+* ``segrob.*`` metadata present, parseable and consistent with the graph's inputs/outputs;
+* accepted input shapes: static or dynamic per axis, and shapes tried that work or fail;
+* the execution provider that really ran (``session.get_providers()``);
+* latency percentiles over ``runs`` timed runs and throughput (images per second);
+* determinism: the same input ``repeats`` times gives bitwise-equal outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segrob.errors import SegrobError, UsageError
+from segrob.onnx.metadata import load_onnx, missing_keys, parse_metadata_props
+from segrob.onnx.probes import (
+    ShapeProbe,
+    base_shape,
+    measure_determinism,
+    measure_latency,
+    probe_shapes,
+    random_input,
+    shape_text,
+)
+from segrob.onnx.session import create_session
+
+
+@dataclass
+class CheckItem:
+    """One line of the verdict: ``status`` is ``pass``, ``warn``, ``fail`` or ``skip``."""
+
+    name: str
+    status: str
+    detail: str
+
+
+@dataclass
+class CheckReport:
+    """Everything ``segrob check`` measured; ``passed`` is false when any item failed."""
+
+    path: str
+    size_bytes: int
+    sha256: str
+    ir_version: int
+    opsets: dict[str, int]
+    producer: str
+    checker: dict[str, Any]
+    metadata: dict[str, Any]
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    shapes: list[ShapeProbe]
+    providers: dict[str, Any]
+    latency: dict[str, Any] | None
+    determinism: dict[str, Any] | None
+    items: list[CheckItem] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(item.status != "fail" for item in self.items)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["passed"] = self.passed
+        return out
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _value_info(value: Any) -> dict[str, Any]:
+    import onnx
+
+    tensor = value.type.tensor_type
+    shape = [d.dim_param if d.dim_param else (int(d.dim_value) if d.dim_value > 0 else None)
+             for d in tensor.shape.dim]
+    return {
+        "name": value.name,
+        "type": onnx.TensorProto.DataType.Name(tensor.elem_type).lower(),
+        "shape": shape,
+        "dynamic": [not isinstance(s, int) for s in shape],
+    }
+
+
+def check_model_file(
+    path: str | os.PathLike,
+    *,
+    device: str = "auto",
+    runs: int = 20,
+    warmup: int = 3,
+    repeats: int = 3,
+    batch_size: int = 1,
+    threads: int | None = None,
+) -> CheckReport:
+    """Run the deployment checks on ``path`` (see the module docstring).
+
+    Raises:
+        UsageError: ``runs``, ``repeats`` or ``batch_size`` out of range.
+        SegrobError: the file is missing, not ONNX, fails the ONNX checker, cannot be loaded by
+            onnxruntime, or ``device="cuda"`` cannot be honoured.
+    """
+    import onnx
+
+    if runs < 1 or repeats < 2 or batch_size < 1 or warmup < 0:
+        raise UsageError("--runs and --batch-size must be >= 1, repeats >= 2, warmup >= 0")
+    model_path = Path(path)
+    model = load_onnx(model_path)
+    try:
+        onnx.checker.check_model(str(model_path), full_check=True)
+    except Exception as error:  # ValidationError, InferenceError
+        lines = str(error).strip().splitlines()
+        raise SegrobError(
+            f"{model_path}: fails the ONNX checker: {lines[0] if lines else error}"
+        ) from None
+    props = {p.key: p.value for p in model.metadata_props}
+    values, bad = parse_metadata_props(props)
+    segrob_keys = bool(values or bad)
+    metadata = {
+        "segrob": segrob_keys,
+        "values": values,
+        "missing": missing_keys(values),
+        "unparseable": bad,
+        "other_keys": sorted(k for k in props if not k.startswith("segrob.")),
+    }
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [_value_info(v) for v in model.graph.input if v.name not in initializers]
+    outputs = [_value_info(v) for v in model.graph.output]
+    report = CheckReport(
+        path=str(model_path),
+        size_bytes=model_path.stat().st_size,
+        sha256=file_sha256(model_path),
+        ir_version=int(model.ir_version),
+        opsets={o.domain or "ai.onnx": int(o.version) for o in model.opset_import},
+        producer=f"{model.producer_name} {model.producer_version}".strip(),
+        checker={"ok": True, "full_check": True},
+        metadata=metadata,
+        inputs=inputs,
+        outputs=outputs,
+        shapes=[],
+        providers={},
+        latency=None,
+        determinism=None,
+    )
+    del model
+    items = report.items
+    items.append(CheckItem("onnx checker", "pass", "valid, shapes inferred (full check)"))
+    items.append(_metadata_item(metadata))
+    if len(inputs) != 1:
+        items.append(CheckItem("inputs", "fail",
+                               f"{len(inputs)} inputs; a segmentation model takes one image"))
+        return report
+
+    import onnxruntime as ort
+
+    info = create_session(model_path, device=device, threads=threads)
+    used = info.provider
+    report.providers = {
+        "requested": device,
+        "available": list(ort.get_available_providers()),
+        "used": list(info.providers),
+        "provider": used,
+    }
+    items.append(CheckItem("provider", "pass", f"{used} ({device} requested)"))
+    items.append(_consistency_item(values, inputs[0]["shape"], outputs[0]["shape"]))
+    base = base_shape(info, values, batch_size)
+    report.shapes = probe_shapes(info, values, base)
+    base_ok = report.shapes[0].ok
+    items.append(_shapes_item(report.shapes, inputs[0]))
+    if not base_ok:
+        return report
+    sample = random_input(info, base)
+    report.latency = measure_latency(info, sample, runs=runs, warmup=warmup)
+    items.append(CheckItem(
+        "latency", "pass",
+        f"p50 {report.latency['p50_ms']:.2f} ms, p95 {report.latency['p95_ms']:.2f} ms, "
+        f"{report.latency['throughput']:.1f} images/s at {shape_text(base)}",
+    ))
+    report.determinism = measure_determinism(info, sample, repeats=repeats)
+    same = report.determinism["bitwise_equal"]
+    items.append(CheckItem(
+        "determinism", "pass" if same else "warn",
+        f"{repeats} runs bitwise equal" if same else
+        f"outputs differ across runs (max |diff| {report.determinism['max_abs_diff']:.3g})",
+    ))
+    items.append(_parity_item(values))
+    return report
+
+
+def _metadata_item(metadata: dict[str, Any]) -> CheckItem:
+    if not metadata["segrob"]:
+        return CheckItem("metadata", "warn",
+                         "no segrob metadata (not exported by segrob); sizes and "
+                         "preprocessing are guessed")
+    problems = []
+    if metadata["unparseable"]:
+        problems.append("not JSON: " + ", ".join(metadata["unparseable"]))
+    if metadata["missing"]:
+        problems.append("missing: " + ", ".join(metadata["missing"]))
+    if problems:
+        return CheckItem("metadata", "warn", "; ".join(problems))
+    return CheckItem("metadata", "pass", f"{len(metadata['values'])} segrob keys, all parseable")
+
+
+def _consistency_item(values: dict[str, Any], input_shape: list, output_shape: list) -> CheckItem:
+    """segrob metadata must describe the graph it is attached to."""
+    if not values:
+        return CheckItem("metadata vs graph", "skip", "no segrob metadata")
+    problems = []
+    dims = values.get("spatial_dims")
+    if dims is not None and len(input_shape) != int(dims) + 2:
+        problems.append(f"spatial_dims {dims} but input rank {len(input_shape)}")
+    for key, shape in (("in_channels", input_shape), ("out_channels", output_shape)):
+        expected = values.get(key)
+        if expected is not None and len(shape) > 1 and isinstance(shape[1], int) \
+                and shape[1] != int(expected):
+            problems.append(f"{key} {expected} but the graph has {shape[1]}")
+    if problems:
+        return CheckItem("metadata vs graph", "fail", "; ".join(problems))
+    return CheckItem("metadata vs graph", "pass", "dims and channels match the graph")
+
+
+def _shapes_item(probes: list[ShapeProbe], value: dict[str, Any]) -> CheckItem:
+    base = probes[0]
+    if not base.ok:
+        return CheckItem(
+            "input shapes", "fail", f"{shape_text(base.shape)} does not run: {base.error}"
+        )
+    axes = ", ".join(
+        f"{_axis_name(axis, name)} {'dynamic' if dyn else 'static'}"
+        for axis, (name, dyn) in enumerate(zip(value["shape"], value["dynamic"], strict=True))
+    )
+    unexpected = [p for p in probes if p.expected is not None and p.ok != p.expected]
+    worked = sum(p.ok for p in probes)
+    detail = f"{axes}; {worked}/{len(probes)} tried shapes run"
+    if unexpected:
+        wrong = unexpected[0]
+        how = "runs" if wrong.ok else f"fails ({wrong.error})"
+        return CheckItem(
+            "input shapes", "warn", f"{detail}; {shape_text(wrong.shape)} {how} unexpectedly"
+        )
+    return CheckItem("input shapes", "pass", detail)
+
+
+def _axis_name(axis: int, name: Any) -> str:
+    if isinstance(name, str):
+        return name
+    return {0: "batch", 1: "channels"}.get(axis, f"axis {axis}")
+
+
+def _parity_item(values: dict[str, Any]) -> CheckItem:
+    parity = values.get("parity")
+    if not isinstance(parity, dict):
+        return CheckItem("export parity", "skip", "no parity results in the metadata")
+    status = "pass" if parity.get("passed") else "fail"
+    agreement = float(parity.get("argmax_agreement") or 0.0)
+    dice = float(parity.get("mask_dice") or 0.0)
+    return CheckItem(
+        "export parity", status,
+        f"{values.get('precision', '?')}: argmax agreement {agreement:.4f}, "
+        f"mask Dice {dice:.4f} on {parity.get('inputs', '?')}",
+    )
+
+

@@ -1,0 +1,197 @@
+"""segrob's metadata in ONNX files: ``metadata_props`` entries ``segrob.<key>`` with JSON values.
+
+A deployed model carries what the audit and a reader need to use it correctly without the
+training run: its preprocessing, the sizes it accepts, the data and complexity it was trained
+on, the training foreground-ratio range, versions and the export's parity results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from segrob.errors import SegrobError
+
+PREFIX = "segrob."
+FORMAT = "segrob-onnx/1"
+
+#: Keys a segrob export writes; ``check`` reports the ones a model lacks.
+EXPECTED_KEYS = (
+    "format",
+    "arch",
+    "options",
+    "spatial_dims",
+    "in_channels",
+    "out_channels",
+    "classes",
+    "normalization",
+    "patch_size",
+    "size_multiple",
+    "min_size",
+    "fixed_size",
+    "dynamic_axes",
+    "precision",
+    "training_data",
+    "complexity",
+    "fbr_range",
+    "best",
+    "versions",
+    "parity",
+)
+
+
+def load_onnx(path: str | os.PathLike, *, load_weights: bool = True) -> Any:
+    """Read an ONNX file, turning a missing, non-ONNX or corrupt file into one clear error."""
+    import onnx
+
+    model_path = Path(path)
+    if not model_path.is_file():
+        raise SegrobError(f"{model_path}: no such model file")
+    try:
+        model = onnx.load(str(model_path), load_external_data=load_weights)
+    except Exception as error:  # protobuf's DecodeError, or a missing external-data file
+        raise SegrobError(
+            f"{model_path}: not a readable ONNX model ({_short(error)})"
+        ) from None
+    # An empty or foreign file can decode as an empty message; a real model has both.
+    if model.ir_version == 0 or len(model.graph.node) == 0:
+        raise SegrobError(f"{model_path}: not an ONNX model (no IR version or no graph nodes)")
+    return model
+
+
+def parse_metadata_props(props: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Split ``metadata_props`` into parsed ``segrob.*`` values and the keys that failed to parse.
+
+    Returns:
+        ``(values, bad_keys)``: values keyed without the prefix; keys whose value is not JSON.
+    """
+    values: dict[str, Any] = {}
+    bad: list[str] = []
+    for key, text in props.items():
+        if not key.startswith(PREFIX):
+            continue
+        name = key[len(PREFIX) :]
+        try:
+            values[name] = json.loads(text)
+        except (TypeError, ValueError):
+            bad.append(name)
+    return values, bad
+
+
+def set_metadata(model: Any, values: dict[str, Any]) -> Any:
+    """Write ``values`` as ``segrob.<key>`` JSON entries of ``model`` (replacing older ones)."""
+    keep = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith(PREFIX)]
+    del model.metadata_props[:]
+    for key, value in keep:
+        model.metadata_props.add(key=key, value=value)
+    for key, value in values.items():
+        text = json.dumps(_finite(value), sort_keys=True, allow_nan=False, default=_plain)
+        model.metadata_props.add(key=PREFIX + key, value=text)
+    return model
+
+
+def missing_keys(values: dict[str, Any]) -> list[str]:
+    """Expected keys absent from parsed metadata, in the order of :data:`EXPECTED_KEYS`."""
+    return [key for key in EXPECTED_KEYS if key not in values]
+
+
+def build_metadata(
+    model: Any,
+    config: dict[str, Any] | None,
+    *,
+    precision: str,
+    dynamic_axes: dict[str, list[str]],
+    versions: dict[str, str],
+) -> dict[str, Any]:
+    """Metadata values for an exported ``model`` (a segrob ``nn.Module``) and its run config.
+
+    ``config`` is the run's ``config.json`` (``None`` for a bare model); ``parity`` is added by
+    the exporter once measured.
+    """
+    config = dict(config or {})
+    data = dict(config.get("data") or {})
+    # Per-case draws can run to thousands of entries; the summary is what a reader needs.
+    data_meta = {k: v for k, v in dict(data.get("metadata") or {}).items() if k != "cases"}
+    out_channels = int(model.out_channels)
+    fixed = getattr(model, "fixed_size", None)
+    return {
+        "format": FORMAT,
+        "arch": config.get("arch") or getattr(model, "arch", type(model).__name__),
+        "options": config.get("options", getattr(model, "options", {})),
+        "spatial_dims": int(model.spatial_dims),
+        "in_channels": int(model.in_channels),
+        "out_channels": out_channels,
+        "classes": _classes(data_meta, out_channels),
+        "normalization": config.get("normalization") or {"method": "zscore"},
+        "patch_size": config.get("patch_size"),
+        "size_multiple": int(getattr(model, "size_multiple", 1)),
+        "min_size": int(getattr(model, "min_size", 1)),
+        "fixed_size": list(fixed) if fixed is not None else None,
+        "dynamic_axes": dynamic_axes,
+        "precision": precision,
+        "training_data": {
+            "path": data.get("path"),
+            "kind": data.get("kind"),
+            "n_cases": data.get("n_cases"),
+            "n_val_cases": len(data.get("val_cases") or []),
+            "metadata": data_meta or None,
+        },
+        "complexity": _complexity(data_meta),
+        "fbr_range": config.get("fbr_range"),
+        "best": config.get("best"),
+        "versions": {"training": config.get("versions"), "export": versions},
+    }
+
+
+def _classes(data_meta: dict[str, Any], out_channels: int) -> dict[str, str]:
+    """Class id -> name; names from the data's description when it has them."""
+    named = data_meta.get("labels") or data_meta.get("classes") or {}
+    names: dict[str, str] = {}
+    if isinstance(named, dict):
+        for key, value in named.items():
+            # nnU-Net writes {"name": id}; segrob writes {"id": "name"}.
+            if isinstance(value, int):
+                names[str(value)] = str(key)
+            else:
+                names[str(key)] = str(value)
+    default = {"0": "background"}
+    return {
+        str(i): names.get(str(i), default.get(str(i), f"class {i}")) for i in range(out_channels)
+    }
+
+
+def _complexity(data_meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The graded-complexity facts of segrob's synthetic data (``None`` for other data)."""
+    keys = ("generator", "level", "blend", "complexity", "texture_distance", "families", "dims")
+    found = {k: data_meta[k] for k in keys if k in data_meta}
+    return found or None
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or Infinity (other readers reject them): store them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, tuple | set):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _short(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= 160 else text[:157] + "..."

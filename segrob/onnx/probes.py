@@ -1,0 +1,151 @@
+"""What an onnxruntime session accepts and how it behaves: shapes, latency, determinism.
+
+Used by :func:`segrob.onnx.checks.check_model_file`; each function takes a
+:class:`~segrob.onnx.session.SessionInfo` and returns plain data.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from segrob.errors import SegrobError
+from segrob.onnx.session import SessionInfo
+
+DEFAULT_SIZE = {2: 64, 3: 32}
+NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+               "tensor(double)": np.float64}
+
+
+@dataclass
+class ShapeProbe:
+    """One input shape tried: did it run, and was it expected to (``None``: unknown)?"""
+
+    shape: list[int]
+    ok: bool
+    expected: bool | None
+    output_shape: list[int] | None = None
+    error: str | None = None
+
+
+def base_shape(info: SessionInfo, values: dict[str, Any], batch_size: int) -> list[int]:
+    """The shape to time: static dims as they are; the batch, metadata channels, and a spatial
+    size from the metadata (fixed size, 3D patch) or a default rounded to the size multiple."""
+    shape = list(info.input_shape)
+    dims = max(0, len(shape) - 2)
+    fixed = values.get("fixed_size")
+    patch = values.get("patch_size") if dims == 3 else None
+    multiple = int(values.get("size_multiple") or 16)
+    minimum = int(values.get("min_size") or 1)
+    out = []
+    for axis, dim in enumerate(shape):
+        if isinstance(dim, int):
+            out.append(dim)
+        elif axis == 0:
+            out.append(batch_size)
+        elif axis == 1:
+            out.append(int(values.get("in_channels") or 1))
+        elif fixed:
+            out.append(int(fixed[axis - 2]))
+        else:
+            size = int(patch[axis - 2]) if patch else DEFAULT_SIZE.get(dims, 32)
+            out.append(max(minimum, -(-size // multiple) * multiple))
+    return out
+
+
+def probe_shapes(info: SessionInfo, values: dict[str, Any], base: list[int]) -> list[ShapeProbe]:
+    """Try ``base`` first, then a bigger batch and other spatial sizes on dynamic axes."""
+    shape = info.input_shape
+    multiple = int(values.get("size_multiple") or 0)
+    tries: list[tuple[list[int], bool | None]] = [(base, True)]
+    if not isinstance(shape[0], int):
+        tries.append(([base[0] + 1, *base[1:]], True))
+    dynamic = [axis for axis in range(2, len(shape)) if not isinstance(shape[axis], int)]
+    if dynamic:
+        step = multiple or 16
+        grown = list(base)
+        for rank, axis in enumerate(dynamic):
+            grown[axis] = base[axis] + step * (rank + 1)  # a different size per axis
+        tries.append((grown, True if multiple else None))
+        if multiple > 1:
+            odd = list(base)
+            odd[dynamic[0]] = base[dynamic[0]] + 1
+            tries.append((odd, False))
+    probes = []
+    for trial, expected in tries:
+        try:
+            output = run_once(info, random_input(info, trial))
+            probes.append(ShapeProbe(trial, True, expected, list(output.shape)))
+        except Exception as error:  # onnxruntime's own exception types
+            probes.append(ShapeProbe(trial, False, expected, error=_short(error)))
+    return probes
+
+
+def measure_latency(info: SessionInfo, sample: np.ndarray, *, runs: int,
+                    warmup: int) -> dict[str, Any]:
+    """Wall time per run: p50, p95, mean (ms); throughput = batch / mean time (images/s)."""
+    for _ in range(warmup):
+        run_once(info, sample)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run_once(info, sample)
+        times.append(time.perf_counter() - start)
+    seconds = np.asarray(times)
+    return {
+        "shape": list(sample.shape),
+        "runs": runs,
+        "warmup": warmup,
+        "p50_ms": float(np.percentile(seconds, 50) * 1e3),
+        "p95_ms": float(np.percentile(seconds, 95) * 1e3),
+        "mean_ms": float(seconds.mean() * 1e3),
+        "min_ms": float(seconds.min() * 1e3),
+        "throughput": float(sample.shape[0] / seconds.mean()),
+    }
+
+
+def measure_determinism(info: SessionInfo, sample: np.ndarray, *, repeats: int) -> dict:
+    """Run ``sample`` ``repeats`` times; bitwise equality and the largest difference."""
+    first = run_once(info, sample)
+    equal = True
+    worst = 0.0
+    for _ in range(repeats - 1):
+        again = run_once(info, sample)
+        equal = equal and first.tobytes() == again.tobytes()
+        worst = max(worst, float(np.max(np.abs(again.astype(np.float64) - first))))
+    return {"repeats": repeats, "bitwise_equal": equal, "max_abs_diff": worst}
+
+
+def run_once(info: SessionInfo, batch: np.ndarray) -> np.ndarray:
+    from segrob.onnx.session import run
+
+    if batch.dtype == np.float32:
+        return run(info, batch)
+    return np.asarray(info.session.run([info.output_name], {info.input_name: batch})[0])
+
+
+def random_input(info: SessionInfo, shape: list[int]) -> np.ndarray:
+    dtype = NUMPY_TYPES.get(info.input_type)
+    if dtype is None:
+        raise SegrobError(f"{info.path}: input type {info.input_type} is not a float image")
+    return np.random.default_rng(0).standard_normal(shape).astype(dtype)
+
+
+def shape_text(shape: list[int]) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def _short(error: BaseException) -> str:
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    # onnxruntime prefixes "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : "; keep the reason.
+    text = text.split(" : ")[-1] if "ONNXRuntimeError" in text else text
+    if "Status Message: " in text:
+        node = re.search(r"running (\w+) node", text)
+        reason = re.sub(r"^\S+\.(?:h|cc):\d+ \S+ ", "", text.split("Status Message: ", 1)[1])
+        text = f"{node.group(1)}: {reason}" if node else reason
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -1,0 +1,180 @@
+"""``segrob export`` on a run folder: metadata from the run, FP16/INT8, the parity gate, and
+bad inputs (wrong or corrupt checkpoints, existing outputs) that leave nothing behind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from segrob_cli.main import app
+from typer.testing import CliRunner
+
+from segrob.errors import SegrobError
+from segrob.onnx.export import ExportOptions, export_run
+from segrob.onnx.quantize import float_types
+from segrob.onnx.session import read_metadata
+
+runner = CliRunner()
+OPTIONS = {"channels": [4, 8]}
+
+
+def _train_briefly(model: torch.nn.Module, cases: list, steps: int = 60) -> None:
+    """A few Adam steps of cross-entropy, so that masks and INT8 calibration mean something."""
+    from segrob.data.normalize import normalize
+
+    images = normalize(torch.stack([torch.from_numpy(c.image) for c in cases]))
+    labels = torch.stack([torch.from_numpy(c.label.astype(np.int64)) for c in cases])
+    optimiser = torch.optim.Adam(model.parameters(), lr=2e-2)
+    model.train()
+    for _ in range(steps):
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(images), labels)
+        loss.backward()
+        optimiser.step()
+    model.eval()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder in the training format, over 6 synthetic 32x32 cases (2 held out)."""
+    from segrob.data import load_dataset
+    from segrob.data.synth import SynthConfig, write_synthetic
+    from segrob.models import create_model
+
+    root = tmp_path_factory.mktemp("export-run")
+    data = root / "data"
+    data.mkdir()
+    write_synthetic(SynthConfig(dims=2, n=6, size=32, level="low", seed=3), data)
+    dataset = load_dataset(data)
+    val = dataset.names[:2]
+    torch.manual_seed(0)
+    model = create_model("unet", spatial_dims=2, in_channels=1, out_channels=2, **OPTIONS)
+    _train_briefly(model, [dataset.case(n) for n in dataset.names[2:]])
+    run = root / "run"
+    run.mkdir()
+    config = {
+        "format": "segrob-run/1", "arch": "unet", "spatial_dims": 2, "in_channels": 1,
+        "out_channels": 2, "options": OPTIONS, "normalization": {"method": "zscore"},
+        "patch_size": None, "train": {"epochs": 1},
+        "data": {"path": str(data), "n_cases": 6, "kind": dataset.kind,
+                 "metadata": dataset.metadata, "val_cases": val},
+        "fbr_range": {"min": 0.1, "max": 0.3, "p5": 0.12, "p95": 0.28},
+        "best": {"epoch": 1, "val_dice": 0.5}, "history": [], "versions": {"torch": "test"},
+        "status": "complete",
+    }
+    (run / "config.json").write_text(json.dumps(config))
+    torch.save(model.state_dict(), run / "model.pt")
+    return run
+
+
+def _one_error_line(result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.output
+    assert lines and lines[-1].startswith("error:")
+    return lines[-1]
+
+
+def test_cli_export_writes_parity_checked_model_with_run_metadata(run_dir: Path, tmp_path: Path):
+    out = tmp_path / "unet.onnx"
+    result = runner.invoke(app, ["export", str(run_dir), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["path"] == str(out) and out.is_file()
+    parity = report["parity"]
+    assert parity["passed"] and parity["argmax_agreement"] >= 0.999
+    assert "2 validation case(s)" in parity["inputs"]
+    assert parity["dice_vs_label"]["change"] == pytest.approx(0.0, abs=1e-3)
+    meta = read_metadata(out)
+    assert meta["training_data"]["path"].endswith("data")
+    assert meta["complexity"]["level"] == "low"
+    assert meta["fbr_range"]["p95"] == 0.28
+    assert meta["options"] == OPTIONS and meta["normalization"] == {"method": "zscore"}
+    assert meta["versions"]["training"] == {"torch": "test"}
+    assert meta["parity"]["mask_dice"] == pytest.approx(parity["mask_dice"])
+
+    # The same again refuses to overwrite; --overwrite replaces it.
+    again = runner.invoke(app, ["export", str(run_dir), "--out", str(out)])
+    assert again.exit_code == 1 and "--overwrite" in _one_error_line(again)
+    table = runner.invoke(app, ["export", str(run_dir), "--out", str(out), "--overwrite"])
+    assert table.exit_code == 0, table.output
+    assert "argmax agreement" in table.stdout and "parity passed" in table.stdout
+
+
+def test_fp16_keeps_float32_io_with_half_weights(run_dir: Path, tmp_path: Path):
+    out = tmp_path / "unet-fp16.onnx"
+    result = export_run(run_dir, out, options=ExportOptions(precision="fp16"))
+    proto = onnx.load(out)
+    assert float_types(proto).keys() == {"FLOAT16"}
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert result.parity.passed and result.parity.max_abs_diff > 0  # half arithmetic differs
+    assert result.parity.dice_vs_label is not None
+    assert read_metadata(out)["precision"] == "fp16"
+
+
+def test_int8_is_quantised_and_calibrated_on_training_cases(run_dir: Path, tmp_path: Path):
+    out = tmp_path / "unet-int8.onnx"
+    options = ExportOptions(precision="int8", min_agreement=0.5, min_dice=0.5)
+    result = export_run(run_dir, out, options=options)
+    ops = {node.op_type for node in onnx.load(out).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    meta = read_metadata(out)
+    assert meta["precision"] == "int8"
+    assert "4 training case(s)" in meta["calibration"]
+    assert result.parity.dice_vs_label is not None
+    assert meta["parity"]["thresholds"]["min_dice"] == 0.5
+
+
+def test_failed_parity_gate_writes_nothing(run_dir: Path, tmp_path: Path):
+    out = tmp_path / "strict.onnx"
+    with pytest.raises(SegrobError, match="parity check failed"):
+        export_run(run_dir, out, options=ExportOptions(precision="fp16", max_abs_diff=0.0))
+    assert list(tmp_path.iterdir()) == []
+    result = runner.invoke(app, ["export", str(run_dir), "--out", str(out),
+                                 "--precision", "fp16", "--max-abs-diff", "0"])
+    assert result.exit_code == 1
+    assert "parity check failed" in _one_error_line(result)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["other-arch", "corrupt", "missing-data"])
+def test_bad_runs(run_dir: Path, tmp_path: Path, damage: str):
+    from segrob.models import create_model
+
+    broken = tmp_path / "run"
+    shutil.copytree(run_dir, broken)
+    out = tmp_path / "out.onnx"
+    if damage == "missing-data":
+        config = json.loads((broken / "config.json").read_text())
+        config["data"]["path"] = str(tmp_path / "gone")
+        (broken / "config.json").write_text(json.dumps(config))
+        result = export_run(broken, out)
+        assert "synthetic" in result.parity.inputs and result.parity.dice_vs_label is None
+        assert any("synthetic" in note for note in result.notes)
+        return
+    if damage == "other-arch":
+        other = create_model("noskip", spatial_dims=2, in_channels=1, out_channels=2, **OPTIONS)
+        torch.save(other.state_dict(), broken / "model.pt")
+    else:
+        (broken / "model.pt").write_bytes(b"\x00not a checkpoint" * 10)
+    result = runner.invoke(app, ["export", str(broken), "--out", str(out)])
+    assert result.exit_code == 1
+    line = _one_error_line(result)
+    assert "model.pt" in line
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_option_errors(run_dir: Path, tmp_path: Path):
+    result = runner.invoke(app, ["export", str(run_dir), "--out", str(tmp_path / "m.onnx"),
+                                 "--precision", "bf16"])
+    assert result.exit_code == 2 and "fp32, fp16, int8" in _one_error_line(result)
+    result = runner.invoke(app, ["export", str(run_dir), "--out", str(tmp_path / "m.onnx"),
+                                 "--opset", "13"])
+    assert result.exit_code == 2 and "at least 18" in _one_error_line(result)
+    result = runner.invoke(app, ["export", str(tmp_path / "nope"), "--out", "m.onnx"])
+    assert result.exit_code == 1 and "run folder not found" in _one_error_line(result)
