@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "perturb_cmd",
     "audit_cmd",
     "report_cmd",
+    "study_cmd",
 )
 
 app = typer.Typer(

@@ -44,7 +44,7 @@ def render_report(report) -> None:
     for name, justify in (("perturbation", "left"), ("sev", "right"), ("Dice", "right"),
                           ("Δ Dice", "right"), ("HD95 mm", "right"), ("NSD", "right"),
                           ("fail", "right")):
-        cells.add_column(name, justify=justify)
+        cells.add_column(name, justify=justify, overflow="fold")
     cells.add_row("clean", "0", _ci(clean["dice"]), "", fmt(clean["hd95"]["mean"], 2),
                   fmt(clean["nsd"]["mean"]), _pct(clean.get("failure_rate")))
     previous = None
@@ -64,7 +64,7 @@ def render_report(report) -> None:
     per = Table(title="Per perturbation", title_justify="left", header_style="bold")
     for name, justify in (("perturbation", "left"), ("rR", "right"), ("weighted degradation", "right"),
                           ("worst severity", "right"), ("worst Dice", "right"), ("failure rate", "right")):
-        per.add_column(name, justify=justify)
+        per.add_column(name, justify=justify, overflow="fold")
     for row in summary["perturbations"]:
         per.add_row(
             row["perturbation"],
@@ -143,7 +143,7 @@ def render_comparison(comparison) -> None:
         ("Relative robustness (rR) per perturbation", comparison.robustness_rows, True),
     ):
         table = Table(title=title, title_justify="left", header_style="bold")
-        table.add_column("row")
+        table.add_column("row", overflow="fold")
         for model in models:
             table.add_column(model, justify="right")
         for row in rows:

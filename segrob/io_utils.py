@@ -14,6 +14,17 @@ from typing import Any
 from segrob.errors import SegrobError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish(path: Path, *, folder: bool = False) -> None:
+    """Give a temp file or folder the permissions a plain create would (mkstemp makes 0600)."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` via a temporary file and a rename, so readers never see half."""
     target = Path(path)
@@ -22,6 +33,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        _publish(Path(tmp))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -43,6 +55,7 @@ def atomic_output_file(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        _publish(Path(tmp))
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -78,6 +91,7 @@ def atomic_output_dir(out: str | os.PathLike, *, overwrite: bool) -> Iterator[Pa
     staging = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", dir=out_path.parent))
     try:
         yield staging
+        _publish(staging, folder=True)
         if out_path.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.old.", dir=out_path.parent))
             os.replace(out_path, trash / "old")

@@ -161,4 +161,6 @@ def _write_tiff(path: Path, array: np.ndarray, spacing: tuple[float, ...]) -> No
             metadata={"spacing": spacing[0], "unit": "mm", "axes": "ZYX" if array.ndim == 3 else "CZYX"},
         )
     else:
-        tifffile.imwrite(path, array, resolution=pixels_per_cm, resolutionunit="CENTIMETER")
+        rgb = array.ndim == 3 and array.shape[-1] in (3, 4)
+        tifffile.imwrite(path, array, resolution=pixels_per_cm, resolutionunit="CENTIMETER",
+                         photometric="rgb" if rgb else "minisblack")

@@ -201,7 +201,6 @@ def export_model(
         metadata["parity"] = parity.to_dict()
         _save(set_metadata(proto, metadata), tmp)
         size = tmp.stat().st_size
-        _make_readable(tmp)
     return ExportResult(
         path=str(target), arch=str(metadata["arch"]), precision=options.precision,
         opset=options.opset, spatial_dims=dims, input_shape=input_shape,
@@ -249,13 +248,6 @@ def _save(proto: Any, path: Path) -> None:
         raise SegrobError(
             f"{path.name}: the model is too large for a single-file ONNX model ({error})"
         ) from error
-
-
-def _make_readable(path: Path) -> None:
-    """Temporary files are created private (0600); a model file is meant to be shared."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def _check(path: Path) -> None:

@@ -69,6 +69,7 @@ def _modality(modality: str) -> tuple[SuiteEntry, ...]:
 SUITES: dict[str, Suite] = {
     suite.name: suite
     for suite in (
+        Suite("clean", "no perturbation: clean performance only", ()),
         Suite("noise", "Gaussian, Rician, speckle, impulse and Poisson noise", _family("noise")),
         Suite("blur", "Gaussian and motion blur", _family("blur")),
         Suite("shift", "gamma, contrast, brightness, bias field, histogram warp, resolution loss",

@@ -39,7 +39,12 @@ def ensure_trained(run_dir: Path, request, notify: Notify | None = None) -> dict
         stored = json.loads(config_path.read_text())
         if len(stored.get("history", [])) >= int(stored.get("train", {}).get("epochs", 0) or 0) > 0:
             return stored
-        request = replace(request, resume=True, overwrite=False)
+        resumable = (run_dir / "last.pt").is_file()
+        request = replace(request, resume=resumable, overwrite=not resumable)
+        if resumable:
+            request = replace(request, data=None)
+    else:
+        request = replace(request, overwrite=True)
     if notify:
         notify(f"train {run_dir.name}")
     train(request)

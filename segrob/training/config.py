@@ -10,7 +10,8 @@ from segrob.errors import SegrobError
 from segrob.training.checkpoint import RunConfig
 
 #: Defaults, chosen so every U-Net variant reaches validation Dice >= 0.9 on segrob's LOW
-#: complexity 2D data in about a minute on two CPU cores (see the report in the tests' docs).
+#: complexity 2D data (100 cases): measured 0.93-0.96 at 64x64 (~25-45 s on one CPU thread) and
+#: >= 0.93 at 128x128 (~3 min). Flips and quarter turns matter: without them U-Net stays ~0.86.
 DEFAULTS: dict[str, Any] = {
     "arch": "unet",
     "epochs": 50,

@@ -1,0 +1,124 @@
+"""The context vs foreground-ratio study (Kamath et al., MedNeurIPS 2022) on synthetic volumes.
+
+For each patch size and architecture: train on 3D volumes whose foreground fills a given share
+(the training patches' foreground ratio, FBR, is recorded), export, and measure Dice on unseen
+volumes of the same foreground share (inside the training FBR range) and on volumes whose
+foreground is much smaller or larger (outside it). The paper's findings: bigger patches (more
+context) help every model more than a higher FBR does, and U-Net holds up outside the training
+FBR range while attention U-Net and UNETR fall.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from segrob.data.blend import blend_for
+from segrob.data.synth import SynthConfig
+from segrob.errors import SegrobError
+from segrob.io_utils import write_json_atomic
+from segrob.models.registry import MODELS
+from segrob.studies.pipeline import ensure_audited, ensure_exported, ensure_synthetic, ensure_trained
+
+TEST_SEED_OFFSET = 1000
+
+
+@dataclass(frozen=True)
+class ContextStudyConfig:
+    out: Path
+    patches: tuple[int, ...] = (32, 48, 64)
+    archs: tuple[str, ...] = ("unet", "attention", "unetr")
+    seeds: tuple[int, ...] = (0,)
+    n_train: int = 16
+    n_test: int = 8
+    size: int = 64
+    epochs: int = 10
+    level: str = "low"
+    fg_fraction: tuple[float, float] = (0.04, 0.12)
+    fg_fraction_shifted: tuple[float, float] = (0.25, 0.4)
+    pos_ratio: float = 0.5
+    device: str = "auto"
+
+    def check(self) -> ContextStudyConfig:
+        blend_for(self.level, None)
+        unknown = [a for a in self.archs if a not in MODELS]
+        if unknown:
+            raise SegrobError(f"unknown architecture {unknown[0]!r} (valid: {', '.join(MODELS)})")
+        bad = [p for p in self.patches if p < 16 or p > self.size or p % 16]
+        if bad:
+            raise SegrobError(
+                f"patch size {bad[0]} does not work: patches must be multiples of 16 between 16 "
+                f"and the volume size {self.size}"
+            )
+        if not self.patches or not self.archs or not self.seeds:
+            raise SegrobError("a study needs at least one patch size, architecture and seed")
+        return self
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["out"] = str(self.out)
+        return data
+
+
+def run_context_study(config: ContextStudyConfig, *, notify: Callable[[str], None] | None = None) -> dict:
+    """Run (or resume) the study; returns and writes ``study.json``."""
+    from segrob.training import TrainConfig
+
+    config = config.check()
+    out = Path(config.out)
+    blend, level = blend_for(config.level, None)
+
+    def volumes(name: str, n: int, fraction: tuple[float, float], seed: int) -> Path:
+        return ensure_synthetic(out / "data" / name, SynthConfig(
+            dims=3, n=n, size=config.size, blend=blend, level=level, seed=seed, fg_fraction=fraction,
+        ), notify)
+
+    train_dir = volumes("train", config.n_train, config.fg_fraction, 0)
+    inside_dir = volumes("test-same-fbr", config.n_test, config.fg_fraction, TEST_SEED_OFFSET)
+    outside_dir = volumes("test-shifted-fbr", config.n_test, config.fg_fraction_shifted, TEST_SEED_OFFSET + 1)
+    cells = []
+    for patch in config.patches:
+        for arch in config.archs:
+            for seed in config.seeds:
+                name = f"p{patch}-{arch}-s{seed}"
+                run_dir = out / "runs" / name
+                run = ensure_trained(run_dir, TrainConfig(
+                    data=str(train_dir), out=str(run_dir), arch=arch, epochs=config.epochs, seed=seed,
+                    patch_size=patch, pos_ratio=config.pos_ratio, device=config.device,
+                ), notify)
+                model = ensure_exported(run_dir, out / "models" / f"{name}.onnx", notify)
+                same = ensure_audited(model, inside_dir, "clean", out / "audits" / f"{name}-same.json",
+                                      seed=seed, device=config.device, notify=notify)
+                shifted = ensure_audited(model, outside_dir, "clean", out / "audits" / f"{name}-shifted.json",
+                                         seed=seed, device=config.device, notify=notify)
+                cells.append({
+                    "patch": patch, "arch": arch, "seed": seed,
+                    "train_fbr": run.get("fbr_range"),
+                    "val_dice": (run.get("best") or {}).get("val_dice"),
+                    "dice_same_fbr": same.summary["clean"]["dice"]["mean"],
+                    "dice_shifted_fbr": shifted.summary["clean"]["dice"]["mean"],
+                    "shifted_outside_range": _outside(shifted),
+                })
+    table = []
+    for patch in config.patches:
+        for arch in config.archs:
+            group = [c for c in cells if c["patch"] == patch and c["arch"] == arch]
+            row = {"patch": patch, "arch": arch}
+            for key in ("dice_same_fbr", "dice_shifted_fbr", "val_dice"):
+                values = [c[key] for c in group if c[key] is not None]
+                row[key] = float(np.mean(values)) if values else None
+            fbr = [c["train_fbr"] for c in group if c["train_fbr"]]
+            row["train_fbr_p5_p95"] = [fbr[0].get("p5"), fbr[0].get("p95")] if fbr else None
+            table.append(row)
+    result = {"study": "context", "config": config.to_dict(), "cells": cells, "table": table}
+    write_json_atomic(out / "study.json", result)
+    return result
+
+
+def _outside(report) -> int | None:
+    """How many of the report's cases lie outside the model's training FBR range."""
+    fbr = report.summary.get("fbr") or {}
+    return (fbr.get("outside") or {}).get("n_cases")
