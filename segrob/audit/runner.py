@@ -8,8 +8,10 @@ run through one onnxruntime session in batches, and scored against the (possibly
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,11 +68,15 @@ class AuditOptions:
 
 
 class _Timer:
+    """Seconds per stage; metrics are timed on the scoring thread, so the stages overlap."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {"perturbation": 0.0, "inference": 0.0, "metrics": 0.0}
+        self._lock = threading.Lock()
 
     def add(self, key: str, start: float) -> None:
-        self.seconds[key] += time.perf_counter() - start
+        with self._lock:
+            self.seconds[key] += time.perf_counter() - start
 
 
 def audit(
@@ -106,6 +112,16 @@ def audit(
     fingerprint = Fingerprint()
     total = len(data) * len(cells)
     completed = 0
+    scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segrob-metrics")
+    previous: list[Future] = []
+
+    def collect(jobs: list[Future]) -> None:
+        for job in jobs:
+            for record in job.result():
+                records.append(record)
+                if store:
+                    store.append(record)
+
     try:
         for name, case in data:
             if isinstance(case, SegrobError):
@@ -118,17 +134,20 @@ def audit(
             fingerprint.add(case)
             todo = [cell for cell in cells if (case.name, *cell) not in done]
             records.extend(done[(case.name, *cell)] for cell in cells if (case.name, *cell) in done)
-            for record in _audit_case(case, todo, spec, session, options, timer):
-                records.append(record)
-                if store:
-                    store.append(record)
+            jobs = _audit_case(case, todo, spec, options, timer, scorer)
+            # Collect the previous case's scores only now, so they overlap this case's inference.
+            collect(previous)
+            previous = jobs
             completed += len(cells)
             if progress is not None:
                 progress(completed, total, case.name)
+        collect(previous)
     except BaseException:
+        scorer.shutdown(wait=True, cancel_futures=True)
         if store:
             store.close(remove=False)
         raise
+    scorer.shutdown(wait=True)
     if not records:
         raise SegrobError(f"{data.source}: no case could be audited")
     summary = summarise(
@@ -181,11 +200,11 @@ def _audit_case(
     case: Case,
     cells: list[tuple[str, int]],
     spec: ModelSpec,
-    session,
     options: AuditOptions,
     timer: _Timer,
-) -> list[CellRecord]:
-    from segrob.metrics import case_metrics
+    scorer: ThreadPoolExecutor,
+) -> list[Future]:
+    """Perturb and infer one case; returns the scoring jobs (futures of cell records)."""
     from segrob.perturb.base import apply_perturbation
     from segrob.perturb.seeding import derive_seed
 
@@ -205,31 +224,41 @@ def _audit_case(
             variants.append((name, severity, seed, applied.params, out_image, out_label))
         timer.add("perturbation", start)
     plan = spec.plan(options)
-    records = []
-    # Variants of one case share a shape: batch them through the model together.
+    pending = []
+    # Variants of one case share a shape: batch them through the model together. Scoring runs
+    # on a worker thread while the next batch is inferred (onnxruntime releases the GIL).
     for begin in range(0, len(variants), max(1, options.batch_size)):
         chunk = variants[begin : begin + options.batch_size]
         start = time.perf_counter()
         logits = predict(torch.cat([v[4] for v in chunk]), plan, spec.run)
         timer.add("inference", start)
-        start = time.perf_counter()
-        probabilities = softmax(logits)
-        predictions = probabilities.argmax(axis=1)
-        for index, (name, severity, seed, params, _, variant_label) in enumerate(chunk):
-            truth = variant_label[0].cpu().numpy() if variant_label is not None else None
-            if truth is None:
-                where = case.source.get("image", case.name)
-                raise SegrobError(f"{where}: case has no label to score against")
-            result = case_metrics(
-                predictions[index],
-                truth,
-                spacing=case.spacing,
-                classes=spec.foreground_classes,
-                nsd_tolerance_mm=options.nsd_tolerance_mm,
-                probabilities=probabilities[index],
-            )
-            records.append(_record(case, name, severity, seed, params, result, truth))
-        timer.add("metrics", start)
+        pending.append(scorer.submit(_score_chunk, case, chunk, logits, spec, options, timer))
+    return pending
+
+
+def _score_chunk(case: Case, chunk: list, logits: np.ndarray, spec: ModelSpec, options: AuditOptions,
+                 timer: _Timer) -> list[CellRecord]:
+    from segrob.metrics import case_metrics
+
+    start = time.perf_counter()
+    probabilities = softmax(logits)
+    predictions = probabilities.argmax(axis=1)
+    records = []
+    for index, (name, severity, seed, params, _, variant_label) in enumerate(chunk):
+        if variant_label is None:
+            where = case.source.get("image", case.name)
+            raise SegrobError(f"{where}: case has no label to score against")
+        truth = variant_label[0].cpu().numpy()
+        result = case_metrics(
+            predictions[index],
+            truth,
+            spacing=case.spacing,
+            classes=spec.foreground_classes,
+            nsd_tolerance_mm=options.nsd_tolerance_mm,
+            probabilities=probabilities[index],
+        )
+        records.append(_record(case, name, severity, seed, params, result, truth))
+    timer.add("metrics", start)
     return records
 
 
