@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from segrob_cli.main import app
 from typer.testing import CliRunner
 
 from segrob.data import write_array
 from segrob.data.synth import SynthConfig, write_synthetic
 from segrob.report import load_report, validate_report
-from segrob_cli.main import app
 
 runner = CliRunner()
 
@@ -40,7 +40,8 @@ def workspace(tmp_path_factory):
 
 
 def audit(workspace, *extra):
-    return invoke("audit", workspace / "unet.onnx", "--data", workspace / "data", "--suite", "texture", *extra)
+    return invoke("audit", workspace / "unet.onnx", "--data", workspace / "data", "--suite", "texture",
+                  *extra)
 
 
 def test_audit_writes_a_valid_reproducible_report(workspace, tmp_path):
