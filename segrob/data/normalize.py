@@ -65,9 +65,12 @@ def robust_range(
     on CT (Hounsfield units), MRI (arbitrary units) and 8-bit images.
     """
     flat = batch.float().flatten(2)
-    # torch.quantile is limited to 16M elements; a strided sample keeps big volumes exact enough.
-    step = max(1, flat.shape[2] // 4_000_000)
+    # Percentiles of a strided sample of at most 2**18 voxels per image: exact enough for a
+    # scale, and a selection (kthvalue) instead of a sort keeps 3D batches fast.
+    step = max(1, flat.shape[2] // 262_144)
     sample = flat[:, :, ::step]
-    q = torch.quantile(sample, torch.tensor([lower, upper], device=batch.device), dim=2)
+    n = sample.shape[2]
+    low = torch.kthvalue(sample, min(n, round(lower * (n - 1)) + 1), dim=2).values
+    high = torch.kthvalue(sample, min(n, round(upper * (n - 1)) + 1), dim=2).values
     shape = (batch.shape[0], batch.shape[1]) + (1,) * (batch.ndim - 2)
-    return q[0].reshape(shape), q[1].reshape(shape)
+    return low.reshape(shape), high.reshape(shape)
