@@ -32,9 +32,10 @@ def test_skip_study_runs_and_resumes(tmp_path):
 
 
 def test_skip_study_cli_rejects_unknown_architecture(tmp_path):
-    result = CliRunner().invoke(app, ["study", "skip", "--out", str(tmp_path / "x"), "--archs", "unet,resnet"])
+    out = str(tmp_path / "x")
+    result = CliRunner().invoke(app, ["study", "skip", "--out", out, "--archs", "unet,resnet"])
     assert result.exit_code == 1 and "unknown architecture 'resnet'" in result.stderr
-    result = CliRunner().invoke(app, ["study", "skip", "--out", str(tmp_path / "x"), "--levels", "hard"])
+    result = CliRunner().invoke(app, ["study", "skip", "--out", out, "--levels", "hard"])
     assert result.exit_code == 1 and "unknown complexity level 'hard'" in result.stderr
 
 
