@@ -13,7 +13,7 @@ from .output import console, handles_errors, info, table
 @handles_errors
 def demo(
     out: Path = typer.Option(Path("segrob-demo"), "--out", help="Folder for everything the demo makes."),
-    epochs: int = typer.Option(8, "--epochs", help="Training epochs per model."),
+    epochs: int = typer.Option(20, "--epochs", help="Training epochs per model."),
     size: int = typer.Option(64, "--size", help="Image size."),
     n_train: int = typer.Option(48, "--n-train", help="Training cases per level."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (training)."),

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "audit_cmd",
     "report_cmd",
     "study_cmd",
+    "recommend_cmd",
 )
 
 app = typer.Typer(

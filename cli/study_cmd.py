@@ -54,7 +54,7 @@ def skip(
     n_train: int = typer.Option(60, "--n-train", help="Training cases per level."),
     n_test: int = typer.Option(20, "--n-test", help="Unseen test cases per level."),
     size: int = typer.Option(64, "--size", help="Image size."),
-    epochs: int = typer.Option(10, "--epochs", help="Training epochs per model."),
+    epochs: int = typer.Option(20, "--epochs", help="Training epochs per model."),
     shift_suite: str = typer.Option("shift", "--shift-suite", help="Extra suite to audit ('' for none)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (training)."),
     as_json: bool = typer.Option(False, "--json", help="Print study.json on stdout."),

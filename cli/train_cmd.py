@@ -13,32 +13,42 @@ from .output import console, emit_json, fmt, handles_errors, info, progress_bar,
 
 @handles_errors
 def train(
-    out: Path = typer.Option(..., "--out", help="Run folder to write (config.json, model.pt, last.pt)."),
-    arch: str = typer.Option(None, "--arch", help="Architecture (see `segrob models`; default unet)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Run folder to write (config.json, model.pt, last.pt)."
+    ),
+    arch: str = typer.Option(
+        None, "--arch", help="Architecture (see `segrob models`; default unet)."
+    ),
     data: Path = typer.Option(None, "--data", help="Dataset folder (any supported layout)."),
     epochs: int = typer.Option(None, "--epochs", help="Epochs (default 50)."),
     lr: float = typer.Option(None, "--lr", help="Peak AdamW learning rate (default 3e-3)."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Batch size (default 8 in 2D, 2 in 3D)."),
+    batch_size: int = typer.Option(
+        None, "--batch-size", help="Batch size (default 8 in 2D, 2 in 3D)."
+    ),
     seed: int = typer.Option(None, "--seed", help="Seed for init, split and sampling (default 0)."),
     val_fraction: float = typer.Option(
         None, "--val-fraction", help="Share of cases held out for validation (default 0.2)."
     ),
     patch: str = typer.Option(
-        None, "--patch", help="Train on patches: N or N,N[,N] (default: whole 2D images, 64^3 in 3D)."
+        None, "--patch",
+        help="Train on patches: N or N,N[,N] (default: whole 2D images, 64^3 in 3D).",
     ),
     pos_ratio: float = typer.Option(
         None, "--pos-ratio", help="Share of patches centred on a foreground voxel (default 0.5)."
     ),
     samples_per_epoch: int = typer.Option(
-        None, "--samples-per-epoch", help="Samples per epoch (default: the training cases, x2 for patches)."
+        None, "--samples-per-epoch",
+        help="Samples per epoch (default: the training cases, x2 for patches).",
     ),
     channels: str = typer.Option(None, "--channels", help="U-Net widths, e.g. 16,32,64,128."),
     option: list[str] = typer.Option(
-        None, "--option", help="Model option KEY=VALUE (JSON value), repeatable; e.g. hidden_size=768."
+        None, "--option",
+        help="Model option KEY=VALUE (JSON value), repeatable; e.g. hidden_size=768.",
     ),
     paper_size: bool = typer.Option(False, "--paper-size", help="Use the paper's model size."),
     norm: str = typer.Option(
-        None, "--normalization", help="Intensity normalisation: zscore (default), robust-minmax, none."
+        None, "--normalization",
+        help="Intensity normalisation: zscore (default), robust-minmax, none.",
     ),
     augment: bool = typer.Option(
         None, "--augment/--no-augment", help="Random flips and quarter turns (default on)."
@@ -46,7 +56,9 @@ def train(
     threads: int = typer.Option(
         None, "--threads", help="CPU threads for torch (default: torch's choice, one per core)."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (cuda fails if unavailable)."),
+    device: str = typer.Option(
+        "auto", "--device", help="auto, cpu or cuda (cuda fails if unavailable)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress or per-epoch lines on stderr."),

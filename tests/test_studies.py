@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from segrob_cli.main import app
 from typer.testing import CliRunner
 
+from segrob.errors import SegrobError
 from segrob.studies.context import ContextStudyConfig, run_context_study
 from segrob.studies.skip import SkipStudyConfig, run_skip_study
 
@@ -29,6 +31,10 @@ def test_skip_study_runs_and_resumes(tmp_path):
     assert run_skip_study(config, notify=again.append)["table"] == result["table"]
     assert again == []  # every step was already done
     assert model.stat().st_mtime_ns == stamp
+    changed = SkipStudyConfig(out=tmp_path / "s", levels=("low",), archs=("unet", "noskip"), n_train=6,
+                              n_test=3, size=32, epochs=2, shift_suite="blur", channels=(4, 8))
+    with pytest.raises(SegrobError, match=r"other settings \(epochs: 1, now 2\)"):
+        run_skip_study(changed)
 
 
 def test_skip_study_cli_rejects_unknown_architecture(tmp_path):

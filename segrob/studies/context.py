@@ -10,6 +10,7 @@ FBR range while attention U-Net and UNETR fall.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +22,13 @@ from segrob.data.synth import SynthConfig
 from segrob.errors import SegrobError
 from segrob.io_utils import write_json_atomic
 from segrob.models.registry import MODELS
-from segrob.studies.pipeline import ensure_audited, ensure_exported, ensure_synthetic, ensure_trained
+from segrob.studies.pipeline import (
+    claim_folder,
+    ensure_audited,
+    ensure_exported,
+    ensure_synthetic,
+    ensure_trained,
+)
 
 TEST_SEED_OFFSET = 1000
 
@@ -69,6 +76,9 @@ def run_context_study(config: ContextStudyConfig, *, notify: Callable[[str], Non
 
     config = config.check()
     out = Path(config.out)
+    settings = config.to_dict()
+    settings.pop("out")
+    claim_folder(out, json.loads(json.dumps(settings)))
     blend, level = blend_for(config.level, None)
 
     def volumes(name: str, n: int, fraction: tuple[float, float], seed: int) -> Path:

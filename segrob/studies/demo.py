@@ -25,7 +25,7 @@ class DemoConfig:
     n_train: int = 48
     n_test: int = 16
     size: int = 64
-    epochs: int = 8
+    epochs: int = 20
     shift_suite: str = "noise"
     device: str = "auto"
 

@@ -10,7 +10,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from segrob.io_utils import atomic_output_dir
+from segrob.errors import SegrobError
+from segrob.io_utils import atomic_output_dir, write_json_atomic
 
 Notify = Callable[[str], None]
 
@@ -96,3 +97,23 @@ def ensure_audited(
     report = audit(model_path, data, options)
     save_report(report, report_path)
     return report
+
+
+def claim_folder(out: Path, settings: dict) -> None:
+    """Record a study's settings in ``out``, or refuse a folder made with other settings.
+
+    Resuming reuses every finished step, which is only right when the settings are the same.
+    """
+    path = out / "study-settings.json"
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
+        if changed:
+            key = changed[0]
+            raise SegrobError(
+                f"{out}: this study folder was made with other settings ({key}: "
+                f"{stored.get(key)!r}, now {settings.get(key)!r}); use another --out to start afresh"
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, settings)

@@ -9,6 +9,7 @@ Every step is skipped when its output exists, so a study resumes where it stoppe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +21,13 @@ from segrob.data.synth import SynthConfig
 from segrob.errors import SegrobError
 from segrob.io_utils import write_json_atomic
 from segrob.models.registry import MODELS
-from segrob.studies.pipeline import ensure_audited, ensure_exported, ensure_synthetic, ensure_trained
+from segrob.studies.pipeline import (
+    claim_folder,
+    ensure_audited,
+    ensure_exported,
+    ensure_synthetic,
+    ensure_trained,
+)
 
 EASIER = "texture_blur_background"
 HARDER = "texture_speckle"
@@ -38,7 +45,7 @@ class SkipStudyConfig:
     n_train: int = 60
     n_test: int = 20
     size: int = 64
-    epochs: int = 10
+    epochs: int = 20
     shift_suite: str | None = "shift"
     channels: tuple[int, ...] | None = None
     device: str = "auto"
@@ -90,6 +97,9 @@ def run_skip_study(config: SkipStudyConfig, *, notify: Callable[[str], None] | N
 
     config = config.check()
     out = Path(config.out)
+    settings = config.to_dict()
+    settings.pop("out")
+    claim_folder(out, json.loads(json.dumps(settings)))
     cells: list[StudyCell] = []
     for level in config.levels:
         blend, _ = blend_for(level, None)

@@ -1,0 +1,124 @@
+"""``segrob recommend``: which architecture to deploy, from the papers and the user's own audits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .output import console, emit_json, fmt, handles_errors, progress_bar, table
+
+
+@handles_errors
+def recommend(
+    files: list[Path] | None = typer.Argument(
+        None, metavar="[REPORT.json]...", help="Audit reports to rank (with --reports)."
+    ),
+    reports: bool = typer.Option(
+        False, "--reports", help="Rank the audit reports given as arguments (e.g. audits/*.json)."
+    ),
+    complexity: str | None = typer.Option(
+        None, "--complexity", "-c", help="Task complexity: low, medium or high."
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="Dataset folder: measure its complexity, then advise."
+    ),
+    dims: int | None = typer.Option(
+        None, "--dims", help="2 or 3 (default: from --data or the reports, else 2)."
+    ),
+    priority: str = typer.Option(
+        "robustness", "--priority", help="robustness (default) or accuracy."
+    ),
+    archs: str | None = typer.Option(
+        None, "--archs", help="Only these architectures, e.g. unet,noskip."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+) -> None:
+    """Rank architectures with reasons and citations; your own audits outweigh the papers."""
+    from segrob.errors import UsageError
+    from segrob.recommend import recommend as run_recommend
+    from segrob.report import load_report
+
+    if files and not reports:
+        raise UsageError(
+            f"unexpected argument {files[0]}; to rank audit reports write: "
+            "segrob recommend --reports FILE..."
+        )
+    loaded = [load_report(path) for path in files or []] if reports else None
+    names = [a.strip() for a in archs.split(",") if a.strip()] if archs else None
+    with progress_bar("texture distance", None, quiet=as_json or data is None) as bar:
+        result = run_recommend(
+            complexity=complexity, dims=dims, priority=priority, reports=loaded,
+            report_paths=[str(p) for p in files or []], data=data, archs=names, progress=bar,
+        )
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    render(result)
+
+
+def render(result) -> None:
+    """Tables for people: the user's models (if any), the published ranking, notes, verdict."""
+    from rich.markup import escape
+
+    if result.models:
+        console.print(table(
+            f"Your audited models (suite {result.suite}) - measured, these outweigh the papers",
+            ("#", "model", "arch", "clean Dice", "rR", "mean Dice", "weighted degr.",
+             "failure rate", "score", "published expectation"),
+            [(m.rank, escape(m.label), m.arch or "–", m.clean_dice, m.relative_robustness,
+              m.mean_dice, m.weighted_degradation, m.failure_rate, m.score, _expected(m.expected))
+             for m in result.models],
+        ))
+    level = result.complexity or "unknown"
+    if result.complexity_source == "measured":
+        level += " (measured)"
+    weights = result.weights
+    console.print(table(
+        f"Published evidence: {level} complexity, {result.dims}D, priority {result.priority}",
+        ("#", "architecture", "score", "why", "expected in-domain", "expected out of domain",
+         "evidence"),
+        [(r.rank, r.arch, _score(r), escape(r.why), r.expectation.in_domain_shown,
+          _out_of_domain(r.expectation), escape(r.expectation.evidence_line() or "–"))
+         for r in result.ranking],
+        caption=f"score = {weights['in_domain']} x in-domain Dice + {weights['retention']} x "
+        "retention (out-of-domain / in-domain Dice); ranked after: evidence only in the other "
+        "dimensionality, then none",
+    ))
+    if result.measured_data:
+        measured = result.measured_data
+        console.print(
+            f"complexity of {escape(measured['path'])}: [bold]{measured['level']}[/] (median texture "
+            f"distance {fmt(measured['median_texture_distance'])} bits; low >= "
+            f"{measured['thresholds']['low']}, high < {measured['thresholds']['medium']})"
+        )
+    for note in result.notes:
+        console.print(f"note: {escape(note)}")
+    for citation in sorted({item["citation"] for item in result.evidence}):
+        console.print(f"source: {escape(citation)}", style="dim")
+    console.print(f"[bold]verdict:[/] {escape(result.verdict)}")
+
+
+def _score(ranked) -> str:
+    # A score from the other dimensionality's evidence is shown but does not compete.
+    text = fmt(ranked.score)
+    return f"({text})" if ranked.expectation.coverage == "other-dims" else text
+
+
+def _out_of_domain(expectation) -> str:
+    if expectation.retention is None:
+        return "–"
+    return f"keeps {expectation.retention:.3f}"
+
+
+def _expected(expectation) -> str:
+    if expectation is None:
+        return "architecture not in the published evidence"
+    if expectation.coverage == "none":
+        return "no published evidence"
+    text = f"in-domain {expectation.in_domain_shown}, keeps {fmt(expectation.retention)}"
+    return text + (f" ({expectation.dims}D evidence)" if expectation.coverage == "other-dims" else "")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("recommend")(recommend)
