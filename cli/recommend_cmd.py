@@ -12,7 +12,7 @@ from .output import console, emit_json, fmt, handles_errors, progress_bar, table
 @handles_errors
 def recommend(
     files: list[Path] | None = typer.Argument(
-        None, metavar="[REPORT.json]...", help="Audit reports to rank (with --reports)."
+        None, metavar="REPORT.json", help="Audit reports to rank (with --reports)."
     ),
     reports: bool = typer.Option(
         False, "--reports", help="Rank the audit reports given as arguments (e.g. audits/*.json)."

@@ -169,6 +169,14 @@ def test_gated_and_unetr_are_ranked_honestly_in_2d():
     assert by_arch["unetr"].expectation.dims == 3
 
 
+def test_a_verdict_without_evidence_says_so():
+    rec = recommend(complexity="low", archs=["gated", "unetr"])
+    assert [r.arch for r in rec.ranking] == ["unetr", "gated"]
+    assert rec.verdict.startswith("unetr") and "no published 2D evidence" in rec.verdict
+    rec = recommend(complexity="low", archs=["gated"])
+    assert "no published evidence" in rec.verdict and "segrob study skip" in rec.verdict
+
+
 def test_dims_3_brings_in_context_and_foreground_ratio_findings():
     rec = recommend(complexity="low", dims=3, priority="accuracy")
     assert [r.arch for r in rec.ranking[:3]] == ["unet", "unetr", "attention"]

@@ -1,0 +1,353 @@
+"""Architecture advice: the user's own audits first, then their measured data, then the papers.
+
+Every architecture gets ``score = w_in * in_domain + w_out * retention`` (weights by priority,
+see :data:`PRIORITY_WEIGHTS`). From the published evidence (:mod:`segrob.evidence`),
+``in_domain`` is the expected in-domain Dice and ``retention`` the share of it kept out of domain;
+from the user's audit reports, ``in_domain`` is the measured clean Dice and ``retention`` the
+suite's relative robustness ``rR = mean_s Dice_s / Dice_clean``. Measured models outweigh the
+published ranking: they are ranked on their own numbers and the verdict follows them.
+
+The default priority is ``robustness``: segrob advises on deployments, where the data shifts.
+In-domain Dice can be checked on a validation set before shipping, an out-of-domain collapse
+(heart MRI, attention U-Net: .929 -> .142 under speckle) is what a clinic finds out later; and
+where the published in-domain Dice does not separate the networks (low and medium complexity:
+within .01-.03), preferring robustness costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from segrob.data.blend import COMPLEXITY_LEVELS
+from segrob.errors import SegrobError
+from segrob.evidence import Evidence, Expectation, load_evidence, midpoint, show
+
+if TYPE_CHECKING:
+    from segrob.data.complexity import ComplexityReport
+    from segrob.report import AuditReport
+
+# robustness: out-of-domain retention dominates; accuracy: in-domain Dice dominates and
+# retention only breaks ties (e.g. at low complexity, where the networks are within .01-.03).
+PRIORITY_WEIGHTS: dict[str, dict[str, float]] = {
+    "robustness": {"in_domain": 0.3, "retention": 0.7},
+    "accuracy": {"in_domain": 0.8, "retention": 0.2},
+}
+DEFAULT_PRIORITY = "robustness"
+_COVERAGE_ORDER = {"direct": 0, "other-dims": 1, "none": 2}
+
+
+@dataclass
+class RankedArch:
+    """One architecture in the published-evidence ranking."""
+
+    rank: int
+    arch: str
+    score: float | None
+    why: str
+    summary: str
+    expectation: Expectation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "arch": self.arch, "score": self.score, "why": self.why,
+                "summary": self.summary, **self.expectation.to_dict()}
+
+
+@dataclass
+class MeasuredModel:
+    """One of the user's audited models, with what the evidence expected of its architecture."""
+
+    rank: int
+    label: str
+    path: str
+    arch: str | None
+    clean_dice: float | None
+    relative_robustness: float | None
+    mean_dice: float | None
+    weighted_degradation: float | None
+    failure_rate: float | None
+    score: float | None
+    expected: Expectation | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["expected"] = self.expected.to_dict() if self.expected else None
+        return data
+
+
+@dataclass
+class Recommendation:
+    """The ranking, the one-line verdict and everything it rests on."""
+
+    complexity: str | None
+    complexity_source: str | None
+    dims: int
+    priority: str
+    weights: dict[str, float]
+    ranking: list[RankedArch]
+    verdict: str
+    models: list[MeasuredModel] = field(default_factory=list)
+    suite: str | None = None
+    notes: list[str] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    measured_data: dict[str, Any] | None = None
+
+    @property
+    def basis(self) -> str:
+        return "your audit reports, then published evidence" if self.models else "published evidence"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict, "basis": self.basis, "complexity": self.complexity,
+            "complexity_source": self.complexity_source, "dims": self.dims,
+            "priority": self.priority, "weights": self.weights, "suite": self.suite,
+            "models": [m.to_dict() for m in self.models],
+            "ranking": [r.to_dict() for r in self.ranking],
+            "notes": self.notes, "evidence": self.evidence, "measured_data": self.measured_data,
+        }
+
+
+def score(in_domain: float | None, retention: float | None, priority: str) -> float | None:
+    """``w_in * in_domain + w_out * retention`` with the priority's weights; None if unknown."""
+    if in_domain is None or retention is None:
+        return None
+    weights = PRIORITY_WEIGHTS[priority]
+    return weights["in_domain"] * in_domain + weights["retention"] * retention
+
+
+def complexity_of(
+    path: str | Path, *, progress: Callable[[int], None] | None = None
+) -> tuple[str, ComplexityReport, int]:
+    """Measure a dataset's level with ``segrob complexity``'s method: ``(level, report, dims)``."""
+    from segrob.data import load_dataset
+    from segrob.data.complexity import measure_complexity
+
+    dataset = load_dataset(path)
+    report = measure_complexity(dataset, progress=progress)
+    if report.level is None:
+        raise SegrobError(
+            f"{path}: cannot measure complexity (no case has both foreground and background); "
+            "pass --complexity low|medium|high instead"
+        )
+    return report.level, report, dataset[0].spatial_dims
+
+
+def recommend(
+    *,
+    complexity: str | None = None,
+    dims: int | None = None,
+    priority: str = DEFAULT_PRIORITY,
+    reports: list[AuditReport] | None = None,
+    report_paths: list[str] | None = None,
+    data: str | Path | None = None,
+    archs: list[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Recommendation:
+    """Rank architectures for a task from published evidence and, when given, the user's audits.
+
+    Args:
+        complexity: ``low``, ``medium`` or ``high``; or measure it with ``data``.
+        dims: 2 or 3; default: the dimensionality of ``data`` or of the reports, else 2.
+        priority: ``robustness`` (default, see the module docstring) or ``accuracy``.
+        reports: audit reports of the user's models (one suite, one dataset); they outweigh
+            the published evidence. ``report_paths`` names them in errors and tables.
+        data: a dataset folder whose complexity is measured (LBP texture distance).
+        archs: restrict the ranking to these architectures.
+    """
+    evidence = load_evidence()
+    _check_inputs(evidence, complexity, dims, priority, reports, data, archs)
+    source, measured_data = ("given" if complexity else None), None
+    if data is not None:
+        complexity, report, data_dims = complexity_of(data, progress=progress)
+        source, dims = "measured", dims or data_dims
+        measured_data = {"path": str(data), "level": complexity, "dims": data_dims,
+                         "median_texture_distance": report.summary.get("median"),
+                         "thresholds": dict(report.thresholds)}
+    paths = list(report_paths or [f"report {i + 1}" for i in range(len(reports or []))])
+    if reports:
+        dims = dims or _report_dims(reports)
+    dims = dims or 2
+    ranking = rank_architectures(evidence, level=complexity, dims=dims, priority=priority,
+                                 archs=archs or list(evidence.architectures))
+    models = rank_reports(evidence, reports, paths, level=complexity, priority=priority) \
+        if reports else []
+    used = {f.text(): f.to_dict() for r in ranking
+            for f in r.expectation.findings + r.expectation.supporting}
+    return Recommendation(
+        complexity=complexity, complexity_source=source, dims=dims, priority=priority,
+        weights=dict(PRIORITY_WEIGHTS[priority]), ranking=ranking, models=models,
+        suite=str(reports[0].suite.get("name")) if reports else None,
+        verdict=_verdict(ranking, models, complexity, dims, priority),
+        notes=_notes(evidence, complexity, dims), evidence=list(used.values()),
+        measured_data=measured_data,
+    )
+
+
+def _check_inputs(
+    evidence: Evidence, complexity: str | None, dims: int | None, priority: str,
+    reports: list[AuditReport] | None, data: str | Path | None, archs: list[str] | None,
+) -> None:
+    if priority not in PRIORITY_WEIGHTS:
+        raise SegrobError(f"unknown priority {priority!r} (valid: {', '.join(PRIORITY_WEIGHTS)})")
+    if complexity is not None and complexity not in COMPLEXITY_LEVELS:
+        raise SegrobError(
+            f"unknown complexity level {complexity!r} (valid: {', '.join(COMPLEXITY_LEVELS)})"
+        )
+    if complexity is not None and data is not None:
+        raise SegrobError("give --complexity or --data (which measures it), not both")
+    if dims not in (None, 2, 3):
+        raise SegrobError(f"--dims must be 2 or 3, got {dims}")
+    for arch in archs or []:
+        if arch not in evidence.architectures:
+            raise SegrobError(
+                f"unknown architecture {arch!r} (valid: {', '.join(evidence.architectures)})"
+            )
+    if reports is not None and not reports:
+        raise SegrobError("no audit reports given (did the file pattern match nothing?)")
+    if complexity is None and data is None and not reports:
+        raise SegrobError("nothing to advise on: give --complexity LEVEL, --data DIR or --reports FILE...")
+
+
+def _report_dims(reports: list[AuditReport]) -> int | None:
+    found = {r.model.get("spatial_dims") for r in reports} - {None}
+    return found.pop() if len(found) == 1 else None
+
+
+def rank_architectures(
+    evidence: Evidence, *, level: str | None, dims: int, priority: str, archs: list[str]
+) -> list[RankedArch]:
+    """Evidence in ``dims`` D first by score, then evidence from the other dims, then none."""
+    expected = [evidence.expect(arch, dims=dims, level=level) for arch in archs]
+    order = sorted(expected, key=lambda e: (
+        _COVERAGE_ORDER[e.coverage], -(score(e.in_domain, e.retention, priority) or 0.0)))
+    direct = [e for e in order if e.coverage == "direct"]
+    return [
+        RankedArch(rank=i + 1, arch=e.arch, score=score(e.in_domain, e.retention, priority),
+                   why=_why(e, direct, level, dims), summary=evidence.architectures[e.arch],
+                   expectation=e)
+        for i, e in enumerate(order)
+    ]
+
+
+def _why(e: Expectation, peers: list[Expectation], level: str | None, dims: int) -> str:
+    study = f"segrob study {'skip' if dims == 2 else 'context'} --archs {e.arch},unet"
+    if e.coverage == "none":
+        return f"no published evidence: audit it with {study}"
+    if e.coverage == "other-dims":
+        return (f"no published {dims}D evidence ({e.dims}D numbers shown, ranked after); "
+                f"audit it with {study}")
+    reasons = []
+    ids = {p.in_domain for p in peers}
+    if len(peers) > 1 and len(ids) == 1:
+        reasons.append(f"in-domain on par with the others at {level} complexity")
+    elif len(peers) > 1 and e.in_domain == max(ids):
+        reasons.append("highest expected in-domain Dice")
+    elif len(peers) > 1 and e.in_domain == min(ids):
+        reasons.append("lowest expected in-domain Dice")
+    retentions = [p.retention for p in peers if p.retention is not None]
+    if len(retentions) > 1 and e.retention == max(retentions):
+        reasons.append("keeps its Dice best when the foreground ratio drifts" if dims == 3
+                       else "degrades least out of domain")
+    elif len(retentions) > 1 and e.retention == min(retentions):
+        reasons.append("loses most when the foreground ratio drifts" if dims == 3
+                       else "degrades most out of domain")
+    reasons += [f.body() for f in e.supporting]
+    return "; ".join(reasons) or "neither best nor worst on either count"
+
+
+def rank_reports(
+    evidence: Evidence, reports: list[AuditReport], paths: list[str], *, level: str | None,
+    priority: str,
+) -> list[MeasuredModel]:
+    """The user's models by ``score(clean Dice, rR)``; reports must share suite and data."""
+    from segrob.audit.compare import check_comparable, model_label
+
+    check_comparable(reports, paths)
+    models = []
+    for report, path in zip(reports, paths, strict=True):
+        clean = report.summary["clean"]["dice"]["mean"]
+        suite = report.summary["suite"]
+        arch = report.model.get("arch") or report.model.get("metadata", {}).get("arch")
+        dims = report.model.get("spatial_dims") or 2
+        expected = evidence.expect(arch, dims=dims, level=level) \
+            if arch in evidence.architectures else None
+        models.append(MeasuredModel(
+            rank=0, label=model_label(report, path), path=str(path), arch=arch, clean_dice=clean,
+            relative_robustness=suite.get("relative_robustness"), mean_dice=suite.get("mean_dice"),
+            weighted_degradation=suite.get("weighted_degradation"),
+            failure_rate=suite.get("failure_rate"),
+            score=score(clean, suite.get("relative_robustness"), priority), expected=expected,
+        ))
+    models.sort(key=lambda m: (m.score is None, -(m.score or 0.0)))
+    for index, model in enumerate(models):
+        model.rank = index + 1
+    return models
+
+
+def _verdict(
+    ranking: list[RankedArch], models: list[MeasuredModel], level: str | None, dims: int,
+    priority: str,
+) -> str:
+    top = ranking[0]
+    if models:
+        best = models[0]
+        if best.score is None:
+            return f"no audited model has a clean Dice and rR to rank by; see {best.path}"
+        agrees = best.arch == top.arch
+        return (f"deploy {best.label}: best {priority} score {best.score:.3f} on your audits "
+                f"(clean Dice {best.clean_dice:.3f}, rR {_num(best.relative_robustness)}); "
+                + ("the published evidence agrees" if agrees else
+                   f"your measurements outweigh the published evidence, which ranks {top.arch} first"))
+    context = f"{level} complexity, {dims}D" if level else f"{dims}D"
+    e = top.expectation
+    if e.coverage != "direct":
+        return f"{top.arch} for {context}: {top.why}"
+    text = (f"{top.arch} for {context} with {priority} first: expected in-domain Dice "
+            f"{e.in_domain_shown}, keeps {_num(e.retention)} of it out of domain")
+    # Name the best alternative on the axis the priority gave less weight to.
+    axis = "in_domain" if priority == "robustness" else "retention"
+    rivals = [r for r in ranking[1:] if r.expectation.coverage == "direct"
+              and (getattr(r.expectation, axis) or 0.0) > (getattr(e, axis) or 0.0)]
+    if rivals:
+        when = "deployment data will match training" if axis == "in_domain" \
+            else "deployment data may shift"
+        text += (f"; {rivals[0].arch} if {when} (in-domain {rivals[0].expectation.in_domain_shown}"
+                 f", keeps {_num(rivals[0].expectation.retention)})")
+    return text + f" [{', '.join(e.sources)}]"
+
+
+def _notes(evidence: Evidence, level: str | None, dims: int) -> list[str]:
+    notes = []
+    if dims == 3:
+        context = evidence.select("context_3d")
+        if context:
+            parts = ", ".join(f"{f.arch} {_num(f.value('dice')[0], 2)} -> {_num(f.value('dice')[1], 2)}"
+                              for f in context)
+            notes.append(f"prefer larger patches (more context) over a higher foreground ratio: "
+                         f"{context[0].fields['dataset']} Dice with patch {context[0].fields['patch'][0]}"
+                         f" -> {context[0].fields['patch'][1]}: {parts} [{context[0].source.short}]")
+        fbr = sorted(evidence.select("fbr_3d"), key=lambda f: -midpoint(f.value("out_of_range")))
+        if fbr:
+            parts = ", ".join(f"{f.arch} {show(f.value('out_of_range'))}" for f in fbr)
+            notes.append(f"if the foreground ratio at deployment may drift outside the training range, "
+                         f"prefer {fbr[0].arch}: Dice outside the range {parts} (about "
+                         f"{show(fbr[0].value('in_range'))} inside) [{fbr[0].source.short}]")
+    for finding in evidence.select("synthetic", complexity=level):
+        blend = finding.fields.get("blend")
+        if blend is not None and blend != COMPLEXITY_LEVELS.get(level or ""):
+            notes.append(f"the published {level}-complexity numbers are at blend {blend}; segrob's "
+                         f"'{level}' generator level is blend {COMPLEXITY_LEVELS[level]}")
+            break
+    if dims == 3 and level is not None:
+        notes.append("the published complexity study is 2D; in 3D the ranking rests on the "
+                     "context and foreground-ratio findings, whatever the level")
+    if level is None:
+        notes.append("no complexity level: the 2D in-domain expectation is the mean clinical "
+                     "in-domain Dice; give --complexity or --data for level-specific advice")
+    return notes
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
