@@ -44,9 +44,9 @@ def demo(
     paths = result["report_paths"]
     render_comparison(compare_reports([load_report(p) for p in paths], paths))
     console.rule("4. recommendation")
-    from .recommend_cmd import render_recommendation
+    from .recommend_cmd import render
 
-    render_recommendation(result["recommendation"])
+    render(result["recommendation"])
     console.print(f"[dim]everything is in {out}/ ({time.perf_counter() - started:.0f} s)[/]")
 
 

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "report_cmd",
     "study_cmd",
     "recommend_cmd",
+    "demo_cmd",
 )
 
 app = typer.Typer(

@@ -64,7 +64,8 @@ def test_distances_match_brute_force(shape, spacing, seed):
     assert hd95(pred, gt, spacing=spacing) == pytest.approx(expected_hd95)
     assert assd(pred, gt, spacing=spacing) == pytest.approx(np.concatenate([d_pg, d_gp]).mean())
     tolerance = 1.5
-    expected_nsd = ((d_pg <= tolerance).sum() + (d_gp <= tolerance).sum()) / (d_pg.size + d_gp.size)
+    within = (d_pg <= tolerance).sum() + (d_gp <= tolerance).sum()
+    expected_nsd = within / (d_pg.size + d_gp.size)
     assert nsd(pred, gt, spacing=spacing, tolerance_mm=tolerance) == pytest.approx(expected_nsd)
     both, union = (pred & gt).sum(), (pred | gt).sum()
     assert dice(pred, gt) == pytest.approx(2 * both / (pred.sum() + gt.sum()))
@@ -101,7 +102,8 @@ def test_empty_mask_policy():
     spacing = (2.0, 1.0)
     diagonal = image_diagonal((8, 10), spacing)
     assert diagonal == pytest.approx(np.hypot(16, 10))
-    both = case_metrics(np.zeros((8, 10), int), np.zeros((8, 10), int), spacing=spacing, classes=[1])
+    nothing = np.zeros((8, 10), int)
+    both = case_metrics(nothing, nothing, spacing=spacing, classes=[1])
     assert both.per_class[1].to_dict() == {
         "dice": 1.0, "iou": 1.0, "hd95": 0.0, "assd": 0.0, "nsd": 1.0,
         "sensitivity": 1.0, "precision": 1.0, "empty": "both",

@@ -7,9 +7,17 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from segrob.errors import SegrobError
 from segrob.metrics.calibration import expected_calibration_error, mean_entropy
-from segrob.metrics.overlap import confusion
-from segrob.metrics.surface import assd_from, hd95_from, image_diagonal, nsd_from, surface_distances
+from segrob.metrics.overlap import binary_pair, confusion
+from segrob.metrics.surface import (
+    assd_from,
+    check_spacing,
+    hd95_from,
+    image_diagonal,
+    nsd_from,
+    surface_distances,
+)
 
 METRIC_NAMES = ("dice", "iou", "hd95", "assd", "nsd", "sensitivity", "precision")
 
@@ -28,12 +36,16 @@ class ClassMetrics:
     empty: str = "none"
 
     def to_dict(self) -> dict:
+        """Plain JSON-ready dict of every field."""
         return asdict(self)
 
 
 @dataclass(frozen=True)
 class CaseMetrics:
-    """Per-class metrics, their mean over the foreground classes, and calibration."""
+    """Per-class metrics, their mean over the foreground classes, and calibration.
+
+    ``empty_counts`` counts the foreground classes in each empty-mask case (both, pred, gt).
+    """
 
     per_class: dict[int, ClassMetrics]
     mean: dict[str, float]
@@ -42,6 +54,7 @@ class CaseMetrics:
     empty_counts: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """Plain JSON-ready dict; class keys become ints."""
         return {
             "per_class": {int(k): v.to_dict() for k, v in self.per_class.items()},
             "mean": dict(self.mean),
@@ -57,18 +70,19 @@ def class_metrics(
     """All metrics of two binary masks from one pair of distance transforms.
 
     Empty-mask policy: both empty -> Dice, IoU, NSD, sensitivity, precision 1 and HD95, ASSD 0;
-    exactly one empty -> the overlap metrics 0 and HD95 = ASSD = the image diagonal in mm.
+    exactly one empty -> the overlap metrics and NSD 0 and HD95 = ASSD = the image diagonal in
+    mm (see :mod:`segrob.metrics.overlap` for the ``0 / 0`` ratios).
     """
-    pred = np.asarray(pred, dtype=bool)
-    gt = np.asarray(gt, dtype=bool)
+    pred, gt = binary_pair(pred, gt)
+    spacing = check_spacing(spacing, pred.ndim)
     tp, fp, fn = confusion(pred, gt)
     has_pred, has_gt = tp + fp > 0, tp + fn > 0
     if not has_pred and not has_gt:
         return ClassMetrics(1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, empty="both")
     if not (has_pred and has_gt):
         diagonal = image_diagonal(gt.shape, spacing)
-        return ClassMetrics(0.0, 0.0, diagonal, diagonal, 0.0, 0.0, 0.0,
-                            empty="pred" if not has_pred else "gt")
+        empty = "pred" if not has_pred else "gt"
+        return ClassMetrics(0.0, 0.0, diagonal, diagonal, 0.0, 0.0, 0.0, empty=empty)
     to_gt, to_pred = surface_distances(pred, gt, spacing=spacing)
     return ClassMetrics(
         dice=2 * tp / (2 * tp + fp + fn),
@@ -90,25 +104,48 @@ def case_metrics(
     nsd_tolerance_mm: float = 1.0,
     probabilities: np.ndarray | None = None,
 ) -> CaseMetrics:
-    """Metrics of each class in ``classes`` (each ``label == k`` as a binary mask) and their mean.
+    """Metrics of each class in ``classes`` (``label == k`` as a binary mask) and their mean.
 
-    ``probabilities`` ``(K, *spatial)`` adds the expected calibration error and mean entropy.
+    Args:
+        pred_labels: Predicted integer label map ``(*spatial)``.
+        gt_labels: Label map of the same shape.
+        spacing: Voxel size in mm per spatial axis.
+        classes: Classes to score. Background (0), if listed, is scored but left out of the
+            mean, which is over the foreground classes only.
+        nsd_tolerance_mm: Tolerance of the normalised surface Dice.
+        probabilities: Softmax ``(K, *spatial)``; adds the ECE and mean entropy (nats).
+
+    Returns:
+        Per-class metrics, their foreground mean and the count of each empty-mask case.
     """
     pred_labels = np.asarray(pred_labels)
     gt_labels = np.asarray(gt_labels)
     if pred_labels.shape != gt_labels.shape:
-        raise ValueError(f"prediction {pred_labels.shape} and label {gt_labels.shape} differ in shape")
-    if not classes:
-        raise ValueError("case_metrics needs at least one class")
+        raise SegrobError(
+            f"prediction shape {pred_labels.shape} differs from label shape {gt_labels.shape}"
+        )
+    keys = [int(k) for k in classes]
+    foreground = [k for k in keys if k != 0]
+    if not foreground:
+        raise SegrobError(f"case_metrics needs at least one foreground class (not 0), got {keys}")
+    if len(set(keys)) != len(keys):
+        raise SegrobError(f"classes {keys} list a class twice")
+    if nsd_tolerance_mm < 0:
+        raise SegrobError(f"NSD tolerance {nsd_tolerance_mm} mm must be >= 0")
+    spacing = check_spacing(spacing, pred_labels.ndim)
     per_class = {
-        int(k): class_metrics(pred_labels == k, gt_labels == k, spacing=spacing,
-                              nsd_tolerance_mm=nsd_tolerance_mm)
-        for k in classes
+        k: class_metrics(
+            pred_labels == k, gt_labels == k, spacing=spacing, nsd_tolerance_mm=nsd_tolerance_mm
+        )
+        for k in keys
     }
-    mean = {name: float(np.mean([getattr(m, name) for m in per_class.values()])) for name in METRIC_NAMES}
-    counts = {kind: sum(m.empty == kind for m in per_class.values()) for kind in ("both", "pred", "gt")}
+    scored = [per_class[k] for k in foreground]
+    mean = {name: float(np.mean([getattr(m, name) for m in scored])) for name in METRIC_NAMES}
+    counts = {kind: sum(m.empty == kind for m in scored) for kind in ("both", "pred", "gt")}
     ece = entropy = None
     if probabilities is not None:
         ece = expected_calibration_error(probabilities, gt_labels)
         entropy = mean_entropy(probabilities)
-    return CaseMetrics(per_class=per_class, mean=mean, ece=ece, entropy=entropy, empty_counts=counts)
+    return CaseMetrics(
+        per_class=per_class, mean=mean, ece=ece, entropy=entropy, empty_counts=counts
+    )

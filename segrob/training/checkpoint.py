@@ -203,9 +203,8 @@ def load_state(model: nn.Module, state: Any, *, arch: str, source: str) -> None:
             details.append(f"{len(unexpected)} unexpected key(s) e.g. {unexpected[0]}")
         if mismatched:
             key = mismatched[0]
-            details.append(
-                f"shape of {key} is {tuple(state[key].shape)}, expected {tuple(expected[key].shape)}"
-            )
+            got, want = tuple(state[key].shape), tuple(expected[key].shape)
+            details.append(f"shape of {key} is {got}, expected {want}")
         article = "an" if arch[:1].lower() in "aeio" else "a"
         raise SegrobError(
             f"{source}: checkpoint is not {article} {arch} model: {'; '.join(details)}"

@@ -8,7 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1e-5) -> torch.Tensor:
+def soft_dice_loss(
+    logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1e-5
+) -> torch.Tensor:
     """``1 - mean_k (2 sum p_k y_k + s) / (sum p_k + sum y_k + s)`` over foreground classes.
 
     Sums run over the whole batch and all voxels ("batch Dice", as nnU-Net), so patches without

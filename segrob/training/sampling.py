@@ -78,7 +78,9 @@ class PatchSampler:
             flat = np.sort(rng.choice(flat, _MAX_CANDIDATES, replace=False))
         return flat
 
-    def plan(self, n: int, rng: np.random.Generator, cases: list[int] | None = None) -> list[PatchRequest]:
+    def plan(
+        self, n: int, rng: np.random.Generator, cases: list[int] | None = None
+    ) -> list[PatchRequest]:
         """Draw ``n`` patches: cases cycle in a shuffled order, ``round(pos_ratio * n)`` positive.
 
         A positive request on a case without foreground (or negative on one without background)
