@@ -29,7 +29,8 @@ def main() -> None:
     seconds = time.perf_counter() - start
     print(f"{'patch':>5}  {'arch':<10}{'same FBR':>10}{'shifted FBR':>13}")
     for row in result["table"]:
-        print(f"{row['patch']:>5}  {row['arch']:<10}{row['dice_same_fbr']:>10.3f}{row['dice_shifted_fbr']:>13.3f}")
+        same, shifted = row["dice_same_fbr"], row["dice_shifted_fbr"]
+        print(f"{row['patch']:>5}  {row['arch']:<10}{same:>10.3f}{shifted:>13.3f}")
     print(f"run time {seconds:.0f} s (steps already in {args.out} are reused)")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps({"seconds": seconds, **result}, indent=2))
