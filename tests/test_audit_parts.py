@@ -8,9 +8,10 @@ import torch
 
 from segrob.audit.aggregate import summarise
 from segrob.audit.gates import evaluate_gates, parse_bounds
-from segrob.audit.inference import InferencePlan, predict, window_starts
+from segrob.audit.inference import InferencePlan, predict
 from segrob.audit.records import CLEAN, CellRecord, PartialStore
 from segrob.errors import SegrobError, UsageError
+from segrob.training.inference import window_starts
 
 
 def _identity_logits(batch: np.ndarray) -> np.ndarray:

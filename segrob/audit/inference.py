@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from segrob.data.normalize import normalize
+from segrob.training.inference import window_starts
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
 
@@ -71,17 +72,6 @@ def _padded(batch: np.ndarray, plan: InferencePlan, run: PredictFn) -> np.ndarra
     logits = _run_chunks(padded, plan, run)
     crop = (slice(None), slice(None), *[slice(0, s) for s in spatial])
     return logits[crop]
-
-
-def window_starts(size: int, window: int, overlap: float) -> list[int]:
-    """Window start offsets covering ``size`` with the given overlap; the last one ends at the edge."""
-    if size <= window:
-        return [0]
-    step = max(1, round(window * (1.0 - overlap)))
-    starts = list(range(0, size - window + 1, step))
-    if starts[-1] != size - window:
-        starts.append(size - window)
-    return starts
 
 
 def gaussian_importance(window: tuple[int, ...]) -> np.ndarray:
