@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .output import console, emit_json, handles_errors, info, progress_bar
+from .output import console, handles_errors, info, progress_bar
 
 
 @handles_errors
@@ -89,13 +89,13 @@ def audit(
     with progress_bar("audit", None) as bar:
         report = run_audit(model, cases, options, progress=lambda done, total, name: bar(done, total, name))
     if to_stdout:
-        emit_json(__import__("json").loads(report_json(report)))
+        typer.echo(report_json(report), nl=False)
     else:
         render_report(report)
         if json_out:
             save_report(report, json_out)
             info(f"report written to {json_out}")
-    render_gates(report.gates) if not to_stdout else None
+        render_gates(report.gates)
     if report.gates and not report.gates["passed"]:
         raise typer.Exit(1)
     if not to_stdout and not report.gates:
