@@ -47,29 +47,42 @@ class InferencePlan:
 
 
 def predict(images: torch.Tensor, plan: InferencePlan, run: PredictFn) -> np.ndarray:
-    """Logits ``(B, K, *spatial)`` for a raw batch ``(B, C, *spatial)``."""
-    batch = normalize(images, plan.normalization).cpu().numpy().astype(np.float32, copy=False)
-    spatial = batch.shape[2:]
+    """Logits ``(B, K, *spatial)`` for a raw batch ``(B, C, *spatial)``.
+
+    The batch stays a torch tensor on its device until ``run``: on CUDA the session binds it in
+    place (IOBinding), so perturbed batches never travel to the host and back.
+    """
+    batch = normalize(images, plan.normalization).float()
+    spatial = tuple(batch.shape[2:])
     fits = plan.window is not None and all(s <= w for s, w in zip(spatial, plan.window, strict=True))
     if plan.window is None or (fits and not plan.fixed_size):
         return _padded(batch, plan, run)
     return _sliding_window(batch, plan, run)
 
 
-def _run_chunks(batch: np.ndarray, plan: InferencePlan, run: PredictFn) -> np.ndarray:
-    outputs = [run(np.ascontiguousarray(batch[i : i + plan.batch_size]))
+def _run_chunks(batch: torch.Tensor, plan: InferencePlan, run: PredictFn) -> np.ndarray:
+    outputs = [np.asarray(run(batch[i : i + plan.batch_size].contiguous()), dtype=np.float32)
                for i in range(0, batch.shape[0], plan.batch_size)]
     return np.concatenate(outputs, axis=0)
 
 
-def _padded(batch: np.ndarray, plan: InferencePlan, run: PredictFn) -> np.ndarray:
-    """Pad each axis up to a multiple of ``size_multiple`` with zeros (the normalised mean)."""
-    spatial = batch.shape[2:]
+def _pad_to(batch: torch.Tensor, shape: list[int]) -> torch.Tensor:
+    """Zero-pad the spatial axes at their far end up to ``shape`` (zero is the normalised mean)."""
+    extra = [t - s for s, t in zip(batch.shape[2:], shape, strict=True)]
+    if not any(extra):
+        return batch
+    pads: list[int] = []
+    for amount in reversed(extra):  # F.pad lists the last axis first
+        pads += [0, amount]
+    return torch.nn.functional.pad(batch, pads)
+
+
+def _padded(batch: torch.Tensor, plan: InferencePlan, run: PredictFn) -> np.ndarray:
+    """Pad each axis up to a multiple of ``size_multiple``, run, crop back."""
+    spatial = tuple(batch.shape[2:])
     multiple = max(1, plan.size_multiple)
     target = [int(np.ceil(s / multiple) * multiple) for s in spatial]
-    pads = [(0, 0), (0, 0)] + [(0, t - s) for s, t in zip(spatial, target, strict=True)]
-    padded = np.pad(batch, pads) if any(p[1] for p in pads) else batch
-    logits = _run_chunks(padded, plan, run)
+    logits = _run_chunks(_pad_to(batch, target), plan, run)
     crop = (slice(None), slice(None), *[slice(0, s) for s in spatial])
     return logits[crop]
 
@@ -88,20 +101,19 @@ def gaussian_importance(window: tuple[int, ...]) -> np.ndarray:
     return np.maximum(weights, 1e-3).astype(np.float32)
 
 
-def _sliding_window(batch: np.ndarray, plan: InferencePlan, run: PredictFn) -> np.ndarray:
+def _sliding_window(batch: torch.Tensor, plan: InferencePlan, run: PredictFn) -> np.ndarray:
     assert plan.window is not None
     window = plan.window
-    spatial = batch.shape[2:]
+    spatial = tuple(batch.shape[2:])
     # Images smaller than the window along an axis are padded up to it.
     padded_shape = [max(s, w) for s, w in zip(spatial, window, strict=True)]
-    pads = [(0, 0), (0, 0)] + [(0, p - s) for s, p in zip(spatial, padded_shape, strict=True)]
-    padded = np.pad(batch, pads) if any(p[1] for p in pads) else batch
+    padded = _pad_to(batch, padded_shape)
     starts = [window_starts(p, w, plan.overlap) for p, w in zip(padded_shape, window, strict=True)]
     corners = list(itertools.product(*starts))
     weights = gaussian_importance(window)
     results = []
     for image in padded:
-        tiles = np.stack([
+        tiles = torch.stack([
             image[(slice(None), *[slice(c, c + w) for c, w in zip(corner, window, strict=True)])]
             for corner in corners
         ])

@@ -126,4 +126,14 @@ def model_spec(session_info, options) -> ModelSpec:
         fbr_range=_meta(metadata, "fbr_range"),
         metadata=metadata,
         run=lambda batch: run_session(session_info, batch),
+        torch_device=_torch_device(session_info),
     )
+
+
+def _torch_device(session_info) -> str:
+    """Perturb on the GPU when onnxruntime runs there, so batches stay on the device."""
+    if not getattr(session_info, "on_cuda", False):
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
