@@ -94,6 +94,8 @@ def audit(
     suite = resolve_suite(options.suite)
     session = create_session(model_path, device=options.device, threads=options.threads)
     spec = model_spec(session, options)
+    # Members that do not exist for the model's dimensionality are left out and reported.
+    suite, left_out = suite.for_spatial_dims(spec.spatial_dims)
     cells = [(CLEAN, 0)] + [(e.perturbation, s) for e in suite.entries for s in e.severities]
     sha256 = file_sha256(model_path)
     header = {
@@ -177,6 +179,7 @@ def audit(
             "providers": list(session.providers),
             "inference": spec.plan(options).to_dict(),
             "classes": spec.foreground_classes,
+            "left_out_perturbations": left_out,
         },
         summary=summary,
         records=[r.to_dict() for r in sorted(records, key=_record_order(cells))],

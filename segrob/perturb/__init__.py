@@ -3,7 +3,17 @@
 from segrob.perturb.base import AppliedPerturbation, Perturbation, apply_perturbation
 from segrob.perturb.registry import PERTURBATIONS, create_perturbation, list_perturbations
 from segrob.perturb.seeding import derive_seed
-from segrob.perturb.suites import SUITES, Suite, SuiteEntry, get_suite, load_suite_file, resolve_suite
+from segrob.perturb.suites import (
+    SUITES,
+    Suite,
+    SuiteEntry,
+    catalog,
+    describe_suite,
+    get_suite,
+    list_suites,
+    load_suite_file,
+    resolve_suite,
+)
 
 __all__ = [
     "PERTURBATIONS",
@@ -13,10 +23,13 @@ __all__ = [
     "Suite",
     "SuiteEntry",
     "apply_perturbation",
+    "catalog",
     "create_perturbation",
     "derive_seed",
+    "describe_suite",
     "get_suite",
     "list_perturbations",
+    "list_suites",
     "load_suite_file",
     "resolve_suite",
 ]

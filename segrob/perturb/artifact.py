@@ -3,18 +3,24 @@
 MRI members act on the k-space of every image (``torch.fft`` over the spatial axes): ghosting
 (every n-th line along the phase-encoding axis attenuated), a k-space spike (stripes), Gibbs
 ringing (high frequencies truncated) and motion (a share of k-space lines from a shifted
-object). Ultrasound: an acoustic shadow below a point and a depth-dependent gain error, depth
-being the first spatial axis. Histology: per-channel stain scale and offset; JPEG blocks (2D).
+object), in 2D and 3D. Ultrasound: an acoustic shadow below a point and a depth-dependent gain
+error, depth being the first spatial axis (3D: a 3D probe, the shadow a slab along the last axis).
+Histology: per-channel stain scale and offset (meant for RGB, applied to any channels) and JPEG
+(2D; a 3D volume is compressed slice by slice along its first axis, as lossy PACS storage does).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
+from torch import Tensor
 
 from segrob.perturb.base import Perturbation, from_unit, to_unit
 from segrob.perturb.seeding import sign, uniform
+
+Result = tuple[Tensor, Tensor | None]
 
 
 def _kspace(image: torch.Tensor) -> torch.Tensor:
@@ -40,12 +46,13 @@ class Ghosting(Perturbation):
     modalities = ("mri",)
     levels = {"intensity": (0.2, 0.35, 0.5, 0.65, 0.8), "ghosts": (4.0, 4.0, 4.0, 4.0, 4.0)}
 
-    def make_params(self, severity, gen, image):
-        params = dict(self.severity_params(severity))
-        params["axis"] = int(uniform(gen, 0, image.ndim - 2 - 1e-9))
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
+        params: dict[str, Any] = dict(self.severity_params(severity))
+        params["axis"] = int(uniform(generator, 0, len(image_shape) - 2 - 1e-9))
         return params
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         axis = 2 + params["axis"]
         n = image.shape[axis]
         k = _kspace(image)
@@ -64,12 +71,14 @@ class Spike(Perturbation):
     modalities = ("mri",)
     levels = {"intensity": (0.02, 0.05, 0.1, 0.2, 0.35)}
 
-    def make_params(self, severity, gen, image):
-        params = dict(self.severity_params(severity))
-        params["position"] = [round(uniform(gen, 0.05, 0.3) * sign(gen), 4) for _ in range(image.ndim - 2)]
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
+        params: dict[str, Any] = dict(self.severity_params(severity))
+        params["position"] = [round(uniform(generator, 0.05, 0.3) * sign(generator), 4)
+                              for _ in range(len(image_shape) - 2)]
         return params
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         k = _kspace(image)
         spatial = image.shape[2:]
         index = tuple(round(p * n) % n for p, n in zip(params["position"], spatial, strict=True))
@@ -86,10 +95,11 @@ class GibbsRinging(Perturbation):
     modalities = ("mri",)
     levels = {"keep": (0.8, 0.65, 0.5, 0.38, 0.25)}
 
-    def make_params(self, severity, gen, image):
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
         return dict(self.severity_params(severity))
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         k = _kspace(image)
         mask = torch.ones(image.shape[2:], device=image.device, dtype=torch.bool)
         for axis, n in enumerate(image.shape[2:]):
@@ -107,14 +117,16 @@ class MRIMotion(Perturbation):
     modalities = ("mri",)
     levels = {"lines": (0.1, 0.2, 0.3, 0.4, 0.5), "shift": (1.0, 2.0, 3.0, 4.0, 5.0)}
 
-    def make_params(self, severity, gen, image):
-        params = dict(self.severity_params(severity))
-        params["axis"] = int(uniform(gen, 0, image.ndim - 2 - 1e-9))
-        params["centre"] = round(uniform(gen, -0.25, 0.25), 4)
-        params["direction"] = [round(uniform(gen, -1, 1), 4) for _ in range(image.ndim - 2)]
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
+        params: dict[str, Any] = dict(self.severity_params(severity))
+        params["axis"] = int(uniform(generator, 0, len(image_shape) - 2 - 1e-9))
+        params["centre"] = round(uniform(generator, -0.25, 0.25), 4)
+        params["direction"] = [round(uniform(generator, -1, 1), 4)
+                               for _ in range(len(image_shape) - 2)]
         return params
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         """Lines within ``lines / 2`` of ``centre`` (in cycles per image along ``axis``) take the
         k-space of the object translated by ``shift`` voxels; one centre per seed, so a higher
         severity corrupts a superset of the lines a lower one does."""
@@ -126,7 +138,8 @@ class MRIMotion(Perturbation):
         for axis, n in enumerate(spatial):
             shape = [1] * len(spatial)
             shape[axis] = n
-            phase = phase + (_axis_frequencies(n, image.device) * float(direction[axis])).view(shape)
+            frequency = _axis_frequencies(n, image.device) * float(direction[axis])
+            phase = phase + frequency.view(shape)
         moved = k * torch.exp(-2j * math.pi * phase)
         axis = params["axis"]
         n = spatial[axis]
@@ -140,17 +153,18 @@ class MRIMotion(Perturbation):
 class UltrasoundShadowing(Perturbation):
     name = "us_shadowing"
     family = "artifact"
-    description = "ultrasound acoustic shadow: a band below a random point darkened (depth = axis 0)"
+    description = "ultrasound acoustic shadow: a band below a random point darkened (depth: axis 0)"
     modalities = ("us",)
     levels = {"attenuation": (0.2, 0.35, 0.5, 0.65, 0.8), "width": (0.06, 0.08, 0.1, 0.13, 0.16)}
 
-    def make_params(self, severity, gen, image):
-        params = dict(self.severity_params(severity))
-        params["start_depth"] = round(uniform(gen, 0.1, 0.5), 4)
-        params["centre"] = round(uniform(gen, 0.15, 0.85), 4)
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
+        params: dict[str, Any] = dict(self.severity_params(severity))
+        params["start_depth"] = round(uniform(generator, 0.1, 0.5), 4)
+        params["centre"] = round(uniform(generator, 0.15, 0.85), 4)
         return params
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         spatial = image.shape[2:]
         depth = torch.linspace(0, 1, spatial[0], device=image.device)
         across = torch.linspace(0, 1, spatial[-1], device=image.device)
@@ -168,12 +182,13 @@ class UltrasoundGain(Perturbation):
     modalities = ("us",)
     levels = {"ramp": (0.2, 0.35, 0.5, 0.65, 0.8)}
 
-    def make_params(self, severity, gen, image):
-        params = dict(self.severity_params(severity))
-        params["sign"] = sign(gen)
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
+        params: dict[str, Any] = dict(self.severity_params(severity))
+        params["sign"] = sign(generator)
         return params
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         spatial = image.shape[2:]
         depth = torch.linspace(-1, 1, spatial[0], device=image.device)
         gain = (1.0 + params["sign"] * params["ramp"] * depth).clamp_min(0.05)
@@ -188,15 +203,16 @@ class StainShift(Perturbation):
     modalities = ("histology",)
     levels = {"strength": (0.05, 0.1, 0.15, 0.22, 0.3)}
 
-    def make_params(self, severity, gen, image):
-        params = dict(self.severity_params(severity))
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
+        params: dict[str, Any] = dict(self.severity_params(severity))
         s = params["strength"]
-        channels = image.shape[1]
-        params["scale"] = [round(1.0 + uniform(gen, -s, s), 5) for _ in range(channels)]
-        params["offset"] = [round(uniform(gen, -s, s) / 2.0, 5) for _ in range(channels)]
+        channels = image_shape[1]
+        params["scale"] = [round(1.0 + uniform(generator, -s, s), 5) for _ in range(channels)]
+        params["offset"] = [round(uniform(generator, -s, s) / 2.0, 5) for _ in range(channels)]
         return params
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         unit, low, span = to_unit(image)
         shape = (1, image.shape[1]) + (1,) * (image.ndim - 2)
         scale = torch.tensor(params["scale"], device=image.device).view(shape)
@@ -229,26 +245,40 @@ def _dct_matrix(n: int = 8) -> torch.Tensor:
 class JPEG(Perturbation):
     name = "jpeg"
     family = "artifact"
-    dims = (2,)
-    description = "JPEG compression (8x8 DCT blocks, standard luminance table), 2D only"
+    description = ("lossy JPEG in torch: 8x8 DCT blocks quantised with the standard luminance "
+                   "table at a quality; 3D: each slice along the first axis on its own (as PACS)")
     modalities = ("histology", "us")
     levels = {"quality": (80.0, 60.0, 40.0, 25.0, 10.0)}
 
-    def make_params(self, severity, gen, image):
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
         return dict(self.severity_params(severity))
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+        """Per 8x8 block ``B`` of ``255 u - 128``: ``D^T round(D B D^T / Q) Q D`` with ``D`` the
+        orthonormal DCT-II and ``Q`` the luminance table scaled by quality (libjpeg's rule).
+        Chroma subsampling and entropy coding are left out: they add no further loss."""
         unit, low, span = to_unit(image)
         pixels = unit.clamp(0, 1).float() * 255.0 - 128.0
-        n, c, h, w = pixels.shape
-        pad_h, pad_w = (-h) % 8, (-w) % 8
-        padded = torch.nn.functional.pad(pixels, (0, pad_w, 0, pad_h), mode="replicate")
-        blocks = padded.unfold(2, 8, 8).unfold(3, 8, 8)  # (n, c, H/8, W/8, 8, 8)
-        dct = _dct_matrix().to(image.device)
-        quality = params["quality"]
-        scale = 5000.0 / quality if quality < 50 else 200.0 - 2.0 * quality
-        table = ((_JPEG_LUMA.to(image.device) * scale + 50.0) / 100.0).floor().clamp_min(1.0)
-        coefficients = dct @ blocks @ dct.T
-        restored = dct.T @ (torch.round(coefficients / table) * table) @ dct
-        merged = restored.permute(0, 1, 2, 4, 3, 5).reshape(n, c, h + pad_h, w + pad_w)[:, :, :h, :w]
+        if pixels.ndim == 5:  # (N, C, D, H, W): every slice is a 2D image
+            n, c, d, h, w = pixels.shape
+            planes = pixels.permute(0, 2, 1, 3, 4).reshape(n * d, c, h, w)
+            merged = _jpeg_planes(planes, params["quality"])
+            merged = merged.reshape(n, d, c, h, w).permute(0, 2, 1, 3, 4)
+        else:
+            merged = _jpeg_planes(pixels, params["quality"])
         return from_unit(((merged + 128.0) / 255.0).clamp(0, 1), low, span, image), label
+
+
+def _jpeg_planes(pixels: Tensor, quality: float) -> Tensor:
+    """Quantise ``(M, C, H, W)`` centred 8-bit values in 8x8 DCT blocks (edges replicated)."""
+    n, c, h, w = pixels.shape
+    pad_h, pad_w = (-h) % 8, (-w) % 8
+    padded = torch.nn.functional.pad(pixels, (0, pad_w, 0, pad_h), mode="replicate")
+    blocks = padded.unfold(2, 8, 8).unfold(3, 8, 8)  # (M, C, H/8, W/8, 8, 8)
+    dct = _dct_matrix().to(pixels.device)
+    scale = 5000.0 / quality if quality < 50 else 200.0 - 2.0 * quality
+    table = ((_JPEG_LUMA.to(pixels.device) * scale + 50.0) / 100.0).floor().clamp_min(1.0)
+    coefficients = dct @ blocks @ dct.T
+    restored = dct.T @ (torch.round(coefficients / table) * table) @ dct
+    return restored.permute(0, 1, 2, 4, 3, 5).reshape(n, c, h + pad_h, w + pad_w)[:, :, :h, :w]

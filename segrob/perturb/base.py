@@ -4,6 +4,12 @@ A perturbation maps a batch ``(N, C, *spatial)`` (float, any device) and its lab
 ``(N, *spatial)`` (integer, or ``None``) to the same shapes, dtypes and device. Intensity
 parameters are relative to each image's robust range (0.5 to 99.5 percentile), so one suite means
 the same on CT, MRI and 8-bit images. Severity 0 is the identity; 1..levels grow in strength.
+
+Randomness: parameters (signs, directions, coefficients) are drawn from a CPU generator seeded
+with the call's seed, and every random field (noise, displacement) from a CPU generator seeded with
+the recorded ``field_seed``, then moved to the batch's device. Drawing on the CPU costs a copy on
+a GPU, but the same seed then gives the same perturbation on every machine, with or without a
+GPU, which is what the audit's "results do not depend on how work is split" rests on.
 """
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ from segrob.errors import SegrobError
 from segrob.perturb.seeding import generator, sub_seed
 
 EPS = 1e-6
+KINDS = ("intensity", "geometric")
 
 
 @dataclass(frozen=True)
 class AppliedPerturbation:
-    """What was applied: enough to reproduce it exactly."""
+    """What was applied: enough to reproduce it exactly (``params`` are JSON-ready)."""
 
     name: str
     severity: int
@@ -38,33 +45,42 @@ class Perturbation:
 
     ``levels`` maps each parameter to its nominal value at severity 1..n (ROOD-MRI, ImageNet-C
     and the papers' reference points). :meth:`make_params` draws the applied values (random
-    signs, directions, the seed of a random field) from a generator.
+    signs, directions, the seed of a random field) from a generator; :meth:`apply` is then a
+    deterministic function of the image and those parameters.
     """
 
     name: ClassVar[str]
     family: ClassVar[str]
     kind: ClassVar[str] = "intensity"
-    dims: ClassVar[tuple[int, ...]] = (2, 3)
+    spatial_dims: ClassVar[tuple[int, ...]] = (2, 3)
     description: ClassVar[str] = ""
     modalities: ClassVar[tuple[str, ...]] = ()
     levels: ClassVar[dict[str, tuple[float, ...]]] = {}
 
     @property
     def n_levels(self) -> int:
+        """The highest severity (5 for most members, 2 for the paper's texture protocol)."""
         return len(next(iter(self.levels.values())))
 
     def severity_params(self, severity: int) -> dict[str, float]:
         """The nominal parameters at ``severity`` (for `segrob suites`)."""
         return {key: values[severity - 1] for key, values in self.levels.items()}
 
-    def make_params(self, severity: int, gen: torch.Generator, image: torch.Tensor) -> dict[str, Any]:
+    def make_params(
+        self, severity: int, generator: torch.Generator, *, image_shape: tuple[int, ...]
+    ) -> dict[str, Any]:
+        """Draw the applied parameters: the nominal ones plus the seed of a random field.
+
+        Members without randomness override this to return the nominal parameters only.
+        """
         params: dict[str, Any] = dict(self.severity_params(severity))
-        params["field_seed"] = sub_seed(gen)
+        params["field_seed"] = sub_seed(generator)
         return params
 
     def apply(
         self, image: torch.Tensor, label: torch.Tensor | None, params: dict[str, Any]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Apply drawn ``params`` to ``image`` (N, C, *spatial) and ``label`` (N, *spatial)."""
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,9 +88,10 @@ class Perturbation:
             "name": self.name,
             "family": self.family,
             "kind": self.kind,
-            "dims": list(self.dims),
+            "spatial_dims": list(self.spatial_dims),
             "description": self.description,
             "modalities": list(self.modalities),
+            "n_levels": self.n_levels,
             "severities": {s: self.severity_params(s) for s in range(1, self.n_levels + 1)},
         }
 
@@ -84,23 +101,64 @@ def spatial_axes(image: torch.Tensor) -> tuple[int, ...]:
 
 
 def to_unit(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(x - low) / span`` per image and channel, with ``low`` and ``span`` to map back."""
+    """``(x - low) / span`` per image and channel, with ``low`` and ``span`` to map back.
+
+    ``span = p99.5 - p0.5``; where that is zero (an image that is almost all one value) the full
+    range ``max - min`` stands in, and a constant image keeps ``span = EPS`` (no NaN).
+    """
     low, high = robust_range(image)
-    span = (high - low).clamp_min(EPS)
+    flat = image.detach().float().flatten(2)
+    full = (flat.amax(dim=2) - flat.amin(dim=2)).view_as(low)
+    span = torch.where(high - low > EPS, high - low, full).clamp_min(EPS)
     return (image - low) / span, low, span
 
 
-def from_unit(unit: torch.Tensor, low: torch.Tensor, span: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def from_unit(
+    unit: torch.Tensor, low: torch.Tensor, span: torch.Tensor, like: torch.Tensor
+) -> torch.Tensor:
+    """The inverse of :func:`to_unit`, cast to ``like``'s dtype."""
     return (unit * span + low).to(like.dtype)
 
 
 def random_field(params: dict[str, Any], shape: tuple[int, ...], like: torch.Tensor,
                  kind: str = "normal") -> torch.Tensor:
-    """A random field from the recorded ``field_seed``, drawn on the CPU and moved to ``like``'s
-    device, so the same seed gives the same perturbation on a CPU and on a GPU."""
+    """A float32 random field from the recorded ``field_seed``, drawn on the CPU and moved to
+    ``like``'s device, so the same seed gives the same perturbation on a CPU and on a GPU."""
     gen = generator(params["field_seed"], "cpu")
     draw = torch.randn if kind == "normal" else torch.rand
     return draw(shape, generator=gen).to(device=like.device, dtype=torch.float32)
+
+
+def check_severity(perturbation: Perturbation, severity: int) -> None:
+    """Refuse a severity outside ``0..n_levels`` with a message naming the valid range."""
+    if isinstance(severity, bool) or not isinstance(severity, int) \
+            or not 0 <= severity <= perturbation.n_levels:
+        raise SegrobError(
+            f"severity {severity!r} is out of range for {perturbation.name} "
+            f"(0 = clean, 1..{perturbation.n_levels})"
+        )
+
+
+def check_batch(
+    perturbation: Perturbation, image: torch.Tensor, label: torch.Tensor | None
+) -> None:
+    """Refuse inputs a perturbation cannot take, naming what was given and what is expected."""
+    if not isinstance(image, torch.Tensor) or not image.is_floating_point():
+        kind = image.dtype if isinstance(image, torch.Tensor) else type(image).__name__
+        raise SegrobError(f"{perturbation.name}: image must be a float tensor, got {kind}")
+    dims = image.ndim - 2
+    if dims not in perturbation.spatial_dims:
+        valid = " or ".join(f"{d}D" for d in perturbation.spatial_dims)
+        raise SegrobError(
+            f"{perturbation.name}: takes {valid} batches shaped (N, C, *spatial), "
+            f"got an image of shape {tuple(image.shape)} ({dims}D)"
+        )
+    expected = (image.shape[0], *image.shape[2:])
+    if label is not None and tuple(label.shape) != expected:
+        raise SegrobError(
+            f"{perturbation.name}: label of shape {tuple(label.shape)} does not match image "
+            f"{tuple(image.shape)} (expected {expected})"
+        )
 
 
 def apply_perturbation(
@@ -113,28 +171,26 @@ def apply_perturbation(
 ) -> tuple[torch.Tensor, torch.Tensor | None, AppliedPerturbation]:
     """Draw the parameters of ``name`` at ``severity`` from ``seed`` and apply them.
 
-    The whole batch gets one draw; the audit passes one case per call with a seed derived from
-    the case, so each case's perturbation is independent of the others and of batch order.
-    Severity 0 returns the inputs unchanged.
+    Args:
+        name: a registered perturbation (see :func:`list_perturbations`).
+        image: ``(N, C, *spatial)`` float batch on any device.
+        label: ``(N, *spatial)`` integer class map, or ``None``.
+        severity: 0 (clean: the inputs come back unchanged, ``params == {}``) to ``n_levels``.
+        seed: the whole batch is drawn from this one seed (one set of parameters, one random
+            field for the batch). The audit passes one case per call, with a seed derived from
+            the case (:func:`derive_seed`), so each case's draw is independent of batch order.
+
+    Returns:
+        The perturbed image and label (same shape, dtype and device) and the applied record.
     """
     from segrob.perturb.registry import create_perturbation
 
     perturbation = create_perturbation(name)
     check_severity(perturbation, severity)
-    if image.ndim - 2 not in perturbation.dims:
-        dims = " or ".join(f"{d}D" for d in perturbation.dims)
-        raise SegrobError(f"perturbation {name} works on {dims} images, got {image.ndim - 2}D")
+    check_batch(perturbation, image, label)
     if severity == 0:
         return image, label, AppliedPerturbation(name, 0, int(seed), {})
     gen = generator(seed, "cpu")
-    params = perturbation.make_params(severity, gen, image)
+    params = perturbation.make_params(severity, gen, image_shape=tuple(image.shape))
     out_image, out_label = perturbation.apply(image, label, params)
     return out_image, out_label, AppliedPerturbation(name, severity, int(seed), params)
-
-
-def check_severity(perturbation: Perturbation, severity: int) -> None:
-    if not isinstance(severity, int) or not 0 <= severity <= perturbation.n_levels:
-        raise SegrobError(
-            f"severity {severity!r} is out of range for {perturbation.name} "
-            f"(0 = clean, 1..{perturbation.n_levels})"
-        )

@@ -1,14 +1,21 @@
-"""Blur: Gaussian (defocus, partial volume) and motion (a line kernel in a random direction)."""
+"""Blur: Gaussian (defocus, partial volume) and motion (a line kernel in a random direction).
+
+Both work on 2D and 3D batches; sigma and length are in voxels (.8 -> 4 px for Gaussian blur).
+"""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
+from torch import Tensor
 
 from segrob.perturb.base import Perturbation
 from segrob.perturb.filters import fft_convolve, gaussian_blur
 from segrob.perturb.seeding import uniform
+
+Result = tuple[Tensor, Tensor | None]
 
 
 class GaussianBlur(Perturbation):
@@ -18,22 +25,24 @@ class GaussianBlur(Perturbation):
     modalities = ("mri", "ct", "us", "histology")
     levels = {"sigma": (0.8, 1.5, 2.2, 3.0, 4.0)}
 
-    def make_params(self, severity, gen, image):
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
         return dict(self.severity_params(severity))
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         return gaussian_blur(image, params["sigma"]), label
 
 
-def line_kernel(length: int, direction: torch.Tensor) -> torch.Tensor:
+def line_kernel(length: int, direction: Tensor) -> Tensor:
     """A normalised line of ``length`` voxels through the centre along ``direction``."""
     dims = direction.numel()
     size = length if length % 2 else length + 1
-    kernel = torch.zeros((size,) * dims)
     centre = (size - 1) / 2.0
-    for t in torch.linspace(-(length - 1) / 2.0, (length - 1) / 2.0, steps=4 * length):
-        point = torch.round(centre + t * direction).long().clamp(0, size - 1)
-        kernel[tuple(point.tolist())] = 1.0
+    steps = torch.linspace(-(length - 1) / 2.0, (length - 1) / 2.0, steps=4 * length)
+    points = torch.round(centre + steps[:, None] * direction[None, :].float()).long()
+    points = points.clamp(0, size - 1)
+    kernel = torch.zeros((size,) * dims)
+    kernel[tuple(points.T)] = 1.0
     return kernel / kernel.sum()
 
 
@@ -44,18 +53,18 @@ class MotionBlur(Perturbation):
     modalities = ("us", "histology", "ct")
     levels = {"length": (3.0, 5.0, 9.0, 13.0, 17.0)}
 
-    def make_params(self, severity, gen, image):
-        params = dict(self.severity_params(severity))
-        dims = image.ndim - 2
-        if dims == 2:
-            angle = uniform(gen, 0.0, math.pi)
-            params["direction"] = [math.sin(angle), math.cos(angle)]
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
+        params: dict[str, Any] = dict(self.severity_params(severity))
+        if len(image_shape) == 4:
+            angle = uniform(generator, 0.0, math.pi)
+            params["direction"] = [round(math.sin(angle), 6), round(math.cos(angle), 6)]
         else:
-            v = [uniform(gen, -1.0, 1.0) for _ in range(3)]
+            v = [uniform(generator, -1.0, 1.0) for _ in range(3)]
             norm = math.sqrt(sum(c * c for c in v)) or 1.0
-            params["direction"] = [c / norm for c in v]
+            params["direction"] = [round(c / norm, 6) for c in v]
         return params
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         kernel = line_kernel(int(params["length"]), torch.tensor(params["direction"]))
         return fft_convolve(image, kernel.to(image.device)), label

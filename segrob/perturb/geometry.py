@@ -8,30 +8,36 @@ minimum (background), and label 0.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from segrob.data.normalize import robust_range
 from segrob.perturb.base import Perturbation, random_field
 from segrob.perturb.seeding import sign, uniform
 
+Result = tuple[Tensor, Tensor | None]
 
-def _warp(image, label, grid):
+
+def _warp(image: Tensor, label: Tensor | None, grid: Tensor) -> Result:
     low, _ = robust_range(image)
     moved = F.grid_sample(image.float() - low, grid, mode="bilinear", padding_mode="zeros",
                           align_corners=False) + low
     out_label = None
     if label is not None:
-        out_label = F.grid_sample(label[:, None].float(), grid, mode="nearest", padding_mode="zeros",
-                                  align_corners=False)[:, 0].round().to(label.dtype)
+        out_label = F.grid_sample(label[:, None].float(), grid, mode="nearest",
+                                  padding_mode="zeros", align_corners=False)
+        out_label = out_label[:, 0].round().to(label.dtype)
     return moved.to(image.dtype), out_label
 
 
 def _rotation(dims: int, degrees: float, axis: list[float]) -> torch.Tensor:
     angle = math.radians(degrees)
     if dims == 2:
-        return torch.tensor([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+        cos, sin = math.cos(angle), math.sin(angle)
+        return torch.tensor([[cos, -sin], [sin, cos]])
     k = torch.tensor(axis) / max(1e-6, math.sqrt(sum(a * a for a in axis)))
     cross = torch.tensor([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
     return torch.eye(3) + math.sin(angle) * cross + (1 - math.cos(angle)) * cross @ cross
@@ -49,18 +55,29 @@ class Affine(Perturbation):
         "scale": (0.03, 0.05, 0.08, 0.11, 0.15),
     }
 
-    def make_params(self, severity, gen, image):
-        params = dict(self.severity_params(severity))
-        dims = image.ndim - 2
-        params["degrees"] = params["degrees"] * sign(gen)
-        params["axis"] = [uniform(gen, -1, 1) for _ in range(3)] if dims == 3 else None
-        params["shift"] = [round(params["translation"] * 2 * sign(gen), 5) for _ in range(dims)]
-        params["zoom"] = round(1.0 + params["scale"] * sign(gen), 5)
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
+        params: dict[str, Any] = dict(self.severity_params(severity))
+        dims = len(image_shape) - 2
+        params["degrees"] = params["degrees"] * sign(generator)
+        params["axis"] = ([round(uniform(generator, -1, 1), 6) for _ in range(3)]
+                          if dims == 3 else None)
+        # Grid units: the image spans [-1, 1], so a translation t of the size is 2 t.
+        params["shift"] = [round(params["translation"] * 2 * sign(generator), 5)
+                           for _ in range(dims)]
+        params["zoom"] = round(1.0 + params["scale"] * sign(generator), 5)
         return params
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+        """Output voxel ``x`` samples the input at ``R x / zoom + shift`` (centred coordinates).
+
+        The rotation acts in voxel units, ``S^-1 R S`` in the grid's normalised units with ``S``
+        the half sizes, so a rotation stays rigid on a non-square image.
+        """
         dims = image.ndim - 2
-        matrix = _rotation(dims, params["degrees"], params["axis"] or [0, 0, 1]) / params["zoom"]
+        rotation = _rotation(dims, params["degrees"], params["axis"] or [0, 0, 1]) / params["zoom"]
+        half = torch.tensor([s / 2.0 for s in reversed(image.shape[2:])])  # grid order: x, y(, z)
+        matrix = rotation * half[None, :] / half[:, None]
         theta = torch.cat([matrix, torch.tensor(params["shift"])[:, None]], dim=1)
         theta = theta.to(image.device, torch.float32).expand(image.shape[0], -1, -1)
         grid = F.affine_grid(theta, list(image.shape), align_corners=False)
@@ -71,12 +88,12 @@ class Elastic(Perturbation):
     name = "elastic"
     family = "geometry"
     kind = "geometric"
-    description = "smooth random displacement (control grid of 6 per axis), max displacement in voxels"
+    description = "smooth random displacement (6 control points per axis), maximum in voxels"
     modalities = ("us", "histology", "mri")
     levels = {"displacement": (1.5, 3.0, 4.5, 6.0, 8.0)}
     control_points = 6
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         dims = image.ndim - 2
         spatial = image.shape[2:]
         coarse = random_field(params, (1, dims, *([self.control_points] * dims)), image)

@@ -16,7 +16,13 @@ from segrob.perturb.artifact import (
 from segrob.perturb.base import Perturbation
 from segrob.perturb.blur import GaussianBlur, MotionBlur
 from segrob.perturb.geometry import Affine, Elastic
-from segrob.perturb.noise import GaussianNoise, ImpulseNoise, PoissonNoise, RicianNoise, SpeckleNoise
+from segrob.perturb.noise import (
+    GaussianNoise,
+    ImpulseNoise,
+    PoissonNoise,
+    RicianNoise,
+    SpeckleNoise,
+)
 from segrob.perturb.shift import (
     BiasField,
     Brightness,
@@ -35,7 +41,8 @@ PERTURBATIONS: dict[str, type[Perturbation]] = {
         GaussianBlur, MotionBlur,
         GammaCompression, GammaExpansion, Contrast, Brightness, BiasField, HistogramWarp,
         ResolutionLoss,
-        Ghosting, Spike, GibbsRinging, MRIMotion, UltrasoundShadowing, UltrasoundGain, StainShift, JPEG,
+        Ghosting, Spike, GibbsRinging, MRIMotion, UltrasoundShadowing, UltrasoundGain, StainShift,
+        JPEG,
         Affine, Elastic,
         BackgroundBlur, TextureSpeckle,
     )
@@ -43,6 +50,7 @@ PERTURBATIONS: dict[str, type[Perturbation]] = {
 
 
 def list_perturbations() -> list[str]:
+    """The registered names, in catalog order (family by family)."""
     return list(PERTURBATIONS)
 
 

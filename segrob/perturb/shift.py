@@ -2,18 +2,22 @@
 
 Gamma compression (.86 -> .3) and expansion (1.4 -> 3.0), contrast, brightness, a smooth
 multiplicative bias field (polynomial coefficients .3 -> 1.5), a random monotone histogram warp
-and resolution loss (down- then up-sampling by 1.5 -> 5).
+and resolution loss (down- then up-sampling by 1.5 -> 5). All work on 2D and 3D batches.
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import torch
+from torch import Tensor
 
 from segrob.perturb.base import Perturbation, from_unit, to_unit
 from segrob.perturb.filters import resample
 from segrob.perturb.seeding import sign
+
+Result = tuple[Tensor, Tensor | None]
 
 
 class GammaCompression(Perturbation):
@@ -23,10 +27,11 @@ class GammaCompression(Perturbation):
     modalities = ("mri", "ct", "us", "histology")
     levels = {"gamma": (0.86, 0.7, 0.55, 0.42, 0.3)}
 
-    def make_params(self, severity, gen, image):
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
         return dict(self.severity_params(severity))
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         unit, low, span = to_unit(image)
         return from_unit(unit.clamp(0, 1) ** params["gamma"], low, span, image), label
 
@@ -44,10 +49,11 @@ class Contrast(Perturbation):
     modalities = ("ct", "us", "histology", "mri")
     levels = {"factor": (0.8, 0.65, 0.5, 0.35, 0.2)}
 
-    def make_params(self, severity, gen, image):
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
         return dict(self.severity_params(severity))
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         mean = image.float().mean(dim=tuple(range(2, image.ndim)), keepdim=True)
         return (mean + params["factor"] * (image - mean)).to(image.dtype), label
 
@@ -59,12 +65,13 @@ class Brightness(Perturbation):
     modalities = ("ct", "histology", "us")
     levels = {"offset": (0.1, 0.2, 0.3, 0.4, 0.5)}
 
-    def make_params(self, severity, gen, image):
-        params = dict(self.severity_params(severity))
-        params["sign"] = sign(gen)
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
+        params: dict[str, Any] = dict(self.severity_params(severity))
+        params["sign"] = sign(generator)
         return params
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         unit, low, span = to_unit(image)
         return from_unit(unit + params["sign"] * params["offset"], low, span, image), label
 
@@ -72,33 +79,39 @@ class Brightness(Perturbation):
 class BiasField(Perturbation):
     name = "bias_field"
     family = "shift"
-    description = "smooth multiplicative field exp(polynomial of order 3), coefficients in +-c (MRI)"
+    description = "smooth multiplicative field exp(polynomial of order 3), coefficients in +-c"
     modalities = ("mri",)
     levels = {"coefficient": (0.3, 0.6, 0.9, 1.2, 1.5)}
     order = 3
 
-    def make_params(self, severity, gen, image):
-        params = dict(self.severity_params(severity))
-        dims = image.ndim - 2
-        terms = [p for p in itertools.product(range(self.order + 1), repeat=dims) if sum(p) <= self.order]
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
+        params: dict[str, Any] = dict(self.severity_params(severity))
+        dims = len(image_shape) - 2
+        terms = [p for p in itertools.product(range(self.order + 1), repeat=dims)
+                 if sum(p) <= self.order]
         c = params["coefficient"]
-        draws = torch.rand(len(terms), generator=gen) * 2 - 1
+        draws = torch.rand(len(terms), generator=generator) * 2 - 1
         params["terms"] = [list(t) for t in terms]
         params["coefficients"] = [round(float(c * d), 6) for d in draws]
         return params
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+        """``field = exp(P - mean P)``, ``P(x) = sum_t c_t prod_axis x_axis^(p_t,axis)`` on
+        ``[-1, 1]`` per axis, evaluated separably: the coefficients form a tensor
+        ``C[p_1, .., p_d]`` contracted with each axis's powers, so the cost is ``O(order x voxels)``
+        instead of one full-size product per term."""
         spatial = image.shape[2:]
-        axes = torch.meshgrid(
-            *[torch.linspace(-1, 1, n, device=image.device) for n in spatial], indexing="ij"
-        )
-        log_field = torch.zeros(spatial, device=image.device)
-        for powers, coefficient in zip(params["terms"], params["coefficients"], strict=True):
-            term = torch.ones(spatial, device=image.device)
-            for axis, power in zip(axes, powers, strict=True):
-                if power:
-                    term = term * axis**power
-            log_field = log_field + coefficient * term
+        dims = len(spatial)
+        coefficients = torch.zeros((self.order + 1,) * dims, device=image.device)
+        for powers, value in zip(params["terms"], params["coefficients"], strict=True):
+            coefficients[tuple(powers)] = value
+        log_field = coefficients
+        for n in spatial:
+            powers = torch.linspace(-1, 1, n, device=image.device)[None, :] ** torch.arange(
+                self.order + 1, device=image.device)[:, None].float()
+            # Contract the leading power axis and append this axis's positions at the end.
+            log_field = torch.tensordot(log_field, powers, dims=([0], [0]))
         # Normalise so the field's mean is 1: it redistributes intensity rather than scaling it.
         field = torch.exp(log_field - log_field.mean())
         unit, low, span = to_unit(image)
@@ -113,14 +126,15 @@ class HistogramWarp(Perturbation):
     levels = {"strength": (0.15, 0.3, 0.45, 0.6, 0.8)}
     harmonics = 3
 
-    def make_params(self, severity, gen, image):
-        params = dict(self.severity_params(severity))
-        weights = torch.rand(self.harmonics, generator=gen) * 2 - 1
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
+        params: dict[str, Any] = dict(self.severity_params(severity))
+        weights = torch.rand(self.harmonics, generator=generator) * 2 - 1
         weights = weights / weights.abs().sum().clamp_min(1e-6)
         params["weights"] = [round(float(w), 6) for w in weights]
         return params
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         """``y = x + s * sum_k w_k sin(pi k x) / (pi k)`` with ``sum |w_k| = 1``: its slope is at
         least ``1 - s > 0``, so the map stays monotone, and the endpoints 0 and 1 stay put."""
         unit, low, span = to_unit(image)
@@ -138,10 +152,11 @@ class ResolutionLoss(Perturbation):
     modalities = ("mri", "ct", "us", "histology")
     levels = {"factor": (1.5, 2.0, 3.0, 4.0, 5.0)}
 
-    def make_params(self, severity, gen, image):
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
         return dict(self.severity_params(severity))
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         spatial = tuple(image.shape[2:])
         small = tuple(max(2, round(s / params["factor"])) for s in spatial)
         return resample(resample(image, small, mode="area"), spatial, mode="linear"), label

@@ -10,7 +10,9 @@ A suite file::
     [[perturbation]]
     name = "rician_noise"          # severities default to all of the perturbation's levels
 
-JSON takes the same keys (``{"name": ..., "perturbation": [{"name": ..., "severities": [...]}]}``).
+JSON takes the same keys (``{"name": ..., "perturbation": [{"name": ..., "severities": [...]}]}``);
+an entry may also be just a name (``perturbation = ["gaussian_noise", "spike"]``). TOML needs
+Python 3.11 (``tomllib``); on 3.10 write the suite as JSON.
 """
 
 from __future__ import annotations
@@ -18,35 +20,43 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from segrob.errors import SegrobError
 from segrob.perturb.registry import PERTURBATIONS, create_perturbation
 
+FILE_KEYS = ("name", "description", "perturbation")
+ENTRY_KEYS = ("name", "severities")
+
 
 @dataclass(frozen=True)
 class SuiteEntry:
-    perturbation: str
-    severities: tuple[int, ...]
+    """One member of a suite and the severities it runs at (0, clean, is always run apart)."""
 
-    def to_dict(self) -> dict:
+    perturbation: str
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+
+    def to_dict(self) -> dict[str, Any]:
         return {"perturbation": self.perturbation, "severities": list(self.severities)}
 
 
 @dataclass(frozen=True)
 class Suite:
+    """A named set of (perturbation, severities)."""
+
     name: str
     description: str
     entries: tuple[SuiteEntry, ...]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description,
                 "entries": [e.to_dict() for e in self.entries]}
 
-    def for_dims(self, spatial_dims: int) -> tuple[Suite, list[str]]:
+    def for_spatial_dims(self, spatial_dims: int) -> tuple[Suite, list[str]]:
         """The members that work on ``spatial_dims`` images, and the names left out."""
         kept, dropped = [], []
         for entry in self.entries:
-            if spatial_dims in PERTURBATIONS[entry.perturbation].dims:
+            if spatial_dims in PERTURBATIONS[entry.perturbation].spatial_dims:
                 kept.append(entry)
             else:
                 dropped.append(entry.perturbation)
@@ -77,8 +87,8 @@ SUITES: dict[str, Suite] = {
         Suite("artifact", "MRI k-space artifacts, ultrasound shadow and gain, stain shift, JPEG",
               _family("artifact")),
         Suite("geometry", "affine and elastic deformations (labels follow)", _family("geometry")),
-        Suite("texture", "Kamath et al. 2023: background blur (easier) and speckle (harder)",
-              _family("texture")),
+        Suite("texture", "Kamath et al. 2023: background blur (easier) and speckle (harder), "
+              "the paper's 2 levels each", _family("texture")),
         Suite("all", "every perturbation except the texture protocol",
               _entries(*[n for n, cls in PERTURBATIONS.items() if cls.family != "texture"])),
         Suite("mri", "what MRI deployments meet", _modality("mri")),
@@ -89,9 +99,16 @@ SUITES: dict[str, Suite] = {
 }
 
 
+def list_suites() -> list[str]:
+    return list(SUITES)
+
+
 def get_suite(name: str) -> Suite:
+    """A registered suite; an unknown name lists the valid ones."""
     if name not in SUITES:
-        raise SegrobError(f"unknown suite {name!r} (valid: {', '.join(SUITES)}, or a .toml/.json file)")
+        raise SegrobError(
+            f"unknown suite {name!r} (valid: {', '.join(SUITES)}, or a .toml/.json file)"
+        )
     return SUITES[name]
 
 
@@ -105,50 +122,89 @@ def resolve_suite(name_or_path: str) -> Suite:
     return get_suite(name_or_path)
 
 
-def load_suite_file(path: str | Path) -> Suite:
-    """Read a suite file; any mistake is one line naming the file and the problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise SegrobError(f"{path}: suite file not found")
+def _parse(path: Path) -> Any:
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix.lower() == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            data = json.loads(text)
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                raise SegrobError(
+                    f"{path}: TOML suite files need Python 3.11+; write the suite as JSON"
+                ) from None
+            return tomllib.loads(text)
+        return json.loads(text)
     except ValueError as error:
         raise SegrobError(f"{path}: cannot parse suite file ({error})") from None
-    if not isinstance(data, dict):
-        raise SegrobError(f"{path}: a suite file holds a table/object with 'name' and 'perturbation'")
-    unknown_keys = set(data) - {"name", "description", "perturbation"}
-    if unknown_keys:
+
+
+def _entry(path: Path, index: int, item: Any) -> SuiteEntry:
+    where = f"{path}: perturbation entry {index}"
+    if isinstance(item, str):
+        item = {"name": item}
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        raise SegrobError(f"{where} needs a name (a string)")
+    extra = sorted(set(item) - set(ENTRY_KEYS))
+    if extra:
+        raise SegrobError(f"{where} has unknown key {extra[0]!r} (valid: {', '.join(ENTRY_KEYS)})")
+    try:
+        perturbation = create_perturbation(item["name"])
+    except SegrobError as error:
+        raise SegrobError(f"{where}: {error}") from None
+    top = perturbation.n_levels
+    severities = item.get("severities", list(range(1, top + 1)))
+    if isinstance(severities, int) and not isinstance(severities, bool):
+        severities = [severities]
+    valid = isinstance(severities, list) and severities and all(
+        isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= top for s in severities
+    )
+    if not valid:
         raise SegrobError(
-            f"{path}: unknown key {sorted(unknown_keys)[0]!r} (valid: name, description, perturbation)"
+            f"{where}: severities of {perturbation.name} must be integers in 1..{top} "
+            f"(0, clean, always runs), got {severities!r}"
         )
+    return SuiteEntry(perturbation.name, tuple(sorted(set(severities))))
+
+
+def load_suite_file(path: str | Path) -> Suite:
+    """Read a suite file; any mistake is one line naming the file, the entry and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise SegrobError(f"{path}: suite file not found")
+    data = _parse(path)
+    if not isinstance(data, dict):
+        raise SegrobError(f"{path}: a suite file holds a table with 'name' and 'perturbation'")
+    unknown = sorted(set(data) - set(FILE_KEYS))
+    if unknown:
+        raise SegrobError(f"{path}: unknown key {unknown[0]!r} (valid: {', '.join(FILE_KEYS)})")
     items = data.get("perturbation")
     if not isinstance(items, list) or not items:
         raise SegrobError(f"{path}: no perturbation entries (add [[perturbation]] tables)")
-    entries = []
-    for index, item in enumerate(items):
-        if isinstance(item, str):
-            item = {"name": item}
-        if not isinstance(item, dict) or "name" not in item:
-            raise SegrobError(f"{path}: perturbation entry {index + 1} has no name")
-        extra = set(item) - {"name", "severities"}
-        if extra:
-            raise SegrobError(
-                f"{path}: perturbation entry {index + 1} has unknown key {sorted(extra)[0]!r} "
-                "(valid: name, severities)"
-            )
-        perturbation = create_perturbation(str(item["name"]))
-        severities = item.get("severities", list(range(1, perturbation.n_levels + 1)))
-        if (not isinstance(severities, list) or not severities
-                or any(not isinstance(s, int) or not 1 <= s <= perturbation.n_levels for s in severities)):
-            raise SegrobError(
-                f"{path}: severities of {perturbation.name} must be a list of integers in "
-                f"1..{perturbation.n_levels}, got {severities!r}"
-            )
-        entries.append(SuiteEntry(perturbation.name, tuple(sorted(set(severities)))))
+    entries = [_entry(path, index, item) for index, item in enumerate(items, start=1)]
+    names = [e.perturbation for e in entries]
+    repeated = next((n for n in names if names.count(n) > 1), None)
+    if repeated:
+        raise SegrobError(
+            f"{path}: {repeated} is listed twice; give it one entry with all its severities"
+        )
     return Suite(str(data.get("name", path.stem)), str(data.get("description", "")), tuple(entries))
+
+
+def describe_suite(suite: Suite) -> dict[str, Any]:
+    """The suite with each member's catalog entry and the severities this suite runs."""
+    return {
+        **suite.to_dict(),
+        "members": [
+            {**create_perturbation(e.perturbation).to_dict(),
+             "suite_severities": list(e.severities)}
+            for e in suite.entries
+        ],
+    }
+
+
+def catalog() -> dict[str, Any]:
+    """Every suite (with its members' names) and every perturbation's parameters per severity."""
+    return {
+        "suites": [suite.to_dict() for suite in SUITES.values()],
+        "perturbations": [create_perturbation(name).to_dict() for name in PERTURBATIONS],
+    }

@@ -1,20 +1,29 @@
-"""The texture protocol of Kamath et al. 2023: change the background texture, keep the object.
+"""The texture protocol of Kamath et al. 2023: change the texture, keep the object's shape.
 
-* ``texture_blur_background`` (the paper's "easier" set): Gaussian blur of the background only
-  (label 0), sigma 3 and 7 px: the background loses its texture, so the foreground stands out.
-* ``texture_speckle`` (the paper's "harder" set): speckle noise of variance .1 and .3 over the
+* ``texture_blur_background`` (the paper's "easier" shift): Gaussian blur of the background only
+  (label 0), sigma 3 and 7 px. The background loses its texture while the foreground keeps its
+  own, so the texture distance between them grows.
+* ``texture_speckle`` (the paper's "harder" shift): speckle noise of variance .1 and .3 over the
   whole image, burying both textures.
 
-Each has two severities, the paper's two levels.
+Each has two severities, the paper's two levels (1 = the paper's milder, 2 = its stronger); the
+contract (severity 0 = clean, quality falls with severity) holds as for the 5-level members.
+Both work on 2D and 3D batches.
 """
 
 from __future__ import annotations
 
-import torch
+from typing import Any
 
+import torch
+from torch import Tensor
+
+from segrob.errors import SegrobError
 from segrob.perturb.base import Perturbation
 from segrob.perturb.filters import gaussian_blur
 from segrob.perturb.noise import SpeckleNoise
+
+Result = tuple[Tensor, Tensor | None]
 
 
 class BackgroundBlur(Perturbation):
@@ -24,12 +33,16 @@ class BackgroundBlur(Perturbation):
     modalities = ("us", "mri", "ct", "histology")
     levels = {"sigma": (3.0, 7.0)}
 
-    def make_params(self, severity, gen, image):
+    def make_params(self, severity: int, generator: torch.Generator, *,
+                    image_shape: tuple[int, ...]) -> dict[str, Any]:
         return dict(self.severity_params(severity))
 
-    def apply(self, image, label, params):
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         if label is None:
-            return gaussian_blur(image, params["sigma"]), label
+            raise SegrobError(
+                f"{self.name} blurs the background (label 0) and needs a label map; "
+                "this case has none"
+            )
         background = (label == 0)[:, None]
         return torch.where(background, gaussian_blur(image, params["sigma"]), image), label
 
@@ -37,6 +50,6 @@ class BackgroundBlur(Perturbation):
 class TextureSpeckle(SpeckleNoise):
     name = "texture_speckle"
     family = "texture"
-    description = "the paper's harder shift: speckle noise over the image, variance .1 and .3"
+    description = "the paper's harder shift: speckle over the whole image, variance .1 and .3"
     modalities = ("us", "mri", "ct", "histology")
     levels = {"variance": (0.1, 0.3)}
