@@ -176,3 +176,22 @@ def test_unreadable_case_fails_or_is_skipped(workspace, tmp_path):
     report = json.loads((tmp_path / "y.json").read_text())
     assert [s["name"] for s in report["skipped_cases"]] == ["case_0001"]
     assert report["summary"]["n_cases"] == 2
+
+
+def test_fixed_size_model_is_audited_through_a_sliding_window(tmp_path):
+    import torch
+
+    from segrob.audit import AuditOptions
+    from segrob.audit import audit as run_audit
+    from segrob.audit.data_source import resolve_audit_data
+    from segrob.models import create_model
+    from segrob.onnx.export import export_model
+
+    torch.manual_seed(0)
+    model = create_model("unetr", spatial_dims=2, in_channels=1, out_channels=2, img_size=32)
+    export_model(model, tmp_path / "unetr.onnx")
+    data = resolve_audit_data("synth:low", n=2, size=48, spatial_dims=2)
+    report = run_audit(tmp_path / "unetr.onnx", data, AuditOptions(suite="blur"))
+    plan = report.settings["inference"]
+    assert plan["window"] == [32, 32] and plan["fixed_size"] is True
+    assert report.summary["n_cases"] == 2 and report.summary["clean"]["dice"]["mean"] is not None
