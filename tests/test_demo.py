@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
-
 from segrob_cli.main import app
+from typer.testing import CliRunner
 
 
 def test_demo_runs_the_whole_loop(tmp_path):
