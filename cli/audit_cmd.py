@@ -52,7 +52,10 @@ def audit(
 
     from .render_audit import render_gates, render_report
 
+    from segrob.perturb.suites import resolve_suite
+
     bounds = parse_bounds(fail_under)
+    resolve_suite(suite)  # a bad suite name or file fails before any work starts
     if resume and (json_out is None or json_out == "-"):
         raise UsageError("--resume needs --json FILE (the partial results live beside it)")
     if not 0.0 <= overlap < 1.0:
