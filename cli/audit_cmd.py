@@ -48,11 +48,10 @@ def audit(
     from segrob.audit.data_source import resolve_audit_data
     from segrob.errors import SegrobError, UsageError
     from segrob.onnx.session import read_metadata
+    from segrob.perturb.suites import resolve_suite
     from segrob.report import report_json, save_report
 
     from .render_audit import render_gates, render_report
-
-    from segrob.perturb.suites import resolve_suite
 
     bounds = parse_bounds(fail_under)
     resolve_suite(suite)  # a bad suite name or file fails before any work starts
