@@ -116,14 +116,10 @@ def masks_from_logits(logits: np.ndarray) -> np.ndarray:
 
 
 def mean_dice(a: np.ndarray, b: np.ndarray, classes: Sequence[int]) -> float:
-    """Mean over ``classes`` of ``2 |a=c & b=c| / (|a=c| + |b=c|)``; both empty counts as 1."""
-    scores = []
-    for c in classes:
-        in_a = a == c
-        in_b = b == c
-        total = int(in_a.sum()) + int(in_b.sum())
-        scores.append(1.0 if total == 0 else 2.0 * int((in_a & in_b).sum()) / total)
-    return float(np.mean(scores)) if scores else 1.0
+    """Mean over ``classes`` of the Dice of ``a == c`` and ``b == c``; both empty counts as 1."""
+    from segrob.metrics.overlap import dice
+
+    return float(np.mean([dice(a == c, b == c) for c in classes])) if classes else 1.0
 
 
 def compare_logits(

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segrob.metrics.overlap import dice
+
 
 def soft_dice_loss(
     logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1e-5
@@ -45,15 +47,6 @@ class DiceCELoss(nn.Module):
 
 
 def case_dice(prediction: np.ndarray, label: np.ndarray, classes: int) -> float:
-    """Mean Dice over foreground classes ``1..classes-1`` of one case.
-
-    ``Dice = 2 |P & G| / (|P| + |G|)``; a class empty in both prediction and label scores 1
-    (DESIGN.md's empty-mask policy).
-    """
-    scores = []
-    for k in range(1, max(classes, 2)):
-        p = prediction == k
-        g = label == k
-        total = int(p.sum()) + int(g.sum())
-        scores.append(1.0 if total == 0 else 2.0 * int((p & g).sum()) / total)
-    return float(np.mean(scores))
+    """Mean Dice over foreground classes ``1..classes-1`` of one case (the metrics' own Dice,
+    so validation follows the empty-mask policy: a class empty in both scores 1)."""
+    return float(np.mean([dice(prediction == k, label == k) for k in range(1, max(classes, 2))]))
