@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from segrob.data.normalize import normalize
-from segrob.training.inference import window_starts
+from segrob.training.inference import pad_end, window_starts
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
 
@@ -66,23 +66,12 @@ def _run_chunks(batch: torch.Tensor, plan: InferencePlan, run: PredictFn) -> np.
     return np.concatenate(outputs, axis=0)
 
 
-def _pad_to(batch: torch.Tensor, shape: list[int]) -> torch.Tensor:
-    """Zero-pad the spatial axes at their far end up to ``shape`` (zero is the normalised mean)."""
-    extra = [t - s for s, t in zip(batch.shape[2:], shape, strict=True)]
-    if not any(extra):
-        return batch
-    pads: list[int] = []
-    for amount in reversed(extra):  # F.pad lists the last axis first
-        pads += [0, amount]
-    return torch.nn.functional.pad(batch, pads)
-
-
 def _padded(batch: torch.Tensor, plan: InferencePlan, run: PredictFn) -> np.ndarray:
     """Pad each axis up to a multiple of ``size_multiple``, run, crop back."""
     spatial = tuple(batch.shape[2:])
     multiple = max(1, plan.size_multiple)
     target = [int(np.ceil(s / multiple) * multiple) for s in spatial]
-    logits = _run_chunks(_pad_to(batch, target), plan, run)
+    logits = _run_chunks(pad_end(batch, target), plan, run)
     crop = (slice(None), slice(None), *[slice(0, s) for s in spatial])
     return logits[crop]
 
@@ -107,7 +96,7 @@ def _sliding_window(batch: torch.Tensor, plan: InferencePlan, run: PredictFn) ->
     spatial = tuple(batch.shape[2:])
     # Images smaller than the window along an axis are padded up to it.
     padded_shape = [max(s, w) for s, w in zip(spatial, window, strict=True)]
-    padded = _pad_to(batch, padded_shape)
+    padded = pad_end(batch, padded_shape)
     starts = [window_starts(p, w, plan.overlap) for p, w in zip(padded_shape, window, strict=True)]
     corners = list(itertools.product(*starts))
     weights = gaussian_importance(window)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -41,11 +42,11 @@ def predict_logits(
         window = tuple(fixed)
     if window is None:
         padded = tuple(_accepted(model, s) for s in spatial)
-        x = _pad(image, padded)
+        x = pad_end(image, padded)
         logits = model(x[None])[0]
         return logits[(slice(None), *(slice(0, s) for s in spatial))]
     window = tuple(int(w) for w in window)
-    x = _pad(image, tuple(max(s, w) for s, w in zip(spatial, window, strict=True)))
+    x = pad_end(image, tuple(max(s, w) for s, w in zip(spatial, window, strict=True)))
     full = tuple(x.shape[1:])
     starts = list(itertools.product(
         *(window_starts(s, w, overlap) for s, w in zip(full, window, strict=True))
@@ -73,11 +74,12 @@ def _accepted(model: nn.Module, size: int) -> int:
     return max(padded, nearest_valid_size(model, padded))
 
 
-def _pad(image: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    extra = [t - s for s, t in zip(image.shape[1:], shape, strict=True)]
+def pad_end(tensor: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Zero-pad the last ``len(shape)`` axes at their far end up to ``shape``."""
+    extra = [t - s for s, t in zip(tensor.shape[-len(shape):], shape, strict=True)]
     if not any(extra):
-        return image
+        return tensor
     widths: list[int] = []
     for e in reversed(extra):  # F.pad lists the last axis first
         widths += [0, e]
-    return F.pad(image, widths)
+    return F.pad(tensor, widths)
