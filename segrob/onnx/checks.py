@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from segrob.errors import SegrobError, UsageError
-from segrob.onnx.metadata import load_onnx, missing_keys, parse_metadata_props
+from segrob.onnx.metadata import checker_problem, load_onnx, missing_keys, parse_metadata_props
 from segrob.onnx.probes import (
     ShapeProbe,
     base_shape,
@@ -111,19 +111,14 @@ def check_model_file(
         SegrobError: the file is missing, not ONNX, fails the ONNX checker, cannot be loaded by
             onnxruntime, or ``device="cuda"`` cannot be honoured.
     """
-    import onnx
 
     if runs < 1 or repeats < 2 or batch_size < 1 or warmup < 0:
         raise UsageError("--runs and --batch-size must be >= 1, repeats >= 2, warmup >= 0")
     model_path = Path(path)
     model = load_onnx(model_path)
-    try:
-        onnx.checker.check_model(str(model_path), full_check=True)
-    except Exception as error:  # ValidationError, InferenceError
-        lines = str(error).strip().splitlines()
-        raise SegrobError(
-            f"{model_path}: fails the ONNX checker: {lines[0] if lines else error}"
-        ) from None
+    problem = checker_problem(model_path)
+    if problem is not None:
+        raise SegrobError(f"{model_path}: fails the ONNX checker: {problem}")
     props = {p.key: p.value for p in model.metadata_props}
     values, bad = parse_metadata_props(props)
     segrob_keys = bool(values or bad)

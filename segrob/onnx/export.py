@@ -21,7 +21,7 @@ from torch import nn
 
 from segrob.errors import SegrobError, UsageError
 from segrob.io_utils import atomic_output_file
-from segrob.onnx.metadata import build_metadata, set_metadata
+from segrob.onnx.metadata import build_metadata, checker_problem, set_metadata
 from segrob.onnx.parity import PRECISIONS, ParityResult, ParityThresholds, compare_logits
 from segrob.onnx.parity import require_parity as _require_parity
 from segrob.onnx.quantize import HalfPrecision, quantize_proto
@@ -251,12 +251,6 @@ def _save(proto: Any, path: Path) -> None:
 
 
 def _check(path: Path) -> None:
-    import onnx
-
-    try:
-        onnx.checker.check_model(str(path), full_check=True)
-    except Exception as error:  # ValidationError, InferenceError
-        lines = str(error).strip().splitlines()
-        raise SegrobError(
-            f"the exported graph fails the ONNX checker: {lines[0] if lines else error}"
-        ) from error
+    problem = checker_problem(path)
+    if problem is not None:
+        raise SegrobError(f"the exported graph fails the ONNX checker: {problem}")

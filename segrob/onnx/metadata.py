@@ -195,3 +195,15 @@ def _short(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     text = lines[0] if lines else type(error).__name__
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+def checker_problem(path: str | os.PathLike) -> str | None:
+    """The first line of the ONNX checker's complaint (full check), or ``None`` when it passes."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as error:  # ValidationError, InferenceError
+        lines = str(error).strip().splitlines()
+        return lines[0] if lines else type(error).__name__
+    return None
