@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from segrob.models.registry import MODELS, create_model
+from segrob.models.registry import MODELS, ModelSpec, create_model
 from segrob.models.sizes import size_rule
 
 
@@ -20,29 +20,38 @@ def count_parameters(model: nn.Module) -> int:
 class ModelInfo:
     """One registry entry, measured at the default options (1 input channel, 2 classes)."""
 
-    name: str
-    description: str
-    dims: list[int]
-    fixed_size: bool
-    exportable: bool
-    reference: str
+    spec: ModelSpec
     params: dict[str, int] = field(default_factory=dict)
     sizes: dict[str, str] = field(default_factory=dict)
     default_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    paper_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return self.spec.dims
+
+    @property
+    def fixed_size(self) -> bool:
+        return self.spec.fixed_size
+
+    @property
+    def exportable(self) -> bool:
+        return self.spec.exportable
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec's own description plus what was measured on built models."""
         return {
-            "name": self.name,
-            "description": self.description,
-            "dims": list(self.dims),
-            "fixed_size": self.fixed_size,
-            "exportable": self.exportable,
-            "reference": self.reference,
+            **self.spec.to_dict(),
             "params": dict(self.params),
             "input_sizes": dict(self.sizes),
             "default_options": {k: dict(v) for k, v in self.default_options.items()},
-            "paper_options": dict(self.paper_options),
         }
 
 
@@ -50,15 +59,7 @@ def list_models(*, in_channels: int = 1, out_channels: int = 2) -> list[ModelInf
     """Every registered architecture with its parameter count per dimensionality."""
     infos = []
     for name, spec in MODELS.items():
-        info = ModelInfo(
-            name=name,
-            description=spec.description,
-            dims=list(spec.dims),
-            fixed_size=spec.fixed_size,
-            exportable=spec.exportable,
-            reference=spec.reference,
-            paper_options=dict(spec.paper_options),
-        )
+        info = ModelInfo(spec)
         for dims in spec.dims:
             model = create_model(
                 name, spatial_dims=dims, in_channels=in_channels, out_channels=out_channels
