@@ -111,6 +111,29 @@ def _new_session(ort: Any, source: str | bytes, providers: list[str], threads: i
     return ort.InferenceSession(source, options, providers=providers)
 
 
+GPU_SWITCH = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install 'onnxruntime-gpu>=1.18'"
+
+
+def gpu_install_hint() -> str:
+    """How to get onnxruntime's CUDA provider, given which onnxruntime builds are installed.
+
+    Both builds install into one ``onnxruntime`` folder, so with both present the CPU build's
+    files can shadow the GPU build's: the only safe switch removes both, then adds the GPU one.
+    """
+    from importlib import metadata
+
+    installed = set()
+    for name in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            metadata.version(name)
+            installed.add(name)
+        except metadata.PackageNotFoundError:
+            pass
+    if installed == {"onnxruntime", "onnxruntime-gpu"}:
+        return f"both onnxruntime and onnxruntime-gpu are installed and the CPU build wins; run {GPU_SWITCH}"
+    return f"install the GPU build: {GPU_SWITCH}"
+
+
 def create_session(
     path: str | os.PathLike,
     *,
@@ -134,7 +157,7 @@ def create_session(
     if device == "cuda" and not _cuda_available(ort):
         raise SegrobError(
             f"--device cuda: this onnxruntime build ({ort.__version__}) has no CUDA execution "
-            "provider (install onnxruntime-gpu), or use --device cpu"
+            f"provider; {gpu_install_hint()}, or use --device cpu"
         )
     if device == "cpu":
         providers = [CPU]
