@@ -28,3 +28,22 @@ def test_help_does_not_import_torch_or_onnxruntime():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_python_dash_m_segrob_is_the_segrob_command():
+    out = subprocess.run([sys.executable, "-m", "segrob", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip().startswith("segrob ")
+    usage = subprocess.run(
+        [sys.executable, "-m", "segrob", "audit", "--help"], capture_output=True, text=True
+    )
+    assert usage.returncode == 0 and "Usage: segrob audit" in usage.stdout
+
+
+def test_license_and_classifiers_are_declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert project["license"] == "MIT" and any("Medical" in c for c in project["classifiers"])
+    # The CPU build by default, the CUDA build only as an extra: onnxruntime-gpu has no macOS wheels.
+    assert any(r.startswith("onnxruntime>=") for r in project["dependencies"])
+    assert not any("onnxruntime-gpu" in r for r in project["dependencies"])
+    assert project["optional-dependencies"]["gpu"] == ["onnxruntime-gpu>=1.18"]
