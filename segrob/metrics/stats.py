@@ -1,4 +1,4 @@
-"""Reductions over cases and their confidence intervals: percentile bootstrap, plain and paired."""
+"""Reductions over cases and their confidence intervals: BCa or percentile bootstrap, plain and paired."""
 
 from __future__ import annotations
 
@@ -35,31 +35,75 @@ def aggregate(
     return float(data.mean() if reduction == "mean" else np.median(data))
 
 
-def bootstrap_ci(
-    values: Sequence[float], *, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean over cases.
+INTERVALS = ("bca", "percentile")
 
-    Draws ``n_resamples`` samples of the ``n`` cases with replacement, takes each sample's mean
-    and returns the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of those
-    means. One value gives the degenerate interval ``(v, v)``. Same seed, same interval.
+
+def bootstrap_ci(
+    values: Sequence[float],
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    method: Literal["bca", "percentile"] = "bca",
+) -> tuple[float, float]:
+    """Bootstrap CI of the mean over cases: bias-corrected and accelerated (BCa) by default.
+
+    Draws ``n_resamples`` samples of the ``n`` cases with replacement and takes each sample's
+    mean. ``percentile`` returns the ``(1 -/+ confidence) / 2`` quantiles of those means; at
+    audit sizes (n of 10-30 cases, skewed metrics such as Dice near 1) it under-covers, about
+    0.90 for a nominal 0.95 at n = 20. ``bca`` (Efron 1987, as ``scipy.stats.bootstrap``) moves
+    both quantiles by the bias of the resampled means (``z0``) and the skew measured by the
+    jackknife (``a``); it falls back to the percentile interval when ``z0`` is undefined (every
+    resampled mean on one side). One value, or identical values, give the degenerate interval
+    ``(v, v)``. Same seed, same interval.
     """
     data = _finite(values, "bootstrap_ci")
     if n_resamples < 1:
         raise SegrobError(f"bootstrap_ci needs n_resamples >= 1, got {n_resamples}")
     if not 0.0 < confidence < 1.0:
         raise SegrobError(f"confidence {confidence} must lie strictly between 0 and 1")
-    if data.size == 1:
+    if method not in INTERVALS:
+        raise SegrobError(f"unknown interval {method!r}; choose one of {', '.join(INTERVALS)}")
+    if data.size == 1 or np.all(data == data[0]):
         return float(data[0]), float(data[0])
+    means = _resampled_means(data, n_resamples, seed)
+    tail = (1.0 - confidence) / 2.0
+    quantiles = np.array([tail, 1.0 - tail])
+    if method == "bca":
+        quantiles = _bca_quantiles(data, means, quantiles)
+    low, high = np.percentile(means, quantiles * 100.0)
+    return float(low), float(high)
+
+
+def _resampled_means(data: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     block = max(1, _BOOTSTRAP_BLOCK // data.size)
-    means = np.concatenate([
+    return np.concatenate([
         data[rng.integers(0, data.size, size=(min(block, n_resamples - start), data.size))].mean(1)
         for start in range(0, n_resamples, block)
     ])
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    low, high = np.percentile(means, [tail, 100.0 - tail])
-    return float(low), float(high)
+
+
+def _bca_quantiles(data: np.ndarray, means: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """BCa-adjusted quantile levels for the mean; the plain levels where BCa is undefined."""
+    from scipy.special import ndtr, ndtri
+
+    observed = data.mean()
+    # Ties count half, as scipy does, so a discrete bootstrap distribution is not biased.
+    share_below = (np.count_nonzero(means < observed) + np.count_nonzero(means <= observed)) / (
+        2.0 * means.size
+    )
+    bias = ndtri(share_below)
+    # The jackknife means of the mean have a closed form: (sum - x_i) / (n - 1).
+    jackknife = (data.sum() - data) / (data.size - 1)
+    spread = jackknife.mean() - jackknife
+    denominator = 6.0 * float((spread**2).sum()) ** 1.5
+    acceleration = float((spread**3).sum()) / denominator if denominator > 0 else 0.0
+    if not np.isfinite(bias):
+        return quantiles
+    z = ndtri(quantiles)
+    adjusted = ndtr(bias + (bias + z) / (1.0 - acceleration * (bias + z)))
+    return np.where(np.isfinite(adjusted), adjusted, quantiles)
 
 
 def paired_bootstrap_ci(
@@ -69,10 +113,11 @@ def paired_bootstrap_ci(
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    method: Literal["bca", "percentile"] = "bca",
 ) -> tuple[float, float]:
     """Bootstrap CI of ``mean(changed - baseline)``, resampling cases so pairs stay together."""
     a = np.asarray(baseline, dtype=np.float64)
     b = np.asarray(changed, dtype=np.float64)
     if a.shape != b.shape:
         raise SegrobError(f"paired values differ in length: {a.shape} vs {b.shape}")
-    return bootstrap_ci(b - a, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    return bootstrap_ci(b - a, n_resamples=n_resamples, confidence=confidence, seed=seed, method=method)
