@@ -11,7 +11,7 @@ from segrob.audit.gates import evaluate_gates, parse_bounds
 from segrob.audit.inference import InferencePlan, predict
 from segrob.audit.records import CLEAN, CellRecord, PartialStore
 from segrob.errors import SegrobError, UsageError
-from segrob.training.inference import window_starts
+from segrob.tiling import window_starts
 
 
 def _identity_logits(batch: np.ndarray) -> np.ndarray:

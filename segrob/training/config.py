@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from segrob.errors import SegrobError
+from segrob.tiling import DEFAULT_OVERLAP
 from segrob.training.checkpoint import RunConfig
 
 #: Defaults, chosen so every U-Net variant reaches validation Dice >= 0.9 on segrob's LOW
@@ -21,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "val_fraction": 0.2,
     "pos_ratio": 0.5,
     "warmup_fraction": 0.05,
-    "val_overlap": 0.25,
+    "val_overlap": DEFAULT_OVERLAP,  # as the audit tiles: validation Dice = clean audit Dice
     "augment": True,
 }
 #: Batch size per dimensionality (a 3D patch costs far more than a 2D image).
