@@ -107,27 +107,37 @@ def test_preview_contact_sheet(fixture, request, tmp_path):
     png = tmp_path / "sheet.png"
     result = invoke("perturb", data, "--suite", "artifact", "--preview", png)
     assert result.exit_code == 0, result.output
-    sheet = np.asarray(Image.open(png))
+    sheet = np.asarray(Image.open(png).convert("RGB")).astype(int)
     rows = 8  # the artifact members
-    assert sheet.shape[0] > rows * 100 and sheet.shape[1] > 6 * 100
-    # The label column (left) holds dark text on white: each row is named.
-    assert (sheet[:, :150] < 128).any() and not list(tmp_path.glob(".*"))
+    assert sheet.shape[0] > rows * 60 and sheet.shape[1] > 6 * 60
+    # The row names (left) are dark text on white, and the label is drawn as a green contour.
+    assert (sheet[:, :100] < 128).any() and not list(tmp_path.glob(".*"))
+    red, green, blue = sheet[..., 0], sheet[..., 1], sheet[..., 2]
+    assert ((green > 150) & (red < 100) & (blue < 150)).sum() > 50
 
 
-def test_preview_of_one_severity_leaves_the_others_blank(images_labels_dataset, tmp_path):
-    from segrob.perturb.preview import GAP, HEADER, LABEL_WIDTH, TILE
+def test_preview_of_one_severity_leaves_the_others_blank(images_labels_dataset):
+    from segrob.data import load_dataset
+    from segrob.perturb.apply_dataset import single_suite
+    from segrob.perturb.preview import contact_sheet
 
-    png = tmp_path / "one.png"
-    result = invoke("perturb", images_labels_dataset, "--perturbation", "gaussian_noise",
-                    "--severity", 3, "--preview", png)
-    assert result.exit_code == 0, result.output
-    sheet = np.asarray(Image.open(png)).astype(int)
-    cell = TILE + GAP  # the 20 x 24 images are 24 wide: tiles are TILE wide
-    assert sheet.shape[1] == LABEL_WIDTH + 4 * cell
-    clean, blank, noisy = (sheet[HEADER:, LABEL_WIDTH + c * cell:LABEL_WIDTH + c * cell + TILE]
-                           for c in (0, 1, 3))
-    assert (blank == 255).all()  # severities 1 and 2 were not asked for
-    assert clean.std() > 5 and noisy.std() > clean.std()
+    sheet = contact_sheet(load_dataset(images_labels_dataset), single_suite("gaussian_noise", (3,)))
+    assert sheet.columns == 4 and sorted(sheet.cells) == [(0, 0), (0, 3)]
+    clean, noisy = sheet.cells[0, 0][0], sheet.cells[0, 3][0]
+    assert noisy.std() > clean.std()
+
+
+def test_preview_of_an_anisotropic_volume_keeps_its_proportions(nnunet_dataset):
+    from segrob.data import load_dataset
+    from segrob.perturb.preview import contact_sheet
+    from segrob.perturb.suites import resolve_suite
+
+    sheet = contact_sheet(load_dataset(nnunet_dataset), resolve_suite("blur"))
+    # Spacing (1.25, 1.25, 2.5): the 2.5 mm axis is the through-plane one, so the view is the
+    # in-plane (10 x 12) slice where the label is largest, with square pixels.
+    assert sheet.view.axis == 2 and sheet.view.aspect == pytest.approx(1.0)
+    image, label = sheet.cells[0, 0]
+    assert image.shape[:2] == (10, 12) and label.shape == (10, 12) and label.any()
 
 
 @pytest.mark.parametrize(

@@ -1,55 +1,49 @@
 """A contact sheet of what a suite does: rows = perturbations, columns = severity 0..5.
 
-One case of the dataset, each cell drawn with the audit's per-case seed. 3D volumes show the
-middle slice across their largest axis; three-channel images are shown in colour, others by
-their first channel. Intensities share one robust scale over the whole sheet, so brightness and
-contrast shifts stay visible.
+One case of the dataset, each cell drawn with the audit's per-case seed, its label drawn as a
+contour (geometric members move it). 3D volumes show the slice through the largest extent of the
+label (see :mod:`segrob.render.slices`); pixels keep the proportions of the voxel spacing.
+Three-channel images are shown in colour, others by their first channel. Intensities share one
+robust scale over the whole sheet, so brightness and contrast shifts stay visible.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from segrob.data.dataset import Dataset
 from segrob.errors import SegrobError
 from segrob.io_utils import atomic_output_file
 from segrob.perturb.apply_dataset import perturb_case
 from segrob.perturb.suites import Suite
+from segrob.render.slices import SliceView, choose_view
 
-TILE = 128
-GAP = 4
-LABEL_WIDTH = 180
-HEADER = 20
-
-
-def _view(image: torch.Tensor) -> np.ndarray:
-    """``(C, *spatial)`` -> ``(H, W, K)`` float with K = 3 (RGB) or 1; 3D: the middle slice."""
-    array = image.detach().float().cpu().numpy()
-    array = array[:3] if array.shape[0] == 3 else array[:1]
-    if array.ndim == 4:
-        axis = 1 + int(np.argmax(array.shape[1:]))
-        array = np.take(array, array.shape[axis] // 2, axis=axis)
-    return np.moveaxis(array, 0, -1)
+#: Inches of one tile's longer side.
+TILE_INCHES = 1.4
 
 
-def _fit(view: np.ndarray, height: int, width: int) -> np.ndarray:
-    tensor = torch.from_numpy(np.ascontiguousarray(np.moveaxis(view, -1, 0)))[None]
-    resized = torch.nn.functional.interpolate(tensor, size=(height, width), mode="bilinear",
-                                              align_corners=False)
-    return np.moveaxis(resized[0].numpy(), 0, -1)
+@dataclass(frozen=True)
+class ContactSheet:
+    """The drawn views: ``cells[(row, severity)] = (image (H, W, K), label (H, W))``."""
+
+    names: list[str]
+    columns: int
+    view: SliceView
+    cells: dict[tuple[int, int], tuple[np.ndarray, np.ndarray | None]]
 
 
-def contact_sheet(
-    dataset: Dataset, suite: Suite, *, seed: int = 0, case_index: int = 0, tile: int = TILE
-) -> tuple[np.ndarray, list[str], int]:
-    """The sheet as a uint8 ``(rows x columns)`` grid of tiles with white gaps and blank cells.
+def _view(array: np.ndarray, view: SliceView, *, channels: bool) -> np.ndarray:
+    if channels:
+        array = array[:3] if array.shape[0] == 3 else array[:1]
+        return np.moveaxis(view.take(array), 0, -1)
+    return view.take(array)
 
-    Returns:
-        ``(grid (H, W, K), row names, number of severity columns)``; ``K`` is 1 or 3.
-    """
+
+def contact_sheet(dataset: Dataset, suite: Suite, *, seed: int = 0, case_index: int = 0) -> ContactSheet:
+    """Perturb one case with every member and severity of ``suite`` and take the views to draw."""
     if not 0 <= case_index < len(dataset):
         raise SegrobError(f"case index {case_index} is out of range (0..{len(dataset) - 1})")
     if not suite.entries:
@@ -58,52 +52,63 @@ def contact_sheet(
     kept, _ = suite.for_spatial_dims(case.spatial_dims)
     if not kept.entries:
         raise SegrobError(f"no member of suite {suite.name} works on {case.spatial_dims}D images")
-    columns = 1 + max(max(e.severities) for e in kept.entries)
-    views = {}
+    view = choose_view(case.image.shape[1:], case.spacing, case.label)
+    cells = {}
     for row, entry in enumerate(kept.entries):
         for severity in (0, *entry.severities):
-            out = perturb_case(case, entry.perturbation, severity, seed=seed)[0]
-            views[row, severity] = _view(out[0])
-    first = next(iter(views.values()))
-    scale = tile / max(first.shape[:2])
-    height, width = max(1, round(first.shape[0] * scale)), max(1, round(first.shape[1] * scale))
-    channels = first.shape[2]
-    grid = np.full((len(kept.entries) * (height + GAP), columns * (width + GAP), channels), np.nan,
-                   np.float32)
-    for (row, column), view in views.items():
-        top, left = row * (height + GAP), column * (width + GAP)
-        grid[top:top + height, left:left + width] = _fit(view, height, width)
-    filled = grid[np.isfinite(grid)]
-    low, high = np.percentile(filled, [0.5, 99.5]) if filled.size else (0.0, 1.0)
-    scaled = np.clip((grid - low) / max(high - low, 1e-6), 0, 1) * 255
-    # Gaps and severities a member does not run stay white.
-    sheet = np.where(np.isfinite(scaled), scaled, 255).astype(np.uint8)
-    return sheet, [e.perturbation for e in kept.entries], columns
+            image, label = perturb_case(case, entry.perturbation, severity, seed=seed)[:2]
+            image = image[0].detach().float().cpu().numpy()
+            label = None if label is None else label[0].detach().cpu().numpy()
+            cells[row, severity] = (_view(image, view, channels=True),
+                                    None if label is None else _view(label, view, channels=False))
+    columns = 1 + max(max(e.severities) for e in kept.entries)
+    return ContactSheet([e.perturbation for e in kept.entries], columns, view, cells)
 
 
 def write_contact_sheet(
     dataset: Dataset, suite: Suite, path: str | Path, *, seed: int = 0, case_index: int = 0
 ) -> list[str]:
-    """Write the contact sheet of ``suite`` on one case as a PNG, atomically; returns the rows.
-
-    A label column names each row and a header names each severity column.
-    """
-    from PIL import Image, ImageDraw
-
-    grid, names, columns = contact_sheet(dataset, suite, seed=seed, case_index=case_index)
-    mode = "RGB" if grid.shape[2] == 3 else "L"
-    white = (255, 255, 255) if mode == "RGB" else 255
-    black = (0, 0, 0) if mode == "RGB" else 0
-    canvas = Image.new(mode, (grid.shape[1] + LABEL_WIDTH, grid.shape[0] + HEADER), color=white)
-    canvas.paste(Image.fromarray(grid if mode == "RGB" else grid[..., 0]), (LABEL_WIDTH, HEADER))
-    draw = ImageDraw.Draw(canvas)
-    cell_w = grid.shape[1] // columns
-    cell_h = grid.shape[0] // len(names)
-    for column in range(columns):
-        heading = "clean" if column == 0 else f"severity {column}"
-        draw.text((LABEL_WIDTH + column * cell_w + 4, 4), heading, fill=black)
-    for row, name in enumerate(names):
-        draw.text((6, HEADER + row * cell_h + cell_h // 2 - 6), name, fill=black)
+    """Draw the contact sheet of ``suite`` on one case (matplotlib) and write a PNG atomically."""
+    sheet = contact_sheet(dataset, suite, seed=seed, case_index=case_index)
+    figure = _figure(sheet)
     with atomic_output_file(path) as staging:
-        canvas.save(staging, format="PNG")
-    return names
+        figure.savefig(staging, format="png", dpi=100, metadata={"Software": None})
+    return sheet.names
+
+
+def _figure(sheet: ContactSheet):
+    from matplotlib.figure import Figure
+
+    from segrob.render.plots import LABEL_COLOUR
+
+    first_image = next(iter(sheet.cells.values()))[0]
+    height, width = first_image.shape[0] * sheet.view.aspect, first_image.shape[1]
+    tile_w = TILE_INCHES * min(1.0, width / height)
+    tile_h = TILE_INCHES * min(1.0, height / width)
+    rows = len(sheet.names)
+    figure = Figure(figsize=(1.6 + sheet.columns * (tile_w + 0.1), 0.4 + rows * (tile_h + 0.1)), dpi=100)
+    axes = figure.subplots(rows, sheet.columns, squeeze=False,
+                           gridspec_kw={"left": 1.6 / (1.6 + sheet.columns * (tile_w + 0.1)),
+                                        "right": 0.99, "top": 1 - 0.3 / (0.4 + rows * (tile_h + 0.1)),
+                                        "bottom": 0.01, "wspace": 0.05, "hspace": 0.05})
+    values = np.concatenate([image.ravel() for image, _ in sheet.cells.values()])
+    values = values[np.isfinite(values)]
+    low, high = np.percentile(values, [0.5, 99.5]) if values.size else (0.0, 1.0)
+    high = high if high > low else low + 1.0
+    for (row, column), axis in np.ndenumerate(axes):
+        axis.set_xticks([])
+        axis.set_yticks([])
+        if row == 0:
+            axis.set_title("clean" if column == 0 else f"severity {column}", fontsize=8)
+        if column == 0:
+            axis.set_ylabel(sheet.names[row], fontsize=8, rotation=0, ha="right", va="center")
+        if (row, column) not in sheet.cells:
+            axis.set_frame_on(False)  # a severity that was not asked for stays blank
+            continue
+        image, label = sheet.cells[row, column]
+        shown = np.clip((image - low) / (high - low), 0, 1)
+        axis.imshow(shown if shown.shape[2] == 3 else shown[..., 0], cmap="gray", vmin=0, vmax=1,
+                    aspect=sheet.view.aspect, interpolation="nearest")
+        if label is not None and np.any(label):
+            axis.contour((label > 0).astype(np.float32), levels=[0.5], colors=LABEL_COLOUR, linewidths=0.8)
+    return figure
