@@ -88,7 +88,7 @@ def measure(dims: int, n: int, size: int, suite: str, workdir: Path, epochs: int
     return {
         "dims": dims, "cases": n, "size": size, "suite": suite,
         "train_epochs": epochs,
-        "clean_dice": report.summary["clean"]["dice"]["mean"],
+        "clean_dice": report.summary.clean.mean("dice"),
         "cells": len(report.records), "audit_seconds": round(audit_seconds, 3),
         "bare_inference_seconds": round(bare, 3), "overhead_ratio": round(audit_seconds / bare, 3),
         "cases_per_second": round(n / audit_seconds, 3),

@@ -4,24 +4,29 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from segrob.audit.summary import Stat
+from segrob.metrics.table import METRIC_BY_NAME
+
 from .output import console, err_console, fmt
 
+DICE, HD95, NSD = (METRIC_BY_NAME[name] for name in ("dice", "hd95", "nsd"))
 
-def _ci(stat: dict) -> str:
-    if stat.get("mean") is None:
+
+def _ci(stat: Stat) -> str:
+    if stat.mean is None:
         return "–"
-    if stat.get("ci_low") is None:
-        return fmt(stat["mean"])
-    return f"{fmt(stat['mean'])} [{fmt(stat['ci_low'])}, {fmt(stat['ci_high'])}]"
+    if stat.ci_low is None:
+        return fmt(stat.mean)
+    return f"{fmt(stat.mean)} [{fmt(stat.ci_low)}, {fmt(stat.ci_high)}]"
 
 
-def _delta(stat: dict, significant: bool) -> str:
-    if stat.get("mean") is None:
+def _delta(stat: Stat, significant: bool) -> str:
+    if stat.mean is None:
         return "–"
-    text = f"{stat['mean']:+.3f} [{stat['ci_low']:+.3f}, {stat['ci_high']:+.3f}]"
+    text = f"{stat.mean:+.3f} [{stat.ci_low:+.3f}, {stat.ci_high:+.3f}]"
     if significant:
         return f"[bold red]{text}[/]"
-    if stat["ci_low"] is not None and stat["ci_low"] > 0:
+    if stat.ci_low is not None and stat.ci_low > 0:
         return f"[green]{text}[/]"
     return text
 
@@ -32,56 +37,56 @@ def render_report(report) -> None:
     model = report.model
     title = f"{model.get('arch') or 'model'} · suite {report.suite.get('name')} · {report.data.get('source')}"
     console.print(
-        f"[bold]{title}[/]  ({summary['n_cases']} cases, providers "
+        f"[bold]{title}[/]  ({summary.n_cases} cases, providers "
         f"{', '.join(report.settings.get('providers', []))}, seed {report.settings.get('seed')})"
     )
-    clean = summary["clean"]
+    clean = summary.clean
     cells = Table(
         title="Dice under perturbation (mean [95% CI]; change from clean, paired; red = significant drop)",
         title_justify="left",
         header_style="bold",
     )
-    for name, justify in (("perturbation", "left"), ("sev", "right"), ("Dice", "right"),
-                          ("Δ Dice", "right"), ("HD95 mm", "right"), ("NSD", "right"),
+    for name, justify in (("perturbation", "left"), ("sev", "right"), (DICE.heading, "right"),
+                          (f"Δ {DICE.heading}", "right"), (HD95.heading, "right"), (NSD.heading, "right"),
                           ("fail", "right")):
         cells.add_column(name, justify=justify, overflow="fold")
-    cells.add_row("clean", "0", _ci(clean["dice"]), "", fmt(clean["hd95"]["mean"], 2),
-                  fmt(clean["nsd"]["mean"]), _pct(clean.get("failure_rate")))
+    cells.add_row("clean", "0", _ci(clean.stat("dice")), "", fmt(clean.mean("hd95"), HD95.digits),
+                  fmt(clean.mean("nsd"), NSD.digits), _pct(clean.failure_rate))
     previous = None
-    for cell in summary["cells"]:
-        name = cell["perturbation"] if cell["perturbation"] != previous else ""
-        previous = cell["perturbation"]
+    for cell in summary.cells:
+        name = cell.perturbation if cell.perturbation != previous else ""
+        previous = cell.perturbation
         cells.add_row(
             name,
-            str(cell["severity"]),
-            _ci(cell["dice"]),
-            _delta(cell["delta_dice"], cell["significant_drop"]),
-            fmt(cell["hd95"]["mean"], 2),
-            fmt(cell["nsd"]["mean"]),
-            _pct(cell["failure_rate"]),
+            str(cell.severity),
+            _ci(cell.stat("dice")),
+            _delta(cell.deltas.get("dice", Stat()), cell.significant_drop),
+            fmt(cell.mean("hd95"), HD95.digits),
+            fmt(cell.mean("nsd"), NSD.digits),
+            _pct(cell.failure_rate),
         )
     console.print(cells)
     per = Table(title="Per perturbation", title_justify="left", header_style="bold")
     for name, justify in (("perturbation", "left"), ("rR", "right"), ("weighted degradation", "right"),
                           ("worst severity", "right"), ("worst Dice", "right"), ("failure rate", "right")):
         per.add_column(name, justify=justify, overflow="fold")
-    for row in summary["perturbations"]:
+    for row in summary.perturbations:
         per.add_row(
-            row["perturbation"],
-            _rr(row["relative_robustness"]),
-            fmt(row["weighted_degradation"]),
-            fmt(row["worst_severity"]),
-            fmt(row["worst_dice"]),
-            _pct(row["failure_rate"]),
+            row.perturbation,
+            _rr(row.relative_robustness),
+            fmt(row.weighted_degradation),
+            fmt(row.worst_severity),
+            fmt(row.worst_dice),
+            _pct(row.failure_rate),
         )
     console.print(per)
-    suite = summary["suite"]
-    worst = suite.get("worst") or {}
+    suite = summary.suite
+    worst = suite.worst
     console.print(
-        f"suite {report.suite.get('name')}: clean Dice {fmt(clean['dice']['mean'])}, mean perturbed "
-        f"Dice {fmt(suite['mean_dice'])}, rR {fmt(suite['relative_robustness'])}, weighted "
-        f"degradation {fmt(suite['weighted_degradation'])}, failure rate {_pct(suite['failure_rate'])}"
-        + (f"; worst {worst['perturbation']} s{worst['severity']} (Dice {fmt(worst['dice'])})"
+        f"suite {report.suite.get('name')}: clean Dice {fmt(clean.mean('dice'))}, mean perturbed "
+        f"Dice {fmt(suite.mean_dice)}, rR {fmt(suite.relative_robustness)}, weighted "
+        f"degradation {fmt(suite.weighted_degradation)}, failure rate {_pct(suite.failure_rate)}"
+        + (f"; worst {worst.perturbation} s{worst.severity} (Dice {fmt(worst.dice)})"
            if worst else "")
     )
     _render_extras(report)
@@ -89,25 +94,25 @@ def render_report(report) -> None:
 
 def _render_extras(report) -> None:
     summary = report.summary
-    per_class = summary.get("per_class") or {}
+    per_class = summary.per_class or {}
     if len(per_class) > 1:
         console.print(
             "per class Dice (clean / perturbed): "
-            + ", ".join(f"{k}: {fmt(v['clean'])} / {fmt(v['perturbed'])}" for k, v in per_class.items())
+            + ", ".join(f"{k}: {fmt(v.clean)} / {fmt(v.perturbed)}" for k, v in per_class.items())
         )
-    empty = summary.get("clean_empty") or {}
-    if any(empty.values()):
+    empty = summary.clean_empty
+    if empty and (empty.both or empty.pred or empty.gt):
         console.print(
-            f"empty masks on clean images: both {empty['both']}, prediction only {empty['pred']}, "
-            f"ground truth only {empty['gt']} (scored by the empty-mask policy, never dropped)"
+            f"empty masks on clean images: both {empty.both}, prediction only {empty.pred}, "
+            f"ground truth only {empty.gt} (scored by the empty-mask policy, never dropped)"
         )
-    fbr = summary.get("fbr")
+    fbr = summary.fbr
     if fbr:
-        inside, outside = fbr["inside"], fbr["outside"]
+        inside, outside = fbr.inside, fbr.outside
         console.print(
-            f"training FBR range {fbr['range']['min']:.3f}-{fbr['range']['max']:.3f}: clean Dice inside "
-            f"{fmt(inside['clean_dice'])} ({inside['n_cases']} cases), outside {fmt(outside['clean_dice'])} "
-            f"({outside['n_cases']} cases)"
+            f"training FBR range {fbr.minimum:.3f}-{fbr.maximum:.3f}: clean Dice inside "
+            f"{fmt(inside.clean_dice)} ({inside.n_cases} cases), outside {fmt(outside.clean_dice)} "
+            f"({outside.n_cases} cases)"
         )
     if report.skipped_cases:
         err_console.print(f"[yellow]skipped {len(report.skipped_cases)} unreadable case(s):[/]")

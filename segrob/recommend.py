@@ -267,18 +267,17 @@ def rank_reports(
     check_comparable(reports, paths)
     models = []
     for report, path in zip(reports, paths, strict=True):
-        clean = report.summary["clean"]["dice"]["mean"]
-        suite = report.summary["suite"]
+        clean = report.summary.clean.mean("dice")
+        suite = report.summary.suite
         arch = report.model.get("arch") or report.model.get("metadata", {}).get("arch")
         dims = report.model.get("spatial_dims") or 2
         expected = evidence.expect(arch, dims=dims, level=level) \
             if arch in evidence.architectures else None
         models.append(MeasuredModel(
             rank=0, label=model_label(report, path), path=str(path), arch=arch, clean_dice=clean,
-            relative_robustness=suite.get("relative_robustness"), mean_dice=suite.get("mean_dice"),
-            weighted_degradation=suite.get("weighted_degradation"),
-            failure_rate=suite.get("failure_rate"),
-            score=score(clean, suite.get("relative_robustness"), priority), expected=expected,
+            relative_robustness=suite.relative_robustness, mean_dice=suite.mean_dice,
+            weighted_degradation=suite.weighted_degradation, failure_rate=suite.failure_rate,
+            score=score(clean, suite.relative_robustness, priority), expected=expected,
         ))
     models.sort(key=lambda m: (m.score is None, -(m.score or 0.0)))
     for index, model in enumerate(models):

@@ -6,10 +6,13 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segrob.errors import SegrobError
 from segrob.io_utils import write_text_atomic
+
+if TYPE_CHECKING:
+    from segrob.audit.summary import AuditSummary
 
 SCHEMA_VERSION = "1.0"
 REPORT_KIND = "segrob-audit"
@@ -21,13 +24,14 @@ class AuditReport:
 
     ``summary`` is :func:`segrob.audit.aggregate.summarise`'s output; ``records`` the per-cell
     measurements it was computed from, so a report can be re-summarised or re-gated later.
+    ``to_dict`` and ``from_dict`` are the report's JSON form (``SCHEMA_VERSION``).
     """
 
     model: dict[str, Any]
     data: dict[str, Any]
     suite: dict[str, Any]
     settings: dict[str, Any]
-    summary: dict[str, Any]
+    summary: AuditSummary
     records: list[dict[str, Any]]
     timings: dict[str, float]
     versions: dict[str, str]
@@ -46,7 +50,7 @@ class AuditReport:
             "settings": self.settings,
             "versions": self.versions,
             "timings": self.timings,
-            "summary": self.summary,
+            "summary": self.summary.to_dict(),
             "gates": self.gates,
             "skipped_cases": self.skipped_cases,
             "records": self.records,
@@ -54,12 +58,15 @@ class AuditReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuditReport:
+        # Imported here: segrob.audit's package imports the runner, which imports this module.
+        from segrob.audit.summary import AuditSummary
+
         return cls(
             model=data["model"],
             data=data["data"],
             suite=data["suite"],
             settings=data["settings"],
-            summary=data["summary"],
+            summary=AuditSummary.from_dict(data["summary"]),
             records=data["records"],
             timings=data["timings"],
             versions=data["versions"],

@@ -194,4 +194,4 @@ def test_fixed_size_model_is_audited_through_a_sliding_window(tmp_path):
     report = run_audit(tmp_path / "unetr.onnx", data, AuditOptions(suite="blur"))
     plan = report.settings["inference"]
     assert plan["window"] == [32, 32] and plan["fixed_size"] is True
-    assert report.summary["n_cases"] == 2 and report.summary["clean"]["dice"]["mean"] is not None
+    assert report.summary.n_cases == 2 and report.summary.clean.mean("dice") is not None

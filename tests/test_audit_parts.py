@@ -10,7 +10,9 @@ from segrob.audit.aggregate import summarise
 from segrob.audit.gates import evaluate_gates, parse_bounds
 from segrob.audit.inference import InferencePlan, predict
 from segrob.audit.records import CLEAN, CellRecord, PartialStore
+from segrob.audit.summary import AuditSummary
 from segrob.errors import SegrobError, UsageError
+from segrob.metrics.table import metric_names
 from segrob.tiling import window_starts
 
 
@@ -81,26 +83,39 @@ def _records():
 
 def test_summary_figures_follow_their_formulas():
     summary = summarise(_records(), failure_dice=0.45, fbr_range={"min": 0.0, "max": 0.2})
-    assert summary["n_cases"] == 4
-    assert summary["clean"]["dice"]["mean"] == pytest.approx(0.9)
-    noise = {c["severity"]: c for c in summary["cells"] if c["perturbation"] == "noise"}
-    means = np.array([noise[s]["dice"]["mean"] for s in range(1, 6)])
+    assert summary.n_cases == 4
+    assert summary.clean.mean("dice") == pytest.approx(0.9)
+    noise = {c.severity: c for c in summary.cells if c.perturbation == "noise"}
+    means = np.array([noise[s].mean("dice") for s in range(1, 6)])
     np.testing.assert_allclose(means, [0.9 - 0.1 * s - 0.015 for s in range(1, 6)])
-    assert noise[3]["significant_drop"] and noise[3]["delta_dice"]["mean"] == pytest.approx(-0.315)
-    per = {p["perturbation"]: p for p in summary["perturbations"]}
-    assert per["noise"]["relative_robustness"] == pytest.approx(means.mean() / 0.9)
+    assert noise[3].significant_drop and noise[3].deltas["dice"].mean == pytest.approx(-0.315)
+    per = {p.perturbation: p for p in summary.perturbations}
+    assert per["noise"].relative_robustness == pytest.approx(means.mean() / 0.9)
     weights = (2 / 3) ** np.arange(1, 6)
     expected_wd = (weights * (means - 0.9)).sum() / weights.sum()
-    assert per["noise"]["weighted_degradation"] == pytest.approx(expected_wd)
-    assert per["noise"]["worst_severity"] == 5
+    assert per["noise"].weighted_degradation == pytest.approx(expected_wd)
+    assert per["noise"].worst_severity == 5
     # only severity 5 (Dice .40 to .37) falls under 0.45: 4 of 20 cases
-    assert per["noise"]["failure_rate"] == pytest.approx(4 / 20)
-    assert per["gamma"]["relative_robustness"] == pytest.approx(1.0)
-    assert not any(c["significant_drop"] for c in summary["cells"] if c["perturbation"] == "gamma")
-    assert summary["suite"]["relative_robustness"] == pytest.approx(
-        (per["noise"]["relative_robustness"] + 1.0) / 2
+    assert per["noise"].failure_rate == pytest.approx(4 / 20)
+    assert per["gamma"].relative_robustness == pytest.approx(1.0)
+    assert not any(c.significant_drop for c in summary.cells if c.perturbation == "gamma")
+    assert summary.suite.relative_robustness == pytest.approx(
+        (per["noise"].relative_robustness + 1.0) / 2
     )
-    assert summary["fbr"]["inside"]["n_cases"] == 2 and summary["fbr"]["outside"]["n_cases"] == 2
+    assert summary.fbr.inside.n_cases == 2 and summary.fbr.outside.n_cases == 2
+
+
+def test_summary_json_form_round_trips_and_follows_the_metric_table():
+    summary = summarise(_records(), fbr_range={"min": 0.0, "max": 0.2})
+    data = summary.to_dict()
+    assert AuditSummary.from_dict(data) == summary
+    assert list(data["clean"]) == [*metric_names(), "failure_rate"]
+    cell = data["cells"][0]
+    assert [k for k in cell if k.removeprefix("delta_") in metric_names()] == [
+        key for name in metric_names() for key in (name, f"delta_{name}")
+    ]
+    noise = next(c for c in data["cells"] if (c["perturbation"], c["severity"]) == ("noise", 1))
+    assert noise["delta_hd95"]["mean"] == pytest.approx(0.115)  # HD95 is 1 - Dice in these records
 
 
 def test_gates_name_the_failing_rows():
@@ -111,6 +126,16 @@ def test_gates_name_the_failing_rows():
     assert ("dice", "noise s2") not in rows and ("dice", "clean") not in rows
     assert ("rr", "noise") in rows and ("rr", "gamma") not in rows
     assert evaluate_gates(summary, parse_bounds("clean_dice=0.85")) == []
+
+
+def test_every_gateable_metric_of_the_table_is_a_gate_key():
+    summary = summarise(_records())
+    for name in metric_names(gateable=True):
+        failures = evaluate_gates(summary, parse_bounds(f"{name}=0.6"))
+        assert {f.row for f in failures} == {"noise s3", "noise s4", "noise s5"}
+    for name in metric_names(gateable=False):
+        with pytest.raises(UsageError):
+            parse_bounds(f"{name}=0.6")
 
 
 def test_partial_store_resumes_and_refuses_another_audit(tmp_path):

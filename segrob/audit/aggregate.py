@@ -1,4 +1,4 @@
-"""From cell records to the report's summary figures (DESIGN.md section 9).
+"""From cell records to the report's summary figures (:class:`segrob.audit.summary.AuditSummary`).
 
 * per (perturbation, severity): mean with a 95% bootstrap CI over cases, and the paired change
   from clean with its CI (significant when that CI excludes 0);
@@ -16,11 +16,25 @@ from collections.abc import Sequence
 import numpy as np
 
 from segrob.audit.records import CLEAN, CellRecord
+from segrob.audit.summary import (
+    AuditSummary,
+    CellSummary,
+    ClassDice,
+    CleanSummary,
+    EmptyCounts,
+    FbrSide,
+    FbrSplit,
+    PerturbationSummary,
+    Stat,
+    SuiteSummary,
+    WorstCell,
+)
 from segrob.metrics import bootstrap_ci, paired_bootstrap_ci
+from segrob.metrics.table import METRIC_TABLE, metric_names
 
 SEVERITY_DECAY = 2.0 / 3.0
-METRICS = ("dice", "iou", "hd95", "assd", "nsd", "sensitivity", "precision", "ece", "entropy")
-LOWER_IS_BETTER = frozenset({"hd95", "assd", "ece", "entropy"})
+METRICS = metric_names()
+LOWER_IS_BETTER = frozenset(m.name for m in METRIC_TABLE if m.lower_is_better)
 
 
 def _values(records: Sequence[CellRecord], metric: str) -> np.ndarray:
@@ -28,21 +42,21 @@ def _values(records: Sequence[CellRecord], metric: str) -> np.ndarray:
                     dtype=np.float64)
 
 
-def _stat(values: np.ndarray, *, seed: int) -> dict[str, float | None]:
+def _stat(values: np.ndarray, *, seed: int) -> Stat:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
-        return {"mean": None, "ci_low": None, "ci_high": None}
+        return Stat()
     low, high = bootstrap_ci(finite, seed=seed) if finite.size > 1 else (finite[0], finite[0])
-    return {"mean": float(finite.mean()), "ci_low": float(low), "ci_high": float(high)}
+    return Stat(float(finite.mean()), float(low), float(high))
 
 
-def _delta(clean: np.ndarray, perturbed: np.ndarray, *, seed: int) -> dict[str, float | None]:
+def _delta(clean: np.ndarray, perturbed: np.ndarray, *, seed: int) -> Stat:
     ok = np.isfinite(clean) & np.isfinite(perturbed)
     if not ok.any():
-        return {"mean": None, "ci_low": None, "ci_high": None}
+        return Stat()
     a, b = clean[ok], perturbed[ok]
     low, high = paired_bootstrap_ci(a, b, seed=seed) if a.size > 1 else (b[0] - a[0],) * 2
-    return {"mean": float((b - a).mean()), "ci_low": float(low), "ci_high": float(high)}
+    return Stat(float((b - a).mean()), float(low), float(high))
 
 
 def summarise(
@@ -51,7 +65,7 @@ def summarise(
     failure_dice: float = 0.5,
     fbr_range: dict | None = None,
     seed: int = 0,
-) -> dict:
+) -> AuditSummary:
     """Every summary figure of the report from the cell records (pure; no I/O)."""
     by_cell: dict[tuple[str, int], dict[str, CellRecord]] = defaultdict(dict)
     for record in records:
@@ -59,8 +73,10 @@ def summarise(
     clean_by_case = by_cell.get((CLEAN, 0), {})
     cases = sorted(clean_by_case)
     clean_records = [clean_by_case[c] for c in cases]
-    clean = {m: _stat(_values(clean_records, m), seed=seed) for m in METRICS}
-    clean["failure_rate"] = _failure_rate(clean_records, failure_dice)
+    clean = CleanSummary(
+        {m: _stat(_values(clean_records, m), seed=seed) for m in METRICS},
+        _failure_rate(clean_records, failure_dice),
+    )
     cells = []
     for (name, severity), per_case in sorted(by_cell.items()):
         if name == CLEAN:
@@ -68,26 +84,26 @@ def summarise(
         shared = [c for c in cases if c in per_case]
         rows = [per_case[c] for c in shared]
         baseline = [clean_by_case[c] for c in shared]
-        cell = {"perturbation": name, "severity": severity, "n": len(rows)}
-        for metric in METRICS:
-            cell[metric] = _stat(_values(rows, metric), seed=seed)
-            cell[f"delta_{metric}"] = _delta(_values(baseline, metric), _values(rows, metric), seed=seed)
-        delta = cell["delta_dice"]
-        cell["significant_drop"] = delta["ci_high"] is not None and delta["ci_high"] < 0
-        cell["failure_rate"] = _failure_rate(rows, failure_dice)
-        cell["empty"] = _empty_counts(rows)
-        cells.append(cell)
+        deltas = {m: _delta(_values(baseline, m), _values(rows, m), seed=seed) for m in METRICS}
+        cells.append(CellSummary(
+            perturbation=name, severity=severity, n=len(rows),
+            stats={m: _stat(_values(rows, m), seed=seed) for m in METRICS},
+            deltas=deltas,
+            significant_drop=deltas["dice"].ci_high is not None and deltas["dice"].ci_high < 0,
+            failure_rate=_failure_rate(rows, failure_dice),
+            empty=_empty_counts(rows),
+        ))
     perturbations = _per_perturbation(cells, clean, by_cell, cases, failure_dice)
-    return {
-        "n_cases": len(cases),
-        "clean": clean,
-        "clean_empty": _empty_counts(clean_records),
-        "cells": cells,
-        "perturbations": perturbations,
-        "suite": _suite_summary(perturbations, cells),
-        "per_class": _per_class(records),
-        "fbr": _fbr_split(records, fbr_range) if fbr_range else None,
-    }
+    return AuditSummary(
+        n_cases=len(cases),
+        clean=clean,
+        clean_empty=_empty_counts(clean_records),
+        cells=tuple(cells),
+        perturbations=perturbations,
+        suite=_suite_summary(perturbations, cells),
+        per_class=_per_class(records),
+        fbr=_fbr_split(records, fbr_range) if fbr_range else None,
+    )
 
 
 def _failure_rate(records: Sequence[CellRecord], threshold: float) -> float | None:
@@ -96,25 +112,27 @@ def _failure_rate(records: Sequence[CellRecord], threshold: float) -> float | No
     return float((dice < threshold).mean()) if dice.size else None
 
 
-def _empty_counts(records: Sequence[CellRecord]) -> dict[str, int]:
+def _empty_counts(records: Sequence[CellRecord]) -> EmptyCounts:
     counts = {"both": 0, "pred": 0, "gt": 0}
     for record in records:
         for kind in record.empty.values():
             if kind in counts:
                 counts[kind] += 1
-    return counts
+    return EmptyCounts(**counts)
 
 
-def _per_perturbation(cells, clean, by_cell, cases, failure_dice) -> list[dict]:
-    clean_dice = clean["dice"]["mean"]
-    grouped: dict[str, list[dict]] = defaultdict(list)
+def _per_perturbation(
+    cells: list[CellSummary], clean: CleanSummary, by_cell, cases, failure_dice
+) -> tuple[PerturbationSummary, ...]:
+    clean_dice = clean.mean("dice")
+    grouped: dict[str, list[CellSummary]] = defaultdict(list)
     for cell in cells:
-        grouped[cell["perturbation"]].append(cell)
+        grouped[cell.perturbation].append(cell)
     summary = []
     for name, rows in grouped.items():
-        rows = sorted(rows, key=lambda c: c["severity"])
-        means = np.array([np.nan if c["dice"]["mean"] is None else c["dice"]["mean"] for c in rows])
-        severities = np.array([c["severity"] for c in rows])
+        rows = sorted(rows, key=lambda c: c.severity)
+        means = np.array([np.nan if c.mean("dice") is None else c.mean("dice") for c in rows])
+        severities = np.array([c.severity for c in rows])
         weights = SEVERITY_DECAY**severities
         finite = np.isfinite(means)
         usable = clean_dice is not None and finite.any()
@@ -125,20 +143,20 @@ def _per_perturbation(cells, clean, by_cell, cases, failure_dice) -> list[dict]:
             else None
         )
         worst = int(severities[finite][np.argmin(means[finite])]) if finite.any() else None
-        pooled = [r for c in rows for r in by_cell[(name, c["severity"])].values() if r.case in cases]
+        pooled = [r for c in rows for r in by_cell[(name, c.severity)].values() if r.case in cases]
         summary.append(
-            {
-                "perturbation": name,
-                "severities": severities.tolist(),
-                "relative_robustness": relative,
-                "weighted_degradation": degradation,
-                "worst_severity": worst,
-                "worst_dice": float(means[finite].min()) if finite.any() else None,
-                "failure_rate": _failure_rate(pooled, failure_dice),
-                "significant_drops": int(sum(c["significant_drop"] for c in rows)),
-            }
+            PerturbationSummary(
+                perturbation=name,
+                severities=tuple(severities.tolist()),
+                relative_robustness=relative,
+                weighted_degradation=degradation,
+                worst_severity=worst,
+                worst_dice=float(means[finite].min()) if finite.any() else None,
+                failure_rate=_failure_rate(pooled, failure_dice),
+                significant_drops=int(sum(c.significant_drop for c in rows)),
+            )
         )
-    return summary
+    return tuple(summary)
 
 
 def _mean(values: list) -> float | None:
@@ -146,22 +164,22 @@ def _mean(values: list) -> float | None:
     return float(np.mean(finite)) if finite else None
 
 
-def _suite_summary(perturbations: list[dict], cells: list[dict]) -> dict:
-    return {
-        "relative_robustness": _mean([p["relative_robustness"] for p in perturbations]),
-        "weighted_degradation": _mean([p["weighted_degradation"] for p in perturbations]),
-        "failure_rate": _mean([p["failure_rate"] for p in perturbations]),
-        "mean_dice": _mean([c["dice"]["mean"] for c in cells]),
-        "worst": min(
-            ({"perturbation": c["perturbation"], "severity": c["severity"], "dice": c["dice"]["mean"]}
-             for c in cells if c["dice"]["mean"] is not None),
-            key=lambda row: row["dice"],
+def _suite_summary(perturbations: Sequence[PerturbationSummary], cells: list[CellSummary]) -> SuiteSummary:
+    return SuiteSummary(
+        relative_robustness=_mean([p.relative_robustness for p in perturbations]),
+        weighted_degradation=_mean([p.weighted_degradation for p in perturbations]),
+        failure_rate=_mean([p.failure_rate for p in perturbations]),
+        mean_dice=_mean([c.mean("dice") for c in cells]),
+        worst=min(
+            (WorstCell(c.perturbation, c.severity, c.mean("dice")) for c in cells
+             if c.mean("dice") is not None),
+            key=lambda row: row.dice,
             default=None,
         ),
-    }
+    )
 
 
-def _per_class(records: Sequence[CellRecord]) -> dict[str, dict[str, float | None]]:
+def _per_class(records: Sequence[CellRecord]) -> dict[str, ClassDice]:
     """Mean Dice per class for the clean images and over all perturbed cells."""
     collected: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
@@ -170,12 +188,12 @@ def _per_class(records: Sequence[CellRecord]) -> dict[str, dict[str, float | Non
             if values.get("dice") is not None:
                 collected[label][scope].append(values["dice"])
     return {
-        label: {scope: _mean(scopes.get(scope, [])) for scope in (CLEAN, "perturbed")}
+        label: ClassDice(_mean(scopes.get(CLEAN, [])), _mean(scopes.get("perturbed", [])))
         for label, scopes in sorted(collected.items(), key=lambda item: int(item[0]))
     }
 
 
-def _fbr_split(records: Sequence[CellRecord], fbr_range: dict) -> dict:
+def _fbr_split(records: Sequence[CellRecord], fbr_range: dict) -> FbrSplit:
     """Dice of cases whose foreground ratio lies inside vs outside the training FBR range."""
     low, high = float(fbr_range["min"]), float(fbr_range["max"])
     split: dict[str, dict[str, list[float]]] = {
@@ -187,14 +205,8 @@ def _fbr_split(records: Sequence[CellRecord], fbr_range: dict) -> dict:
             continue
         side = "inside" if low <= ratio <= high else "outside"
         split[side][CLEAN if record.perturbation == CLEAN else "perturbed"].append(dice)
-    return {
-        "range": {"min": low, "max": high},
-        **{
-            side: {
-                "n_cases": len(values[CLEAN]),
-                "clean_dice": _mean(values[CLEAN]),
-                "perturbed_dice": _mean(values["perturbed"]),
-            }
-            for side, values in split.items()
-        },
+    sides = {
+        side: FbrSide(len(values[CLEAN]), _mean(values[CLEAN]), _mean(values["perturbed"]))
+        for side, values in split.items()
     }
+    return FbrSplit(low, high, sides["inside"], sides["outside"])

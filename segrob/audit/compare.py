@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from segrob.audit.summary import AuditSummary, CellSummary, CleanSummary
 from segrob.errors import SegrobError
+from segrob.metrics.table import METRIC_BY_NAME
 from segrob.report import AuditReport
 
 
@@ -65,26 +67,26 @@ def compare_reports(reports: list[AuditReport], paths: list[str]) -> Comparison:
         raise SegrobError("no reports to compare")
     check_comparable(reports, paths)
     models = [model_label(r, p) for r, p in zip(reports, paths, strict=True)]
-    dice_rows = [_row("clean", [r.summary["clean"]["dice"]["mean"] for r in reports], higher=True)]
-    keys = [(c["perturbation"], c["severity"]) for c in reports[0].summary["cells"]]
-    cells = [{(c["perturbation"], c["severity"]): c for c in r.summary["cells"]} for r in reports]
-    for key in keys:
-        values = [table.get(key, {}).get("dice", {}).get("mean") for table in cells]
-        dice_rows.append(_row(f"{key[0]} s{key[1]}", values, higher=True))
+    summaries = [r.summary for r in reports]
+    dice_rows = [_metric_row("clean", "dice", [s.clean for s in summaries])]
+    for cell in summaries[0].cells:
+        rows = [s.cell(cell.perturbation, cell.severity) for s in summaries]
+        dice_rows.append(_metric_row(cell.row, "dice", rows))
     robustness_rows = []
-    per_model = [{p["perturbation"]: p for p in r.summary["perturbations"]} for r in reports]
-    for name in per_model[0]:
-        rr = [table.get(name, {}).get("relative_robustness") for table in per_model]
-        wd = [table.get(name, {}).get("weighted_degradation") for table in per_model]
-        robustness_rows.append({**_row(name, rr, higher=True), "weighted_degradation": wd})
+    for perturbation in summaries[0].perturbations:
+        per_model = [s.perturbation(perturbation.perturbation) for s in summaries]
+        rr = [p.relative_robustness if p else None for p in per_model]
+        wd = [p.weighted_degradation if p else None for p in per_model]
+        row = _row(perturbation.perturbation, rr, higher=True)
+        robustness_rows.append({**row, "weighted_degradation": wd})
+    suites = [s.suite for s in summaries]
     summary_rows = [
-        _row("clean Dice", [r.summary["clean"]["dice"]["mean"] for r in reports], higher=True),
-        _row("mean perturbed Dice", [r.summary["suite"]["mean_dice"] for r in reports], higher=True),
-        _row("suite rR", [r.summary["suite"]["relative_robustness"] for r in reports], higher=True),
-        _row("suite weighted degradation", [r.summary["suite"]["weighted_degradation"] for r in reports],
-             higher=True),
-        _row("failure rate", [r.summary["suite"]["failure_rate"] for r in reports], higher=False),
-        _row("clean HD95", [r.summary["clean"]["hd95"]["mean"] for r in reports], higher=False),
+        _clean_row("dice", summaries),
+        _row("mean perturbed Dice", [s.mean_dice for s in suites], higher=True),
+        _row("suite rR", [s.relative_robustness for s in suites], higher=True),
+        _row("suite weighted degradation", [s.weighted_degradation for s in suites], higher=True),
+        _row("failure rate", [s.failure_rate for s in suites], higher=False),
+        _clean_row("hd95", summaries),
     ]
     return Comparison(
         models=models,
@@ -94,6 +96,16 @@ def compare_reports(reports: list[AuditReport], paths: list[str]) -> Comparison:
         robustness_rows=robustness_rows,
         summary_rows=summary_rows,
     )
+
+
+def _clean_row(metric: str, summaries: list[AuditSummary]) -> dict:
+    return _metric_row(f"clean {METRIC_BY_NAME[metric].label}", metric, [s.clean for s in summaries])
+
+
+def _metric_row(name: str, metric: str, rows: list[CleanSummary | CellSummary | None]) -> dict:
+    """One metric's mean across models; the best is the highest or lowest as the table says."""
+    values = [row.mean(metric) if row else None for row in rows]
+    return _row(name, values, higher=not METRIC_BY_NAME[metric].lower_is_better)
 
 
 def _row(name: str, values: list[float | None], *, higher: bool) -> dict:

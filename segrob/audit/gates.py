@@ -2,8 +2,9 @@
 
 Bounds and the rows they apply to:
 
-* ``dice``, ``iou``, ``nsd``, ``sensitivity``, ``precision``: the mean of the clean row and of
-  every (perturbation, severity) row;
+* every gateable metric of :mod:`segrob.metrics.table` (``dice``, ``iou``, ``nsd``,
+  ``sensitivity``, ``precision``): the mean of the clean row and of every (perturbation,
+  severity) row;
 * ``clean_dice``: the clean row only;
 * ``rr``: every perturbation's relative robustness (mean Dice over severities / clean Dice);
 * ``suite_rr``: the suite's mean relative robustness.
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from segrob.audit.summary import AuditSummary
 from segrob.errors import UsageError
+from segrob.metrics.table import metric_names
 
-CELL_METRICS = ("dice", "iou", "nsd", "sensitivity", "precision")
+CELL_METRICS = metric_names(gateable=True)
 GATE_KEYS = (*CELL_METRICS, "clean_dice", "rr", "suite_rr")
 
 
@@ -63,7 +66,7 @@ def parse_bounds(text: str | None) -> tuple[Bound, ...]:
     return tuple(bounds)
 
 
-def evaluate_gates(summary: dict, bounds: tuple[Bound, ...]) -> list[GateFailure]:
+def evaluate_gates(summary: AuditSummary, bounds: tuple[Bound, ...]) -> list[GateFailure]:
     """Every row that falls under a bound; an empty list means the gate passes."""
     failures: list[GateFailure] = []
     for bound in bounds:
@@ -73,13 +76,11 @@ def evaluate_gates(summary: dict, bounds: tuple[Bound, ...]) -> list[GateFailure
     return failures
 
 
-def _rows_for(summary: dict, key: str) -> list[tuple[str, float | None]]:
+def _rows_for(summary: AuditSummary, key: str) -> list[tuple[str, float | None]]:
     if key == "clean_dice":
-        return [("clean", summary["clean"]["dice"]["mean"])]
+        return [("clean", summary.clean.mean("dice"))]
     if key == "rr":
-        return [(p["perturbation"], p["relative_robustness"]) for p in summary["perturbations"]]
+        return [(p.perturbation, p.relative_robustness) for p in summary.perturbations]
     if key == "suite_rr":
-        return [("suite", summary["suite"]["relative_robustness"])]
-    rows = [("clean", summary["clean"][key]["mean"])]
-    rows += [(f"{c['perturbation']} s{c['severity']}", c[key]["mean"]) for c in summary["cells"]]
-    return rows
+        return [("suite", summary.suite.relative_robustness)]
+    return [("clean", summary.clean.mean(key))] + [(c.row, c.mean(key)) for c in summary.cells]

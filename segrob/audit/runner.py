@@ -67,6 +67,18 @@ class AuditOptions:
         }
 
 
+@dataclass(frozen=True)
+class _Variant:
+    """One (perturbation, severity) version of a case, ready to infer and score."""
+
+    perturbation: str
+    severity: int
+    seed: int
+    params: dict
+    image: torch.Tensor
+    label: torch.Tensor | None
+
+
 class _Timer:
     """Seconds per stage; metrics are timed on the scoring thread, so the stages overlap."""
 
@@ -214,17 +226,17 @@ def _audit_case(
     device = spec.torch_device
     image = torch.from_numpy(case.image)[None].to(device)
     label = torch.from_numpy(case.label)[None].to(device) if case.label is not None else None
-    variants = []
+    variants: list[_Variant] = []
     for name, severity in cells:
         start = time.perf_counter()
         seed = derive_seed(options.seed, case.name, name, severity)
         if name == CLEAN:
-            variants.append((name, severity, seed, {}, image, label))
+            variants.append(_Variant(name, severity, seed, {}, image, label))
         else:
             out_image, out_label, applied = apply_perturbation(
                 name, image, label, severity=severity, seed=seed
             )
-            variants.append((name, severity, seed, applied.params, out_image, out_label))
+            variants.append(_Variant(name, severity, seed, applied.params, out_image, out_label))
         timer.add("perturbation", start)
     plan = spec.plan(options)
     pending = []
@@ -233,25 +245,25 @@ def _audit_case(
     for begin in range(0, len(variants), max(1, options.batch_size)):
         chunk = variants[begin : begin + options.batch_size]
         start = time.perf_counter()
-        logits = predict(torch.cat([v[4] for v in chunk]), plan, spec.run)
+        logits = predict(torch.cat([v.image for v in chunk]), plan, spec.run)
         timer.add("inference", start)
         pending.append(scorer.submit(_score_chunk, case, chunk, logits, spec, options, timer))
     return pending
 
 
-def _score_chunk(case: Case, chunk: list, logits: np.ndarray, spec: ModelSpec, options: AuditOptions,
-                 timer: _Timer) -> list[CellRecord]:
+def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, spec: ModelSpec,
+                 options: AuditOptions, timer: _Timer) -> list[CellRecord]:
     from segrob.metrics import case_metrics
 
     start = time.perf_counter()
     probabilities = softmax(logits)
     predictions = probabilities.argmax(axis=1)
     records = []
-    for index, (name, severity, seed, params, _, variant_label) in enumerate(chunk):
-        if variant_label is None:
+    for index, variant in enumerate(chunk):
+        if variant.label is None:
             where = case.source.get("image", case.name)
             raise SegrobError(f"{where}: case has no label to score against")
-        truth = variant_label[0].cpu().numpy()
+        truth = variant.label[0].cpu().numpy()
         result = case_metrics(
             predictions[index],
             truth,
@@ -260,12 +272,12 @@ def _score_chunk(case: Case, chunk: list, logits: np.ndarray, spec: ModelSpec, o
             nsd_tolerance_mm=options.nsd_tolerance_mm,
             probabilities=probabilities[index],
         )
-        records.append(_record(case, name, severity, seed, params, result, truth))
+        records.append(_record(case, variant, result, truth))
     timer.add("metrics", start)
     return records
 
 
-def _record(case, name, severity, seed, params, result, truth) -> CellRecord:
+def _record(case: Case, variant: _Variant, result, truth: np.ndarray) -> CellRecord:
     as_dict = result.to_dict()
     mean = dict(as_dict["mean"])
     mean["ece"] = as_dict.get("ece")
@@ -275,10 +287,10 @@ def _record(case, name, severity, seed, params, result, truth) -> CellRecord:
     empty = {str(k): values.get("empty", "none") for k, values in as_dict["per_class"].items()}
     return CellRecord(
         case=case.name,
-        perturbation=name,
-        severity=int(severity),
-        seed=int(seed),
-        params=params,
+        perturbation=variant.perturbation,
+        severity=int(variant.severity),
+        seed=int(variant.seed),
+        params=variant.params,
         metrics=mean,
         per_class=per_class,
         empty=empty,

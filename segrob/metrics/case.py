@@ -18,13 +18,16 @@ from segrob.metrics.surface import (
     nsd_from,
     surface_distances,
 )
+from segrob.metrics.table import METRIC_BY_NAME, metric_names
 
-METRIC_NAMES = ("dice", "iou", "hd95", "assd", "nsd", "sensitivity", "precision")
+# The per-class metrics of the table, in its order: ClassMetrics has one field for each.
+METRIC_NAMES = metric_names(per_class=True)
 
 
 @dataclass(frozen=True)
 class ClassMetrics:
-    """One class of one case. ``empty`` says which masks were empty: none, both, pred or gt."""
+    """One class of one case: a field per per-class metric of :mod:`segrob.metrics.table`, in
+    its order, and ``empty``, which masks were empty: none, both, pred or gt."""
 
     dice: float
     iou: float
@@ -78,11 +81,10 @@ def class_metrics(
     tp, fp, fn = confusion(pred, gt)
     has_pred, has_gt = tp + fp > 0, tp + fn > 0
     if not has_pred and not has_gt:
-        return ClassMetrics(1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, empty="both")
+        return _empty_mask_metrics("both", diagonal=0.0)
     if not (has_pred and has_gt):
-        diagonal = image_diagonal(gt.shape, spacing)
         empty = "pred" if not has_pred else "gt"
-        return ClassMetrics(0.0, 0.0, diagonal, diagonal, 0.0, 0.0, 0.0, empty=empty)
+        return _empty_mask_metrics(empty, diagonal=image_diagonal(gt.shape, spacing))
     to_gt, to_pred = surface_distances(pred, gt, spacing=spacing)
     return ClassMetrics(
         dice=2 * tp / (2 * tp + fp + fn),
@@ -93,6 +95,17 @@ def class_metrics(
         sensitivity=tp / (tp + fn),
         precision=tp / (tp + fp),
     )
+
+
+def _empty_mask_metrics(empty: str, *, diagonal: float) -> ClassMetrics:
+    """The empty-mask policy for every per-class metric: distances (mm) are 0 when both masks are
+    empty and the image diagonal when one is; ratios are 1 when both are empty and 0 when one is."""
+    both = empty == "both"
+    values = {
+        name: (0.0 if both else diagonal) if METRIC_BY_NAME[name].unit == "mm" else (1.0 if both else 0.0)
+        for name in METRIC_NAMES
+    }
+    return ClassMetrics(**values, empty=empty)
 
 
 def case_metrics(

@@ -108,8 +108,8 @@ def run_context_study(config: ContextStudyConfig, *, notify: Callable[[str], Non
                     "patch": patch, "arch": arch, "seed": seed,
                     "train_fbr": run.get("fbr_range"),
                     "val_dice": (run.get("best") or {}).get("val_dice"),
-                    "dice_same_fbr": same.summary["clean"]["dice"]["mean"],
-                    "dice_shifted_fbr": shifted.summary["clean"]["dice"]["mean"],
+                    "dice_same_fbr": same.summary.clean.mean("dice"),
+                    "dice_shifted_fbr": shifted.summary.clean.mean("dice"),
                     "shifted_outside_range": _outside(shifted),
                 })
     table = []
@@ -130,5 +130,5 @@ def run_context_study(config: ContextStudyConfig, *, notify: Callable[[str], Non
 
 def _outside(report) -> int | None:
     """How many of the report's cases lie outside the model's training FBR range."""
-    fbr = report.summary.get("fbr") or {}
-    return (fbr.get("outside") or {}).get("n_cases")
+    fbr = report.summary.fbr
+    return fbr.outside.n_cases if fbr else None

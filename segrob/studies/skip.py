@@ -86,8 +86,8 @@ class StudyCell:
 
 
 def _mean_dice(report, perturbation: str) -> float | None:
-    values = [c["dice"]["mean"] for c in report.summary["cells"]
-              if c["perturbation"] == perturbation and c["dice"]["mean"] is not None]
+    values = [c.mean("dice") for c in report.summary.cells
+              if c.perturbation == perturbation and c.mean("dice") is not None]
     return float(np.mean(values)) if values else None
 
 
@@ -134,11 +134,11 @@ def run_skip_study(config: SkipStudyConfig, *, notify: Callable[[str], None] | N
                                            seed=seed, device=config.device, notify=notify)
                 cells.append(StudyCell(
                     level=level, arch=arch, seed=seed,
-                    in_domain=texture.summary["clean"]["dice"]["mean"],
+                    in_domain=texture.summary.clean.mean("dice"),
                     easier=_mean_dice(texture, EASIER),
                     harder=_mean_dice(texture, HARDER),
-                    shift_rr=shift.summary["suite"]["relative_robustness"] if shift else None,
-                    shift_dice=shift.summary["suite"]["mean_dice"] if shift else None,
+                    shift_rr=shift.summary.suite.relative_robustness if shift else None,
+                    shift_dice=shift.summary.suite.mean_dice if shift else None,
                     val_dice=(run.get("best") or {}).get("val_dice"),
                     reports={"texture": str(out / "audits" / f"{name}-texture.json")},
                 ))
