@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from .output import console, emit_json, handles_errors, table
+from .options import BatchSize, Device, Json, Threads
+from .output import Output, console, handles_errors, table
 
 STATUS_STYLE = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]",
                 "skip": "[dim]skip[/]"}
@@ -15,13 +16,11 @@ STATUS_STYLE = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[r
 @handles_errors
 def check(
     model: Path = typer.Argument(..., help="The ONNX model to check."),
-    device: str = typer.Option(
-        "auto", "--device", help="auto, cpu or cuda (cuda never falls back)."
-    ),
+    device: Device = "auto",
     runs: int = typer.Option(20, "--runs", help="Timed runs for the latency percentiles."),
-    batch_size: int = typer.Option(1, "--batch-size", help="Batch size of the timed runs."),
-    threads: int = typer.Option(None, "--threads", help="onnxruntime intra-op threads."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+    batch_size: BatchSize = 1,
+    threads: Threads = None,
+    as_json: Json = False,
 ) -> None:
     """Check an ONNX model for deployment: validity, metadata, shapes, provider, speed,
     determinism. Exit 1 when a check fails."""
@@ -29,10 +28,7 @@ def check(
 
     report = check_model_file(model, device=device, runs=runs, batch_size=batch_size,
                               threads=threads)
-    if as_json:
-        emit_json(report.to_dict())
-    else:
-        _render(report)
+    Output(as_json=as_json).result(report, _render)
     if not report.passed:
         raise typer.Exit(1)
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-from .output import console, emit_json, fmt, handles_errors, progress_bar, table, warn
+from .legacy import accepting, positional_data
+from .options import Data, Json
+from .output import Output, console, fmt, handles_errors, table, warn
 
 
 @handles_errors
 def complexity(
-    data: Path = typer.Argument(..., help="Dataset folder (any supported layout)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+    data: Data = ...,
+    as_json: Json = False,
     cases: bool = typer.Option(False, "--cases", help="List every case's texture distance."),
 ) -> None:
     """Measure task complexity as LBP texture distance (Kamath et al. 2023)."""
@@ -20,11 +20,13 @@ def complexity(
     from segrob.data.complexity import measure_complexity
 
     dataset = load_dataset(data)
-    with progress_bar("texture distance", len(dataset), quiet=as_json) as bar:
+    output = Output(as_json=as_json)
+    with output.progress("texture distance", len(dataset)) as bar:
         report = measure_complexity(dataset, progress=bar)
-    if as_json:
-        emit_json({"data": str(data), **report.to_dict()})
-        return
+    output.result({"data": str(data), **report.to_dict()}, lambda _: _view(report, cases))
+
+
+def _view(report, cases: bool) -> None:
     summary = report.summary
     console.print(
         table(
@@ -57,4 +59,4 @@ def complexity(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("complexity")(complexity)
+    app.command("complexity", cls=accepting(positional_data))(complexity)

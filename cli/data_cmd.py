@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-from .output import console, emit_json, fmt, handles_errors, progress_bar, table
+from .legacy import accepting, positional_data
+from .options import Cases, Complexity, Data, Dims, Json, Out, Overwrite, Seed, Size
+from .output import Output, console, fmt, handles_errors, table
 
 data_app = typer.Typer(help="Generate synthetic datasets and inspect any dataset.", no_args_is_help=True)
 
@@ -14,17 +16,15 @@ data_app = typer.Typer(help="Generate synthetic datasets and inspect any dataset
 @data_app.command("synth")
 @handles_errors
 def synth(
-    out: Path = typer.Option(..., "--out", help="Output folder (created; must be empty)."),
-    dims: int = typer.Option(2, "--dims", help="2 (images) or 3 (volumes)."),
-    complexity: str = typer.Option(
-        None, "--complexity", help="Named level: low, medium or high (default medium)."
-    ),
+    out: Out = ...,
+    dims: Dims = 2,
+    complexity: Complexity = None,
     blend: float = typer.Option(
         None, "--blend", help="Explicit blend in [0, 1): share of background texture in the foreground."
     ),
-    n: int = typer.Option(100, "--n", help="Number of cases."),
-    size: int = typer.Option(128, "--size", help="Edge length in pixels/voxels."),
-    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed writes the same bytes."),
+    n: Cases = 100,
+    size: Size = 128,
+    seed: Seed = 0,
     families: str = typer.Option(
         None, "--families", help="Comma-separated texture families (default: all for the dims)."
     ),
@@ -34,10 +34,13 @@ def synth(
     fmt_name: str = typer.Option(
         None, "--format", help="tiff (2D default), nifti (3D default) or npy."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
-    as_json: bool = typer.Option(False, "--json", help="Print the dataset's segrob.json on stdout."),
+    overwrite: Overwrite = False,
+    as_json: Json = False,
 ) -> None:
-    """Write a synthetic, complexity-graded dataset (images/ + labels/ + segrob.json)."""
+    """Write a synthetic, complexity-graded dataset (images/ + labels/ + segrob.json).
+
+    Without --complexity or --blend the level is medium; --json prints the dataset's segrob.json.
+    """
     from segrob.data.blend import blend_for
     from segrob.data.synth import SynthConfig, write_synthetic
     from segrob.errors import UsageError
@@ -57,13 +60,14 @@ def synth(
         fg_fraction=_pair(fg_fraction, "--fg-fraction"),
         fmt=fmt_name or ("tiff" if dims == 2 else "nifti"),
     ).check()
-    with atomic_output_dir(out, overwrite=overwrite) as staging, progress_bar(
-        "synth", config.n, quiet=as_json
-    ) as bar:
+    output = Output(as_json=as_json)
+    with atomic_output_dir(out, overwrite=overwrite) as staging, output.progress("synth", config.n) as bar:
         metadata = write_synthetic(config, staging, progress=lambda done, _total: bar(done))
-    if as_json:
-        emit_json(metadata)
-        return
+    output.result(metadata, lambda written: _synth_view(written, config, out))
+
+
+def _synth_view(metadata: dict, config, out: Path) -> None:
+    level = config.level
     console.print(
         f"wrote {config.n} {config.dims}D cases ({config.size}^{config.dims}, blend {config.blend}"
         f"{', level ' + level if level else ''}, {config.fmt}) to {out}"
@@ -85,11 +89,11 @@ def _pair(text: str, option: str) -> tuple[float, float]:
     return low, high
 
 
-@data_app.command("info")
+@data_app.command("info", cls=accepting(positional_data))
 @handles_errors
 def info(
-    data: Path = typer.Argument(..., help="Dataset folder (images/+labels/, nnU-Net raw, or MSD)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+    data: Data = ...,
+    as_json: Json = False,
     cases: bool = typer.Option(False, "--cases", help="List every case."),
 ) -> None:
     """Summarise a dataset: cases, shapes, spacing, label values, foreground ratio."""
@@ -97,11 +101,13 @@ def info(
     from segrob.data.info import describe_dataset
 
     dataset = load_dataset(data)
-    with progress_bar("reading", len(dataset), quiet=as_json) as bar:
+    output = Output(as_json=as_json)
+    with output.progress("reading", len(dataset)) as bar:
         summary = describe_dataset(dataset, progress=bar)
-    if as_json:
-        emit_json(summary.to_dict())
-        return
+    output.result(summary, lambda described: _info_view(described, cases))
+
+
+def _info_view(summary, cases: bool) -> None:
     rows = [
         ("folder", summary.root),
         ("layout", summary.layout),

@@ -7,26 +7,35 @@ from pathlib import Path
 
 import typer
 
-from .output import console, handles_errors, info, table
+from .options import Device, Epochs, Json, Out, Size, TrainCases
+from .output import Output, console, handles_errors, info, table
 
 
 @handles_errors
 def demo(
-    out: Path = typer.Option(Path("segrob-demo"), "--out", help="Folder for everything the demo makes."),
-    epochs: int = typer.Option(20, "--epochs", help="Training epochs per model."),
-    size: int = typer.Option(64, "--size", help="Image size."),
-    n_train: int = typer.Option(48, "--n-train", help="Training cases per level."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (training)."),
+    out: Out = Path("segrob-demo"),
+    epochs: Epochs = 20,
+    size: Size = 64,
+    n_train: TrainCases = 48,
+    device: Device = "auto",
+    as_json: Json = False,
 ) -> None:
-    """Generate data, train U-Net variants, export, audit and recommend, in a few minutes."""
-    from segrob.studies.demo import DemoConfig, run_demo
+    """Generate data, train U-Net variants, export, audit and recommend, in a few minutes.
 
-    from .render_audit import render_comparison
-    from .study_cmd import skip_table
+    Everything lands in --out, and rerunning reuses what is there.
+    """
+    from segrob.studies.demo import DemoConfig, run_demo
 
     started = time.perf_counter()
     result = run_demo(DemoConfig(out=out, epochs=epochs, size=size, n_train=n_train, device=device),
                       notify=info)
+    Output(as_json=as_json).result(result, lambda shown: _view(shown, out, started))
+
+
+def _view(result: dict, out: Path, started: float) -> None:
+    from .render_audit import render_comparison
+    from .study_cmd import skip_table
+
     console.rule("1. task complexity of the generated data")
     console.print(table(
         None, ("generated as", "measured level", "median texture distance (bits)"),

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import typer
 
-from .output import console, emit_json, handles_errors, info, table, warn
+from .options import Device, Json, Out, Overwrite
+from .output import Output, console, handles_errors, info, table, warn
 
 
 @handles_errors
 def export(
     run_dir: Path = typer.Argument(..., help="Run folder written by `segrob train`."),
-    out: Path = typer.Option(..., "--out", "-o", help="The .onnx file to write."),
+    out: Out = ...,
     precision: str = typer.Option(
         "fp32", "--precision", help="fp32, fp16 (half weights and compute, float32 IO) or int8."
     ),
@@ -31,9 +32,9 @@ def export(
     max_abs_diff: float = typer.Option(
         None, "--max-abs-diff", help="Also fail when the largest logit difference exceeds this."
     ),
-    device: str = typer.Option("cpu", "--device", help="onnxruntime device for parity."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+    device: Device = "auto",
+    overwrite: Overwrite = False,
+    as_json: Json = False,
 ) -> None:
     """Export a run's best model to ONNX; fails (nothing written) when parity is too low."""
     from segrob.onnx.export import ExportOptions, export_run
@@ -43,12 +44,13 @@ def export(
         calibration_cases=calibration_cases, min_agreement=min_agreement, min_dice=min_dice,
         max_abs_diff=max_abs_diff, device=device, overwrite=overwrite,
     )
-    if not as_json:
+    output = Output(as_json=as_json)
+    if not output.is_json:
         info(f"exporting {run_dir} ({precision}) ...")
-    result = export_run(run_dir, out, options=options)
-    if as_json:
-        emit_json(result.to_dict())
-        return
+    output.result(export_run(run_dir, out, options=options), _view)
+
+
+def _view(result) -> None:
     parity = result.parity
     rows = [
         ("file", f"{result.path} ({result.size_bytes / 1024:.1f} KiB)"),

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from .output import console, emit_json, handles_errors, table
+from .options import Json
+from .output import Output, console, handles_errors, table
 
 
 @handles_errors
 def models(
-    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+    as_json: Json = False,
 ) -> None:
     """List the architectures: dims, fixed input size, ONNX export, parameters at default size."""
     from segrob.models import list_models
 
-    infos = list_models()
-    if as_json:
-        emit_json([info.to_dict() for info in infos])
-        return
+    Output(as_json=as_json).result(list_models(), _view)
+
+
+def _view(infos) -> None:
     rows = [
         (
             info.name,

@@ -1,5 +1,9 @@
 """The one output helper: rich for people on stdout, JSON-only stdout with ``--json``,
-progress, warnings and errors on stderr."""
+progress, warnings and errors on stderr.
+
+A command hands its typed result to an :class:`Output`, which decides how it is shown, so no
+command decides about ``--json`` on its own.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,31 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.table import Table
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped or redirected output has no terminal width; rich's 80 columns would break words in tables.
+PIPE_WIDTH = 160
+
+
+class _Console(Console):
+    """A console that, when not writing to a terminal, is COLUMNS wide or else PIPE_WIDTH."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        measured = Console.size.fget(self)  # type: ignore[attr-defined]
+        if self._width is not None or self.is_terminal:
+            return measured
+        columns = os.environ.get("COLUMNS", "")
+        return ConsoleDimensions(int(columns) if columns.isdigit() else PIPE_WIDTH, measured.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+console = _Console(highlight=False)
+err_console = _Console(stderr=True, highlight=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,12 +108,41 @@ def emit_json(data: Any) -> None:
     typer.echo(to_json(data))
 
 
+class Output:
+    """Where a command's result goes: a rich view for people, or JSON alone on stdout.
+
+    ``view`` renders the result for people (tables and lines on stdout); the JSON form is the
+    result's ``to_dict()`` (or the data itself), so it carries everything the view shows.
+    """
+
+    def __init__(self, *, as_json: bool = False):
+        self.format = "json" if as_json else "table"
+
+    @property
+    def is_json(self) -> bool:
+        return self.format == "json"
+
+    def progress(self, description: str, total: int | None, *, quiet: bool = False) -> progress_bar:
+        """A progress bar on stderr, silent in JSON mode (whose readers are programs)."""
+        return progress_bar(description, total, quiet=quiet or self.is_json)
+
+    def result(self, data: Any, view: Callable[[Any], None], *,
+               serialize: Callable[[Any], str] | None = None) -> None:
+        """Show ``data``: ``view(data)`` for people, else ``serialize(data)`` (default: JSON)."""
+        if not self.is_json:
+            view(data)
+        elif serialize is not None:
+            typer.echo(serialize(data), nl=False)
+        else:
+            emit_json(data)
+
+
 def info(message: str) -> None:
     err_console.print(message)
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}")
+    err_console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
 
 
 def table(

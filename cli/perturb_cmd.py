@@ -7,7 +7,9 @@ from typing import Any
 
 import typer
 
-from .output import console, emit_json, handles_errors, info, progress_bar, table
+from .legacy import accepting, positional_data
+from .options import Cases, Data, Json, Out, Overwrite, Seed, Suite
+from .output import Output, console, handles_errors, info, table
 
 SEVERITY_COLUMNS = ("1", "2", "3", "4", "5")
 
@@ -37,33 +39,34 @@ def _dims(member: dict[str, Any]) -> str:
 
 @handles_errors
 def suites(
-    suite: str = typer.Option(None, "--suite", help="Show one suite (a name or .toml/.json file)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+    suite: Suite = None,
+    as_json: Json = False,
 ) -> None:
-    """List every suite and perturbation with its nominal parameters per severity."""
+    """List every suite and perturbation with its nominal parameters per severity (--suite: one suite)."""
     from segrob.perturb import catalog, describe_suite, resolve_suite
 
+    output = Output(as_json=as_json)
     if suite:
-        described = describe_suite(resolve_suite(suite))
-        if as_json:
-            emit_json(described)
-            return
-        rows = []
-        for member in described["members"]:
-            lead = (member["name"], _dims(member))
-            rows += _parameter_rows(member, member["suite_severities"], lead)
-        console.print(table(f"Suite {described['name']}: {described['description']}",
-                            ("perturbation", "dims", "parameter", *SEVERITY_COLUMNS), rows,
-                            justify_numbers=False,
-                            caption="nominal parameters per severity (0 = clean); – = not run"))
-        for member in described["members"]:
-            console.print(f"[bold]{member['name']}[/] ({', '.join(member['modalities'])}): "
-                          f"{member['description']}")
-        return
-    everything = catalog()
-    if as_json:
-        emit_json(everything)
-        return
+        output.result(describe_suite(resolve_suite(suite)), _suite_view)
+    else:
+        output.result(catalog(), _catalog_view)
+
+
+def _suite_view(described: dict[str, Any]) -> None:
+    rows = []
+    for member in described["members"]:
+        lead = (member["name"], _dims(member))
+        rows += _parameter_rows(member, member["suite_severities"], lead)
+    console.print(table(f"Suite {described['name']}: {described['description']}",
+                        ("perturbation", "dims", "parameter", *SEVERITY_COLUMNS), rows,
+                        justify_numbers=False,
+                        caption="nominal parameters per severity (0 = clean); – = not run"))
+    for member in described["members"]:
+        console.print(f"[bold]{member['name']}[/] ({', '.join(member['modalities'])}): "
+                      f"{member['description']}")
+
+
+def _catalog_view(everything: dict[str, Any]) -> None:
     console.print(table("Suites", ("suite", "members", "what"),
                         [(s["name"], len(s["entries"]), s["description"])
                          for s in everything["suites"]],
@@ -80,65 +83,77 @@ def suites(
 
 @handles_errors
 def perturb(
-    data: Path = typer.Argument(..., help="Dataset folder."),
+    data: Data = ...,
     perturbation: str = typer.Option(None, "--perturbation", help="One perturbation name."),
     severity: int = typer.Option(None, "--severity",
                                  help="Severity 0..5 with --perturbation (default: every level)."),
-    suite: str = typer.Option(None, "--suite", help="A suite name or .toml/.json file instead."),
-    out: Path = typer.Option(None, "--out", help="Write perturbed cases here (images/ + labels/)."),
+    suite: Suite = None,
+    out: Out = None,
     preview: Path = typer.Option(None, "--preview", help="Write a PNG contact sheet here."),
-    seed: int = typer.Option(0, "--seed", help="Seed, derived per case as the audit does."),
-    n: int = typer.Option(None, "--n", help="Only the first N cases (for --out)."),
+    seed: Seed = 0,
+    n: Cases = None,
     case: int = typer.Option(0, "--case", help="Which case (index) the contact sheet shows."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
-    as_json: bool = typer.Option(False, "--json", help="Print what was applied as JSON only."),
+    overwrite: Overwrite = False,
+    as_json: Json = False,
 ) -> None:
-    """Apply a perturbation or a suite to a dataset: see what an audit does to your images."""
+    """Apply a perturbation or a suite to a dataset: see what an audit does to your images.
+
+    --out writes the perturbed cases (images/ + labels/), --preview a PNG contact sheet.
+    """
     from segrob.data import load_dataset
     from segrob.errors import UsageError
-    from segrob.perturb import create_perturbation, resolve_suite
-    from segrob.perturb.apply_dataset import single_suite, write_perturbed_dataset
-    from segrob.perturb.base import check_severity
+    from segrob.perturb.apply_dataset import write_perturbed_dataset
     from segrob.perturb.preview import write_contact_sheet
+
+    chosen = _chosen_suite(perturbation, severity, suite)
+    if out is None and preview is None:
+        raise UsageError("give --out DIR, --preview PNG, or both")
+    dataset = load_dataset(data)
+    output = Output(as_json=as_json)
+    result: dict[str, Any] = {"suite": chosen.to_dict(), "seed": seed}
+    if out is not None:
+        total = len(dataset.names[:n] if n else dataset.names)
+        with output.progress("perturb", total) as bar:
+            written = write_perturbed_dataset(dataset, chosen, out, seed=seed, limit=n,
+                                              overwrite=overwrite, progress=bar)
+        result.update(out=str(out), skipped=written["skipped"], applied=written["applied"])
+    if preview is not None:
+        rows = write_contact_sheet(dataset, chosen, preview, seed=seed, case_index=case)
+        result.update(preview=str(preview), preview_rows=len(rows))
+    output.result(result, _perturb_view)
+
+
+def _chosen_suite(perturbation: str | None, severity: int | None, suite: str | None):
+    """The suite to apply: one perturbation (at one severity, or all) or a named suite."""
+    from segrob.errors import UsageError
+    from segrob.perturb import create_perturbation, resolve_suite
+    from segrob.perturb.apply_dataset import single_suite
+    from segrob.perturb.base import check_severity
 
     if (perturbation is None) == (suite is None):
         raise UsageError("give --perturbation NAME (with --severity) or --suite NAME, not both")
     if severity is not None and suite is not None:
         raise UsageError("--severity goes with --perturbation; a suite sets its own severities")
-    if out is None and preview is None:
-        raise UsageError("give --out DIR, --preview PNG, or both")
-    if n is not None and n < 1:
-        raise UsageError(f"--n must be at least 1, got {n}")
-    if perturbation is not None:
-        member = create_perturbation(perturbation)
-        severities = (severity,) if severity is not None else tuple(range(1, member.n_levels + 1))
-        for level in severities:
-            check_severity(member, level)
-        chosen = single_suite(member.name, severities)
-    else:
-        chosen = resolve_suite(suite)
-    dataset = load_dataset(data)
-    result: dict[str, Any] = {"suite": chosen.to_dict(), "seed": seed}
-    if out is not None:
-        total = len(dataset.names[:n] if n else dataset.names)
-        with progress_bar("perturb", total, quiet=as_json) as bar:
-            written = write_perturbed_dataset(dataset, chosen, out, seed=seed, limit=n,
-                                              overwrite=overwrite, progress=bar)
-        result.update(out=str(out), skipped=written["skipped"], applied=written["applied"])
-        if not as_json:
-            console.print(f"wrote {len(written['applied'])} perturbed image(s) to {out} "
-                          "(seeds and parameters in perturbations.json)")
-            if written["skipped"]:
-                info(f"left out (not for this dimensionality): {', '.join(written['skipped'])}")
-    if preview is not None:
-        rows = write_contact_sheet(dataset, chosen, preview, seed=seed, case_index=case)
-        result["preview"] = str(preview)
-        if not as_json:
-            console.print(f"contact sheet of {len(rows)} perturbation(s) written to {preview}")
-    if as_json:
-        emit_json(result)
+    if suite is not None:
+        return resolve_suite(suite)
+    member = create_perturbation(perturbation)
+    severities = (severity,) if severity is not None else tuple(range(1, member.n_levels + 1))
+    for level in severities:
+        check_severity(member, level)
+    return single_suite(member.name, severities)
+
+
+def _perturb_view(result: dict[str, Any]) -> None:
+    if "out" in result:
+        console.print(f"wrote {len(result['applied'])} perturbed image(s) to {result['out']} "
+                      "(seeds and parameters in perturbations.json)")
+        if result["skipped"]:
+            info(f"left out (not for this dimensionality): {', '.join(result['skipped'])}")
+    if "preview" in result:
+        console.print(f"contact sheet of {result['preview_rows']} perturbation(s) written to "
+                      f"{result['preview']}")
 
 
 def register(app: typer.Typer) -> None:
     app.command("suites")(suites)
-    app.command("perturb")(perturb)
+    app.command("perturb", cls=accepting(positional_data))(perturb)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from .output import console, emit_json, fmt, handles_errors, progress_bar, table
+from .options import Archs, Complexity, Data, Dims, Json
+from .output import Output, console, fmt, handles_errors, table
 
 
 @handles_errors
@@ -17,24 +18,20 @@ def recommend(
     reports: bool = typer.Option(
         False, "--reports", help="Rank the audit reports given as arguments (e.g. audits/*.json)."
     ),
-    complexity: str | None = typer.Option(
-        None, "--complexity", "-c", help="Task complexity: low, medium or high."
-    ),
-    data: Path | None = typer.Option(
-        None, "--data", help="Dataset folder: measure its complexity, then advise."
-    ),
-    dims: int | None = typer.Option(
-        None, "--dims", help="2 or 3 (default: from --data or the reports, else 2)."
-    ),
+    complexity: Complexity = None,
+    data: Data = None,
+    dims: Dims = None,
     priority: str = typer.Option(
         "robustness", "--priority", help="robustness (default) or accuracy."
     ),
-    archs: str | None = typer.Option(
-        None, "--archs", help="Only these architectures, e.g. unet,noskip."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+    archs: Archs = None,
+    as_json: Json = False,
 ) -> None:
-    """Rank architectures with reasons and citations; your own audits outweigh the papers."""
+    """Rank architectures with reasons and citations; your own audits outweigh the papers.
+
+    --data measures the dataset's complexity (and dimensionality) first; without --dims, the
+    dimensionality comes from --data or the reports, else 2.
+    """
     from segrob.errors import UsageError
     from segrob.recommend import recommend as run_recommend
     from segrob.report import load_report
@@ -46,15 +43,13 @@ def recommend(
         )
     loaded = [load_report(path) for path in files or []] if reports else None
     names = [a.strip() for a in archs.split(",") if a.strip()] if archs else None
-    with progress_bar("texture distance", None, quiet=as_json or data is None) as bar:
+    output = Output(as_json=as_json)
+    with output.progress("texture distance", None, quiet=data is None) as bar:
         result = run_recommend(
             complexity=complexity, dims=dims, priority=priority, reports=loaded,
             report_paths=[str(p) for p in files or []], data=data, archs=names, progress=bar,
         )
-    if as_json:
-        emit_json(result.to_dict())
-        return
-    render(result)
+    output.result(result, render)
 
 
 def render(result) -> None:

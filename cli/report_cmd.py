@@ -6,33 +6,34 @@ from pathlib import Path
 
 import typer
 
-from .output import emit_json, handles_errors
+from .options import Json
+from .output import Output, handles_errors
 
 
 @handles_errors
 def report(
     reports: list[Path] = typer.Argument(..., help="One or more audit reports (JSON)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+    as_json: Json = False,
 ) -> None:
     """Show a saved audit report, or compare reports of the same suite and data."""
     from segrob.audit.compare import compare_reports
     from segrob.report import load_report
 
-    from .render_audit import render_comparison, render_gates, render_report
+    from .render_audit import render_comparison
 
     loaded = [load_report(path) for path in reports]
+    output = Output(as_json=as_json)
     if len(loaded) == 1:
-        if as_json:
-            emit_json(loaded[0].to_dict())
-            return
-        render_report(loaded[0])
-        render_gates(loaded[0].gates)
-        return
-    comparison = compare_reports(loaded, [str(p) for p in reports])
-    if as_json:
-        emit_json(comparison.to_dict())
-        return
-    render_comparison(comparison)
+        output.result(loaded[0], _single)
+    else:
+        output.result(compare_reports(loaded, [str(p) for p in reports]), render_comparison)
+
+
+def _single(report) -> None:
+    from .render_audit import render_gates, render_report
+
+    render_report(report)
+    render_gates(report.gates)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from .output import console, emit_json, fmt, handles_errors, info, table
+from .options import Archs, Device, Epochs, Json, Out, Size, TestCases, TrainCases
+from .output import Output, console, fmt, handles_errors, info, table
 
 study_app = typer.Typer(help="Reproduce the skip-connection and context/FBR studies.", no_args_is_help=True)
 
@@ -47,19 +48,22 @@ def _pm(row: dict, key: str) -> str:
 @study_app.command("skip")
 @handles_errors
 def skip(
-    out: Path = typer.Option(..., "--out", help="Study folder (reused: finished steps are skipped)."),
+    out: Out = ...,
     levels: str = typer.Option("low,medium,high", "--levels", help="Complexity levels."),
-    archs: str = typer.Option("unet,noskip,attention,gated", "--archs", help="Architectures."),
+    archs: Archs = "unet,noskip,attention,gated",
     seeds: str = typer.Option("0", "--seeds", help="Training seeds, e.g. 0,1,2."),
-    n_train: int = typer.Option(60, "--n-train", help="Training cases per level."),
-    n_test: int = typer.Option(20, "--n-test", help="Unseen test cases per level."),
-    size: int = typer.Option(64, "--size", help="Image size."),
-    epochs: int = typer.Option(20, "--epochs", help="Training epochs per model."),
+    n_train: TrainCases = 60,
+    n_test: TestCases = 20,
+    size: Size = 64,
+    epochs: Epochs = 20,
     shift_suite: str = typer.Option("shift", "--shift-suite", help="Extra suite to audit ('' for none)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (training)."),
-    as_json: bool = typer.Option(False, "--json", help="Print study.json on stdout."),
+    device: Device = "auto",
+    as_json: Json = False,
 ) -> None:
-    """Train, export and audit each architecture at each complexity level (Kamath et al. 2023)."""
+    """Train, export and audit each architecture at each complexity level (Kamath et al. 2023).
+
+    --out is the study folder, reused: finished steps are skipped; --json prints study.json.
+    """
     from segrob.studies.skip import SkipStudyConfig, run_skip_study
 
     config = SkipStudyConfig(
@@ -67,10 +71,11 @@ def skip(
         n_train=n_train, n_test=n_test, size=size, epochs=epochs, shift_suite=shift_suite or None,
         device=device,
     )
-    result = run_skip_study(config, notify=info)
-    if as_json:
-        emit_json(result)
-        return
+    Output(as_json=as_json).result(run_skip_study(config, notify=info),
+                                   lambda result: _skip_view(result, out))
+
+
+def _skip_view(result: dict, out: Path) -> None:
     console.print(skip_table(result))
     console.print(f"every number: {out / 'study.json'}; audits: {out / 'audits'}")
 
@@ -78,28 +83,32 @@ def skip(
 @study_app.command("context")
 @handles_errors
 def context(
-    out: Path = typer.Option(..., "--out", help="Study folder (reused: finished steps are skipped)."),
+    out: Out = ...,
     patches: str = typer.Option("32,48,64", "--patches", help="Training patch sizes (multiples of 16)."),
-    archs: str = typer.Option("unet,attention,unetr", "--archs", help="Architectures."),
-    seeds: str = typer.Option("0", "--seeds", help="Training seeds."),
-    n_train: int = typer.Option(16, "--n-train", help="Training volumes."),
-    n_test: int = typer.Option(8, "--n-test", help="Test volumes per foreground setting."),
-    size: int = typer.Option(64, "--size", help="Volume edge length."),
-    epochs: int = typer.Option(10, "--epochs", help="Training epochs per model."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (training)."),
-    as_json: bool = typer.Option(False, "--json", help="Print study.json on stdout."),
+    archs: Archs = "unet,attention,unetr",
+    seeds: str = typer.Option("0", "--seeds", help="Training seeds, e.g. 0,1,2."),
+    n_train: TrainCases = 16,
+    n_test: TestCases = 8,
+    size: Size = 64,
+    epochs: Epochs = 10,
+    device: Device = "auto",
+    as_json: Json = False,
 ) -> None:
-    """Patch size (context) vs foreground ratio in 3D (Kamath et al. 2022)."""
+    """Patch size (context) vs foreground ratio in 3D (Kamath et al. 2022).
+
+    --out is the study folder, reused: finished steps are skipped; --json prints study.json.
+    """
     from segrob.studies.context import ContextStudyConfig, run_context_study
 
     config = ContextStudyConfig(
         out=out, patches=_ints(patches, "--patches"), archs=_names(archs), seeds=_ints(seeds, "--seeds"),
         n_train=n_train, n_test=n_test, size=size, epochs=epochs, device=device,
     )
-    result = run_context_study(config, notify=info)
-    if as_json:
-        emit_json(result)
-        return
+    Output(as_json=as_json).result(run_context_study(config, notify=info),
+                                   lambda result: _context_view(result, out))
+
+
+def _context_view(result: dict, out: Path) -> None:
     rows = [
         (row["patch"], row["arch"], fmt(row["dice_same_fbr"]), fmt(row["dice_shifted_fbr"]),
          _fbr(row["train_fbr_p5_p95"]))

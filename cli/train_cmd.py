@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import typer
 
-from .output import console, emit_json, fmt, handles_errors, info, progress_bar, table
+from .options import BatchSize, Data, Device, Epochs, Json, Out, Overwrite, Seed, Threads
+from .output import Output, console, fmt, handles_errors, info, progress_bar, table
 
 
 @handles_errors
 def train(
-    out: Path = typer.Option(
-        ..., "--out", help="Run folder to write (config.json, model.pt, last.pt)."
-    ),
+    out: Out = ...,
     arch: str = typer.Option(
         None, "--arch", help="Architecture (see `segrob models`; default unet)."
     ),
-    data: Path = typer.Option(None, "--data", help="Dataset folder (any supported layout)."),
-    epochs: int = typer.Option(None, "--epochs", help="Epochs (default 50)."),
+    data: Data = None,
+    epochs: Epochs = None,
     lr: float = typer.Option(None, "--lr", help="Peak AdamW learning rate (default 3e-3)."),
-    batch_size: int = typer.Option(
-        None, "--batch-size", help="Batch size (default 8 in 2D, 2 in 3D)."
-    ),
-    seed: int = typer.Option(None, "--seed", help="Seed for init, split and sampling (default 0)."),
+    batch_size: BatchSize = None,
+    seed: Seed = None,
     val_fraction: float = typer.Option(
         None, "--val-fraction", help="Share of cases held out for validation (default 0.2)."
     ),
@@ -53,18 +49,18 @@ def train(
     augment: bool = typer.Option(
         None, "--augment/--no-augment", help="Random flips and quarter turns (default on)."
     ),
-    threads: int = typer.Option(
-        None, "--threads", help="CPU threads for torch (default: torch's choice, one per core)."
-    ),
-    device: str = typer.Option(
-        "auto", "--device", help="auto, cpu or cuda (cuda fails if unavailable)."
-    ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
+    threads: Threads = None,
+    device: Device = "auto",
+    overwrite: Overwrite = False,
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress or per-epoch lines on stderr."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON only."),
+    as_json: Json = False,
 ) -> None:
-    """Train with Dice + CE, AdamW and a cosine schedule; keep the best validation checkpoint."""
+    """Train with Dice + CE, AdamW and a cosine schedule; keep the best validation checkpoint.
+
+    --out is the run folder (config.json, model.pt, last.pt). Defaults: 50 epochs, seed 0, batch
+    size 8 in 2D and 2 in 3D.
+    """
     from segrob.errors import UsageError
     from segrob.models import get_spec
     from segrob.training import TrainConfig
@@ -108,9 +104,10 @@ def train(
         result = run_training(config, progress=display)
     finally:
         display.close()
-    if as_json:
-        emit_json(result.to_dict())
-        return
+    Output(as_json=as_json).result(result, _view)
+
+
+def _view(result: Any) -> None:
     run = result.config
     fbr = run.fbr_range
     rows = [

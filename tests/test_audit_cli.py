@@ -45,10 +45,10 @@ def audit(workspace, *extra):
 
 
 def test_audit_writes_a_valid_reproducible_report(workspace, tmp_path):
-    first = audit(workspace, "--json", tmp_path / "a.json")
+    first = audit(workspace, "--out", tmp_path / "a.json")
     assert first.exit_code == 0, first.output
     assert "texture_speckle" in first.stdout and "rR" in first.stdout
-    second = audit(workspace, "--json", tmp_path / "b.json")
+    second = audit(workspace, "--out", tmp_path / "b.json")
     assert second.exit_code == 0
     a = json.loads((tmp_path / "a.json").read_text())
     b = json.loads((tmp_path / "b.json").read_text())
@@ -60,16 +60,46 @@ def test_audit_writes_a_valid_reproducible_report(workspace, tmp_path):
     assert set(a["timings"]) >= {"inference", "perturbation", "metrics", "total"}
     assert a["summary"]["fbr"]["range"] == {"min": 0.1, "max": 0.2}
     assert not (tmp_path / "a.json.partial.jsonl").exists()
-    other_seed = audit(workspace, "--json", tmp_path / "c.json", "--seed", "1")
+    other_seed = audit(workspace, "--out", tmp_path / "c.json", "--seed", "1")
     c = json.loads((tmp_path / "c.json").read_text())
     assert other_seed.exit_code == 0 and c["records"] != a["records"]
 
 
 def test_json_to_stdout_is_only_json(workspace):
-    result = audit(workspace, "--json", "-")
+    result = audit(workspace, "--json")
     assert result.exit_code == 0
     report = json.loads(result.stdout)
     assert report["kind"] == "segrob-audit" and report["suite"]["name"] == "texture"
+
+
+def test_out_takes_the_report_and_json_can_come_before_the_model(workspace, tmp_path):
+    saved = audit(workspace, "-o", tmp_path / "o.json", "--json")
+    assert saved.exit_code == 0, saved.output
+    assert json.loads(saved.stdout) == json.loads((tmp_path / "o.json").read_text())
+    first = invoke("audit", "--json", workspace / "unet.onnx", "--data", workspace / "data",
+                   "--suite", "texture")
+    assert first.exit_code == 0 and json.loads(first.stdout)["kind"] == "segrob-audit"
+    assert "deprecated" not in first.stderr
+
+
+def test_deprecated_json_file_still_works_and_warns(workspace, tmp_path):
+    to_file = audit(workspace, "--json", tmp_path / "old.json")
+    assert to_file.exit_code == 0, to_file.output
+    assert json.loads((tmp_path / "old.json").read_text())["kind"] == "segrob-audit"
+    assert "texture_speckle" in to_file.stdout
+    assert "--json" in to_file.stderr and "deprecated" in to_file.stderr and "--out" in to_file.stderr
+    for spelling in (("--json", "-"), ("--json=-",)):
+        to_stdout = audit(workspace, *spelling)
+        assert to_stdout.exit_code == 0, to_stdout.output
+        assert json.loads(to_stdout.stdout)["suite"]["name"] == "texture"
+        assert "deprecated" in to_stdout.stderr
+    resumed = audit(workspace, "--json", tmp_path / "old.json", "--resume")
+    assert resumed.exit_code == 0 and "deprecated" in resumed.stderr
+
+
+def test_resume_needs_a_report_file(workspace):
+    result = audit(workspace, "--json", "--resume")
+    assert result.exit_code == 2 and "--resume needs --out FILE" in result.stderr
 
 
 def test_fail_under_gates_the_exit_code(workspace):
@@ -84,11 +114,11 @@ def test_fail_under_gates_the_exit_code(workspace):
 
 def test_resume_skips_finished_cells(workspace, tmp_path):
     target = tmp_path / "r.json"
-    assert audit(workspace, "--json", target).exit_code == 0
+    assert audit(workspace, "--out", target).exit_code == 0
     reference = json.loads(target.read_text())
     # Fake an interruption: a partial file with the first case's cells, a doctored value to see reuse.
     partial = tmp_path / "r.json.partial.jsonl"
-    result = audit(workspace, "--json", target, "--resume")
+    result = audit(workspace, "--out", target, "--resume")
     assert result.exit_code == 0  # no partial file: resume starts fresh
     records = reference["records"]
     kept = [r for r in records if r["case"] == records[0]["case"]]
@@ -96,7 +126,7 @@ def test_resume_skips_finished_cells(workspace, tmp_path):
         record["metrics"]["dice"] = 0.123456
     store_header = _header_from_a_run(workspace, tmp_path)
     partial.write_text("\n".join([json.dumps(store_header)] + [json.dumps(r) for r in kept]) + "\n")
-    resumed = audit(workspace, "--json", target, "--resume")
+    resumed = audit(workspace, "--out", target, "--resume")
     assert resumed.exit_code == 0, resumed.output
     again = json.loads(target.read_text())
     dice = [r["metrics"]["dice"] for r in again["records"] if r["case"] == records[0]["case"]]
@@ -120,15 +150,15 @@ def _header_from_a_run(workspace, tmp_path):
 
     runner_module.PartialStore = Capture
     try:
-        audit(workspace, "--json", tmp_path / "capture.json")
+        audit(workspace, "--out", tmp_path / "capture.json")
     finally:
         runner_module.PartialStore = original
     return captured
 
 
 def test_report_rerenders_and_compares(workspace, tmp_path):
-    assert audit(workspace, "--json", tmp_path / "a.json").exit_code == 0
-    assert audit(workspace, "--json", tmp_path / "b.json").exit_code == 0
+    assert audit(workspace, "--out", tmp_path / "a.json").exit_code == 0
+    assert audit(workspace, "--out", tmp_path / "b.json").exit_code == 0
     single = invoke("report", tmp_path / "a.json")
     assert single.exit_code == 0 and "texture_blur_background" in single.stdout
     both = invoke("report", tmp_path / "a.json", tmp_path / "b.json", "--json")
@@ -137,7 +167,7 @@ def test_report_rerenders_and_compares(workspace, tmp_path):
     assert comparison["suite"] == "texture" and len(comparison["models"]) == 2
     assert comparison["dice"][0]["row"] == "clean"
     noise = invoke("audit", workspace / "unet.onnx", "--data", workspace / "data", "--suite", "blur",
-                   "--json", tmp_path / "n.json")
+                   "--out", tmp_path / "n.json")
     assert noise.exit_code == 0
     refused = invoke("report", tmp_path / "a.json", tmp_path / "n.json")
     assert refused.exit_code == 1 and "suite" in refused.stderr
@@ -167,11 +197,11 @@ def test_unreadable_case_fails_or_is_skipped(workspace, tmp_path):
     bad = broken / "images" / "case_0001.tif"
     bad.write_bytes(bad.read_bytes()[:64])
     failed = invoke("audit", workspace / "unet.onnx", "--data", broken, "--suite", "texture",
-                    "--json", tmp_path / "x.json")
+                    "--out", tmp_path / "x.json")
     assert failed.exit_code == 1 and "case_0001.tif" in failed.stderr and "--skip-bad" in failed.stderr
     assert not (tmp_path / "x.json").exists()
     skipped = invoke("audit", workspace / "unet.onnx", "--data", broken, "--suite", "texture",
-                     "--skip-bad", "--json", tmp_path / "y.json")
+                     "--skip-bad", "--out", tmp_path / "y.json")
     assert skipped.exit_code == 0, skipped.output
     report = json.loads((tmp_path / "y.json").read_text())
     assert [s["name"] for s in report["skipped_cases"]] == ["case_0001"]

@@ -62,7 +62,7 @@ def test_synth_usage_errors(tmp_path):
 
 
 def test_info_json(synth_dir):
-    result = invoke("data", "info", synth_dir, "--json")
+    result = invoke("data", "info", "--data", synth_dir, "--json")
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
     assert info["n_cases"] == 4 and info["label_values"] == [0, 1]
@@ -71,19 +71,19 @@ def test_info_json(synth_dir):
 
 
 def test_info_table_on_nnunet(nnunet_dataset):
-    result = invoke("data", "info", nnunet_dataset)
+    result = invoke("data", "info", "--data", nnunet_dataset)
     assert result.exit_code == 0, result.output
     assert "nnunet" in result.stdout and "1.250 x 1.250 x 2.500" in result.stdout
 
 
 def test_complexity_json_and_table(synth_dir):
-    result = invoke("complexity", synth_dir, "--json")
+    result = invoke("complexity", "--data", synth_dir, "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert len(report["cases"]) == 4
     assert report["level"] in ("low", "medium", "high")
     assert report["summary"]["median"] > 0
-    result = invoke("complexity", synth_dir, "--cases")
+    result = invoke("complexity", "--data", synth_dir, "--cases")
     assert "case_0003" in result.stdout and "complexity:" in result.stdout
 
 
@@ -118,7 +118,7 @@ def test_bad_input_is_one_line_exit_1(images_labels_dataset, damage, message, co
     elif damage == "empty":
         for path in [*(root / "images").iterdir(), *(root / "labels").iterdir()]:
             path.unlink()
-    args = ("data", "info", root) if command == "info" else ("complexity", root)
+    args = ("data", "info", "--data", root) if command == "info" else ("complexity", "--data", root)
     result = invoke(*args)
     assert result.exit_code == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -57,7 +57,7 @@ def test_unknown_suite_is_one_line_exit_1():
 
 def test_perturb_writes_cases_and_their_record(images_labels_dataset, tmp_path):
     out = tmp_path / "bf4"
-    result = invoke("perturb", images_labels_dataset, "--perturbation", "bias_field",
+    result = invoke("perturb", "--data", images_labels_dataset, "--perturbation", "bias_field",
                     "--severity", 4, "--out", out)
     assert result.exit_code == 0, result.output
     record = json.loads((out / "perturbations.json").read_text())
@@ -77,20 +77,20 @@ def test_perturb_writes_cases_and_their_record(images_labels_dataset, tmp_path):
 
 def test_perturb_refuses_to_overwrite_or_write_into_the_input(images_labels_dataset, tmp_path):
     out = tmp_path / "o"
-    args = ("perturb", images_labels_dataset, "--perturbation", "affine", "--severity", 2,
+    args = ("perturb", "--data", images_labels_dataset, "--perturbation", "affine", "--severity", 2,
             "--out", out)
     assert invoke(*args).exit_code == 0
     again = invoke(*args)
     assert again.exit_code == 1 and "--overwrite" in again.output
     assert invoke(*args, "--overwrite").exit_code == 0
-    inside = invoke("perturb", images_labels_dataset, "--perturbation", "affine", "--severity", 1,
+    inside = invoke("perturb", "--data", images_labels_dataset, "--perturbation", "affine", "--severity", 1,
                     "--out", images_labels_dataset / "p")
     assert inside.exit_code == 1 and "inside the input" in inside.output
 
 
 def test_geometric_perturbation_moves_labels_on_3d_data(nnunet_dataset, tmp_path):
     out = tmp_path / "aff"
-    result = invoke("perturb", nnunet_dataset, "--perturbation", "affine", "--severity", 5,
+    result = invoke("perturb", "--data", nnunet_dataset, "--perturbation", "affine", "--severity", 5,
                     "--out", out, "--n", 1, "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -105,7 +105,7 @@ def test_geometric_perturbation_moves_labels_on_3d_data(nnunet_dataset, tmp_path
 def test_preview_contact_sheet(fixture, request, tmp_path):
     data = request.getfixturevalue(fixture)
     png = tmp_path / "sheet.png"
-    result = invoke("perturb", data, "--suite", "artifact", "--preview", png)
+    result = invoke("perturb", "--data", data, "--suite", "artifact", "--preview", png)
     assert result.exit_code == 0, result.output
     sheet = np.asarray(Image.open(png).convert("RGB")).astype(int)
     rows = 8  # the artifact members
@@ -149,7 +149,7 @@ def test_preview_of_an_anisotropic_volume_keeps_its_proportions(nnunet_dataset):
         (("--suite", "shfit"), 1, "unknown suite 'shfit'"),
         (("--suite", "noise", "--perturbation", "spike"), 2, "not both"),
         (("--suite", "noise", "--severity", 2), 2, "--severity goes with --perturbation"),
-        (("--suite", "noise", "--out", "x", "--n", 0), 2, "--n must be at least 1"),
+        (("--suite", "noise", "--out", "x", "--n", 0), 2, "'--n': must be at least 1, got 0"),
         (("--suite", "noise"), 2, "--out DIR, --preview PNG"),
     ],
 )
@@ -157,7 +157,7 @@ def test_bad_input_is_one_line(images_labels_dataset, tmp_path, args, code, mess
     args = tuple(tmp_path / a if a == "x" else a for a in args)
     if "--preview" not in args and "--out" not in args and code == 1:
         args = (*args, "--out", tmp_path / "o")
-    result = invoke("perturb", images_labels_dataset, *args)
+    result = invoke("perturb", "--data", images_labels_dataset, *args)
     assert result.exit_code == code, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "o").exists()
@@ -166,7 +166,7 @@ def test_bad_input_is_one_line(images_labels_dataset, tmp_path, args, code, mess
 def test_suite_file_typo_is_one_line(images_labels_dataset, tmp_path):
     suite = tmp_path / "mine.toml"
     suite.write_text('[[perturbation]]\nname = "bias_feild"\n')
-    result = invoke("perturb", images_labels_dataset, "--suite", suite, "--out", tmp_path / "o")
+    result = invoke("perturb", "--data", images_labels_dataset, "--suite", suite, "--out", tmp_path / "o")
     assert result.exit_code == 1
     assert "mine.toml: perturbation entry 1: unknown perturbation 'bias_feild'" in result.output
     assert len(result.output.strip().splitlines()) == 1
