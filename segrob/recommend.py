@@ -177,6 +177,7 @@ def recommend(
         if reports else []
     used = {f.text(): f.to_dict() for r in ranking
             for f in r.expectation.findings + r.expectation.supporting}
+    used.update({s.text: s.to_dict() for s in evidence.statements if s.dims == dims})
     return Recommendation(
         complexity=complexity, complexity_source=source, dims=dims, priority=priority,
         weights=dict(PRIORITY_WEIGHTS[priority]), ranking=ranking, models=models,
@@ -257,7 +258,8 @@ def _why(e: Expectation, peers: list[Expectation], dims: int) -> str:
     elif len(retentions) > 1 and e.retention == min(retentions):
         reasons.append("loses most when the foreground ratio drifts" if dims == 3
                        else "degrades most out of domain")
-    reasons += [f.body() for f in e.supporting]
+    # The level's synthetic rows are in the evidence column and the notes already.
+    reasons += [f.body() for f in e.supporting if f.kind != "synthetic"]
     return "; ".join(reasons) or "neither best nor worst on either count"
 
 

@@ -99,7 +99,7 @@ def test_the_levels_synthetic_dice_is_shown_but_not_scored():
     assert "one seed, one blend direction" in high_notes and "not scored" in high_notes
     assert "at blend 0.1 (segrob's 'low') attention .997, unet .990, noskip .988" in " ".join(low.notes)
     attention = next(r for r in high.ranking if r.arch == "attention")
-    assert "synthetic high (blend 0.8, one seed): .938" in attention.why
+    assert "synthetic high (blend 0.8, one seed): .938" in attention.expectation.evidence_line()
 
 
 def test_high_complexity_priority_decides_between_noskip_and_attention():
@@ -260,7 +260,8 @@ def test_cli_table_and_json():
     data = json.loads(result.stdout)
     assert data["dims"] == 3 and data["priority"] == "accuracy"
     assert data["ranking"][0]["arch"] == "unet" and data["verdict"].startswith("unet")
-    assert all("citation" in item for item in data["evidence"])
+    assert all("citation" in item and item["cite"] for item in data["evidence"])
+    assert any(item.get("id") == "fbr_both_directions" for item in data["evidence"])
 
 
 def test_cli_reports(tmp_path):
