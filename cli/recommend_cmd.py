@@ -95,9 +95,7 @@ def render(result) -> None:
 
 
 def _score(ranked) -> str:
-    # A score from the other dimensionality's evidence is shown but does not compete.
-    text = fmt(ranked.score)
-    return f"({text})" if ranked.expectation.coverage == "other-dims" else text
+    return fmt(ranked.score)
 
 
 def _out_of_domain(expectation) -> str:

@@ -1,14 +1,16 @@
 """The published evidence behind ``segrob recommend``, read from the package file ``evidence.json``.
 
-Every number lives in that file with its source; this module only reads it, checks it, and
-derives two expectations per architecture from it (nothing numeric is typed into code):
+Every number lives in that file with its source paper and, in ``cite``, the table or the file of
+the authors' result archive it comes from; this module only reads it, checks it, and derives two
+expectations per architecture from it (nothing numeric is typed into code). Both come from the
+same data, never from two datasets or two dimensionalities:
 
-- in-domain Dice: 2D, the synthetic Dice at the complexity level (a published range counts by
-  its midpoint; without a level, the mean in-domain Dice over the clinical datasets); 3D, the
-  Dice with the largest published patch (context study).
-- retention (out of domain / in domain): 2D, ``mean_d harder_d / in_domain_d`` over the clinical
-  datasets d (BUSI, heart MRI, spleen CT; harder = speckle); 3D, Dice outside the training
-  foreground-ratio range / the midpoint of the in-range band.
+- 2D, the clinical datasets d (BUSI, heart MRI, spleen CT): in-domain Dice ``mean_d in_domain_d``,
+  retention ``mean_d harder_d / in_domain_d`` (harder = speckle). The synthetic Dice at the
+  complexity level is shown beside them, not folded in: it was measured on other data.
+- 3D, the synthetic volumes at the largest published patch: in-domain Dice inside the training
+  foreground-ratio range, retention ``Dice outside / Dice inside``. The spleen CT context study
+  is shown beside them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 from segrob.errors import SegrobError
 
 EVIDENCE_KIND = "segrob-evidence"
-Value = float | tuple[float, float]
+Value = float | tuple[float, ...]
 KINDS = ("synthetic", "clinical", "texture_categories", "context_3d", "fbr_3d")
 # The Dice-valued fields of each finding kind; all must lie in [0, 1].
 _DICE_FIELDS = {
@@ -35,20 +37,9 @@ _DICE_FIELDS = {
 }
 
 
-def midpoint(value: Value) -> float:
-    """A number, or the middle of a published range ``(low, high)``."""
-    return (value[0] + value[1]) / 2.0 if isinstance(value, tuple) else float(value)
-
-
-def show(value: Value) -> str:
-    """``.540`` for a number, ``.96-.99`` for a range (the papers' notation)."""
-    if isinstance(value, tuple):
-        return f"{_short(value[0])}-{_short(value[1])}"
-    return _short(value, digits=3)
-
-
-def _short(number: float, digits: int = 2) -> str:
-    text = f"{number:.{digits}f}"
+def show(value: float, digits: int = 3) -> str:
+    """``.540``: the papers' notation for a Dice."""
+    text = f"{value:.{digits}f}"
     return text[1:] if text.startswith("0.") else text
 
 
@@ -68,12 +59,28 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Statement:
+    """A published finding that changes advice but is not a number per architecture."""
+
+    key: str
+    source: Source
+    dims: int
+    text: str
+    cite: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.key, "source": self.source.key, "citation": self.source.citation,
+                "dims": self.dims, "text": self.text, "cite": self.cite}
+
+
+@dataclass(frozen=True)
 class Finding:
     """One published result for one architecture, as stored in ``evidence.json``."""
 
     kind: str
     source: Source
     arch: str
+    cite: str
     fields: dict[str, Any]
 
     @property
@@ -82,7 +89,7 @@ class Finding:
 
     def value(self, name: str) -> Value:
         raw = self.fields[name]
-        return (float(raw[0]), float(raw[1])) if isinstance(raw, list) else float(raw)
+        return tuple(float(v) for v in raw) if isinstance(raw, list) else float(raw)
 
     def text(self) -> str:
         """The finding in a few words, with its numbers and source."""
@@ -92,27 +99,25 @@ class Finding:
         """The finding in a few words with its numbers, without the source."""
         f = self.fields
         if self.kind == "synthetic":
-            where = f"synthetic {f['complexity']}" + (f" (blend {f['blend']})" if "blend" in f else "")
-            spread = f", all within {show(self.value('spread'))}" if "spread" in f else ""
-            body = f"{where}: {show(self.value('dice'))}{spread}"
-        elif self.kind == "clinical":
-            body = (f"{f['dataset']} in-domain {show(self.value('in_domain'))} -> harder "
-                    f"{show(self.value('harder'))} (easier {show(self.value('easier'))})")
-        elif self.kind == "texture_categories":
-            body = (f"best on {f['best_by_dice'][0]}/{f['best_by_dice'][1]} {f['scope']} by Dice, "
-                    f"{f['best_by_hausdorff'][0]}/{f['best_by_hausdorff'][1]} by Hausdorff")
-        elif self.kind == "context_3d":
-            low, high = self.value("dice")
-            body = (f"{f['dataset']} patch {f['patch'][0]} -> {f['patch'][1]}: "
-                    f"{_short(low)} -> {_short(high)}")
-        else:
-            body = (f"FBR outside training range: {show(self.value('out_of_range'))} "
-                    f"(inside about {show(self.value('in_range'))})")
-        return body
+            return f"synthetic {f['complexity']} (blend {f['blend']}, one seed): {show(f['dice'])}"
+        if self.kind == "clinical":
+            return (f"{f['dataset']} in-domain {show(f['in_domain'])} -> harder "
+                    f"{show(f['harder'])} (easier {show(f['easier'])})")
+        if self.kind == "texture_categories":
+            return (f"{f['group']} best on {f['best_by_dice'][0]}/{f['best_by_dice'][1]} "
+                    f"{f['scope']} by Dice, {f['best_by_hausdorff'][0]}/"
+                    f"{f['best_by_hausdorff'][1]} by Hausdorff")
+        if self.kind == "context_3d":
+            small, large = f["dice"]
+            return (f"{f['dataset']} patch {f['patch'][0]} -> {f['patch'][1]}: "
+                    f"{show(small)} -> {show(large)}")
+        return (f"{f['data']}, patch {f['patch']}: {show(f['in_range'])} inside the training "
+                f"foreground-ratio range, {show(f['out_of_range'])} outside")
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "arch": self.arch, "source": self.source.key,
-                "citation": self.source.citation, **self.fields, "text": self.text()}
+                "citation": self.source.citation, **self.fields, "cite": self.cite,
+                "text": self.text()}
 
 
 @dataclass(frozen=True)
@@ -120,12 +125,14 @@ class Expectation:
     """What the published evidence leads one to expect of ``arch`` in ``dims`` D.
 
     ``coverage`` is ``direct`` (evidence in ``dims`` D), ``other-dims`` (only from the other
-    dimensionality: shown, ranked after) or ``none``.
+    dimensionality: shown, never scored against the others) or ``none``. ``in_domain`` and
+    ``retention`` come from the same data, named by ``data``.
     """
 
     arch: str
     dims: int
     coverage: str
+    data: str = ""
     in_domain: float | None = None
     in_domain_shown: str = "–"
     in_domain_basis: str = ""
@@ -146,7 +153,7 @@ class Expectation:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "arch": self.arch, "dims": self.dims, "coverage": self.coverage,
+            "arch": self.arch, "dims": self.dims, "coverage": self.coverage, "data": self.data,
             "in_domain": self.in_domain, "in_domain_shown": self.in_domain_shown,
             "in_domain_basis": self.in_domain_basis,
             "retention": self.retention, "retention_basis": self.retention_basis,
@@ -157,12 +164,14 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Evidence:
-    """The whole data file: sources, architectures (name -> summary) and findings."""
+    """The whole data file: sources, architectures (name -> summary), findings, statements."""
 
     sources: dict[str, Source]
     architectures: dict[str, str]
     findings: tuple[Finding, ...]
     shifts: dict[str, str]
+    statements: tuple[Statement, ...] = ()
+    synthetic_protocol: str = ""
 
     def select(self, kind: str, *, arch: str | None = None, **match: Any) -> list[Finding]:
         return [
@@ -185,43 +194,43 @@ class Evidence:
         synthetic = self.select("synthetic", arch=arch, complexity=level) if level else []
         if not clinical and not synthetic:
             return None
-        found: dict[str, Any] = {"findings": tuple(synthetic + clinical)}
-        if synthetic:
-            found["in_domain"] = midpoint(synthetic[0].value("dice"))
-            found["in_domain_shown"] = show(synthetic[0].value("dice"))
-            found["in_domain_basis"] = synthetic[0].body()
-        elif clinical:
-            found["in_domain"] = _mean([midpoint(f.value("in_domain")) for f in clinical])
-            found["in_domain_shown"] = show(found["in_domain"])
-            found["in_domain_basis"] = "mean clinical in-domain Dice (no complexity level given)"
+        found: dict[str, Any] = {
+            "findings": tuple(clinical),
+            "supporting": tuple(synthetic + self.select("texture_categories", arch=arch)),
+        }
         if clinical:
-            ratios = [midpoint(f.value("harder")) / midpoint(f.value("in_domain")) for f in clinical]
-            found["retention"] = _mean(ratios)
-            parts = ", ".join(f"{f.fields['dataset']} {_short(r)}" for f, r in zip(clinical, ratios,
-                                                                                strict=True))
-            found["retention_basis"] = f"harder/in-domain Dice: {parts}"
-        found["supporting"] = tuple(self.select("texture_categories", arch=arch))
+            in_domain = [float(f.value("in_domain")) for f in clinical]
+            ratios = [float(f.value("harder")) / d for f, d in zip(clinical, in_domain, strict=True)]
+            names = [f.fields["dataset"] for f in clinical]
+            found.update(
+                data="clinical", in_domain=_mean(in_domain), in_domain_shown=show(_mean(in_domain)),
+                in_domain_basis="clinical in-domain Dice: " + _pairs(names, in_domain, digits=3),
+                retention=_mean(ratios),
+                retention_basis="harder/in-domain Dice: " + _pairs(names, ratios, digits=2),
+            )
         return found
 
     def _expect_3d(self, arch: str, level: str | None) -> dict[str, Any] | None:
-        context = self.select("context_3d", arch=arch)
         fbr = self.select("fbr_3d", arch=arch)
-        if not context and not fbr:
+        context = self.select("context_3d", arch=arch)
+        if not fbr and not context:
             return None
-        found: dict[str, Any] = {"findings": tuple(context + fbr)}
-        if context:
-            found["in_domain"] = max(context[0].value("dice"))  # the largest patch: most context
-            found["in_domain_shown"] = show(found["in_domain"])
-            found["in_domain_basis"] = context[0].body()
+        found: dict[str, Any] = {"findings": tuple(fbr), "supporting": tuple(context)}
         if fbr:
-            found["retention"] = midpoint(fbr[0].value("out_of_range")) / midpoint(
-                fbr[0].value("in_range"))
-            found["retention_basis"] = fbr[0].body()
+            inside, outside = float(fbr[0].value("in_range")), float(fbr[0].value("out_of_range"))
+            found.update(data=f"{fbr[0].fields['data']}, patch {fbr[0].fields['patch']}",
+                         in_domain=inside, in_domain_shown=show(inside),
+                         in_domain_basis=fbr[0].body(), retention=outside / inside,
+                         retention_basis="")
         return found
 
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
+
+
+def _pairs(names: list[str], values: list[float], *, digits: int) -> str:
+    return ", ".join(f"{name} {show(value, digits)}" for name, value in zip(names, values, strict=True))
 
 
 @lru_cache(maxsize=1)
@@ -253,28 +262,47 @@ def parse_evidence(data: dict[str, Any], *, where: str = "evidence") -> Evidence
             for key, s in data["sources"].items()
         }
         architectures = {name: a["summary"] for name, a in data["architectures"].items()}
-        findings = []
-        for kind in KINDS:
-            for index, raw in enumerate(data[kind]):
-                at = f"{where}: {kind}[{index}]"
-                if raw.get("source") not in sources:
-                    raise SegrobError(f"{at}: unknown source {raw.get('source')!r}")
-                if raw.get("arch") not in architectures:
-                    raise SegrobError(f"{at}: unknown architecture {raw.get('arch')!r}")
-                fields = {k: v for k, v in raw.items() if k not in ("source", "arch")}
-                for name in _DICE_FIELDS[kind]:
-                    _check_dice(fields[name], f"{at}.{name}")
-                findings.append(Finding(kind, sources[raw["source"]], raw["arch"], fields))
+        findings = [
+            _finding(kind, index, raw, sources, architectures, where)
+            for kind in KINDS for index, raw in enumerate(data[kind])
+        ]
+        statements = tuple(_statement(index, raw, sources, where)
+                           for index, raw in enumerate(data.get("statements", [])))
         shifts = dict(data.get("clinical_shifts", {}))
     except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise SegrobError(f"{where}: malformed evidence file ({error!r})") from error
     return Evidence(sources=sources, architectures=architectures, findings=tuple(findings),
-                    shifts=shifts)
+                    shifts=shifts, statements=statements,
+                    synthetic_protocol=str(data.get("synthetic_protocol", "")))
+
+
+def _finding(kind: str, index: int, raw: dict[str, Any], sources: dict[str, Source],
+             architectures: dict[str, str], where: str) -> Finding:
+    at = f"{where}: {kind}[{index}]"
+    if raw.get("source") not in sources:
+        raise SegrobError(f"{at}: unknown source {raw.get('source')!r}")
+    if raw.get("arch") not in architectures:
+        raise SegrobError(f"{at}: unknown architecture {raw.get('arch')!r}")
+    if not isinstance(raw.get("cite"), str) or not raw["cite"].strip():
+        raise SegrobError(f"{at}: every finding must cite the table or file it comes from")
+    fields = {k: v for k, v in raw.items() if k not in ("source", "arch", "cite")}
+    for name in _DICE_FIELDS[kind]:
+        _check_dice(fields[name], f"{at}.{name}")
+    for name, value in fields.get("superseded", {}).items():
+        if name != "cite":
+            _check_dice(value, f"{at}.superseded.{name}")
+    return Finding(kind, sources[raw["source"]], raw["arch"], raw["cite"], fields)
+
+
+def _statement(index: int, raw: dict[str, Any], sources: dict[str, Source], where: str) -> Statement:
+    if raw.get("source") not in sources:
+        raise SegrobError(f"{where}: statements[{index}]: unknown source {raw.get('source')!r}")
+    return Statement(key=raw["id"], source=sources[raw["source"]], dims=int(raw["dims"]),
+                     text=raw["text"], cite=raw["cite"])
 
 
 def _check_dice(raw: Any, at: str) -> None:
     values = raw if isinstance(raw, list) else [raw]
-    if isinstance(raw, list) and (len(raw) != 2 or raw[0] > raw[1]):
-        raise SegrobError(f"{at}: a range is [low, high], got {raw}")
-    if not all(isinstance(v, int | float) and 0.0 <= v <= 1.0 for v in values):
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+               for v in values):
         raise SegrobError(f"{at}: Dice must lie in [0, 1], got {raw}")

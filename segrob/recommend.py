@@ -1,17 +1,19 @@
 """Architecture advice: the user's own audits first, then their measured data, then the papers.
 
 Every architecture gets ``score = w_in * in_domain + w_out * retention`` (weights by priority,
-see :data:`PRIORITY_WEIGHTS`). From the published evidence (:mod:`segrob.evidence`),
-``in_domain`` is the expected in-domain Dice and ``retention`` the share of it kept out of domain;
-from the user's audit reports, ``in_domain`` is the measured clean Dice and ``retention`` the
-suite's relative robustness ``rR = mean_s Dice_s / Dice_clean``. Measured models outweigh the
-published ranking: they are ranked on their own numbers and the verdict follows them.
+see :data:`PRIORITY_WEIGHTS`), both terms measured on the same data. From the published evidence
+(:mod:`segrob.evidence`), ``in_domain`` is the expected in-domain Dice and ``retention`` the share
+of it kept out of domain; an architecture with evidence only in the other dimensionality is shown
+but gets no score. From the user's audit reports, ``in_domain`` is the measured clean Dice and
+``retention`` the suite's relative robustness ``rR = mean_s Dice_s / Dice_clean``. Measured
+models outweigh the published ranking: they are ranked on their own numbers and the verdict
+follows them.
 
 The default priority is ``robustness``: segrob advises on deployments, where the data shifts.
 In-domain Dice can be checked on a validation set before shipping, an out-of-domain collapse
 (heart MRI, attention U-Net: .929 -> .142 under speckle) is what a clinic finds out later; and
-where the published in-domain Dice does not separate the networks (low and medium complexity:
-within .01-.03), preferring robustness costs nothing.
+where the published in-domain Dice does not separate the networks (synthetic data at low and
+medium complexity: within .01), preferring robustness costs nothing.
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from segrob.data.blend import COMPLEXITY_LEVELS
 from segrob.errors import SegrobError
-from segrob.evidence import Evidence, Expectation, load_evidence, midpoint, show
+from segrob.evidence import Evidence, Expectation, Finding, load_evidence, show
 
 if TYPE_CHECKING:
     from segrob.data.complexity import ComplexityReport
     from segrob.report import AuditReport
 
 # robustness: out-of-domain retention dominates; accuracy: in-domain Dice dominates and
-# retention only breaks ties (e.g. at low complexity, where the networks are within .01-.03).
+# retention only breaks near-ties.
 PRIORITY_WEIGHTS: dict[str, dict[str, float]] = {
     "robustness": {"in_domain": 0.3, "retention": 0.7},
     "accuracy": {"in_domain": 0.8, "retention": 0.2},
@@ -175,6 +177,7 @@ def recommend(
         if reports else []
     used = {f.text(): f.to_dict() for r in ranking
             for f in r.expectation.findings + r.expectation.supporting}
+    used.update({s.text: s.to_dict() for s in evidence.statements if s.dims == dims})
     return Recommendation(
         complexity=complexity, complexity_source=source, dims=dims, priority=priority,
         weights=dict(PRIORITY_WEIGHTS[priority]), ranking=ranking, models=models,
@@ -218,34 +221,36 @@ def _report_dims(reports: list[AuditReport]) -> int | None:
 def rank_architectures(
     evidence: Evidence, *, level: str | None, dims: int, priority: str, archs: list[str]
 ) -> list[RankedArch]:
-    """Evidence in ``dims`` D first by score, then evidence from the other dims, then none."""
+    """Evidence in ``dims`` D by score, then evidence only in the other dims, then none.
+
+    Only ``dims``-D evidence is scored: a score from the other dimensionality would compare
+    numbers measured on other data, so those architectures keep their given order, unscored.
+    """
     expected = [evidence.expect(arch, dims=dims, level=level) for arch in archs]
-    order = sorted(expected, key=lambda e: (
-        _COVERAGE_ORDER[e.coverage], -(score(e.in_domain, e.retention, priority) or 0.0)))
+    scores = {e.arch: score(e.in_domain, e.retention, priority) if e.coverage == "direct" else None
+              for e in expected}
+    order = sorted(expected, key=lambda e: (_COVERAGE_ORDER[e.coverage], -(scores[e.arch] or 0.0)))
     direct = [e for e in order if e.coverage == "direct"]
     return [
-        RankedArch(rank=i + 1, arch=e.arch, score=score(e.in_domain, e.retention, priority),
-                   why=_why(e, direct, level, dims), summary=evidence.architectures[e.arch],
-                   expectation=e)
+        RankedArch(rank=i + 1, arch=e.arch, score=scores[e.arch], why=_why(e, direct, dims),
+                   summary=evidence.architectures[e.arch], expectation=e)
         for i, e in enumerate(order)
     ]
 
 
-def _why(e: Expectation, peers: list[Expectation], level: str | None, dims: int) -> str:
+def _why(e: Expectation, peers: list[Expectation], dims: int) -> str:
     study = f"segrob study {'skip' if dims == 2 else 'context'} --archs {e.arch},unet"
     if e.coverage == "none":
         return f"no published evidence: audit it with {study}"
     if e.coverage == "other-dims":
-        return (f"no published {dims}D evidence ({e.dims}D numbers shown, ranked after); "
-                f"audit it with {study}")
+        return (f"no published {dims}D evidence ({e.dims}D numbers shown, not scored against "
+                f"{dims}D ones); audit it with {study}")
     reasons = []
-    ids = {p.in_domain for p in peers}
-    if len(peers) > 1 and len(ids) == 1:
-        reasons.append(f"in-domain on par with the others at {level} complexity")
-    elif len(peers) > 1 and e.in_domain == max(ids):
-        reasons.append("highest expected in-domain Dice")
-    elif len(peers) > 1 and e.in_domain == min(ids):
-        reasons.append("lowest expected in-domain Dice")
+    in_domain = [p.in_domain for p in peers if p.in_domain is not None]
+    if len(in_domain) > 1 and e.in_domain == max(in_domain):
+        reasons.append(f"highest expected in-domain Dice ({e.data})")
+    elif len(in_domain) > 1 and e.in_domain == min(in_domain):
+        reasons.append(f"lowest expected in-domain Dice ({e.data})")
     retentions = [p.retention for p in peers if p.retention is not None]
     if len(retentions) > 1 and e.retention == max(retentions):
         reasons.append("keeps its Dice best when the foreground ratio drifts" if dims == 3
@@ -253,7 +258,8 @@ def _why(e: Expectation, peers: list[Expectation], level: str | None, dims: int)
     elif len(retentions) > 1 and e.retention == min(retentions):
         reasons.append("loses most when the foreground ratio drifts" if dims == 3
                        else "degrades most out of domain")
-    reasons += [f.body() for f in e.supporting]
+    # The level's synthetic rows are in the evidence column and the notes already.
+    reasons += [f.body() for f in e.supporting if f.kind != "synthetic"]
     return "; ".join(reasons) or "neither best nor worst on either count"
 
 
@@ -304,11 +310,12 @@ def _verdict(
     if e.coverage != "direct":
         return f"{top.arch} for {context}: {top.why}"
     text = (f"{top.arch} for {context} with {priority} first: expected in-domain Dice "
-            f"{e.in_domain_shown}, keeps {_num(e.retention)} of it out of domain")
+            f"{e.in_domain_shown} ({e.data}), keeps {_num(e.retention)} of it out of domain")
     # Name the best alternative on the axis the priority gave less weight to.
     axis = "in_domain" if priority == "robustness" else "retention"
-    rivals = [r for r in ranking[1:] if r.expectation.coverage == "direct"
-              and (getattr(r.expectation, axis) or 0.0) > (getattr(e, axis) or 0.0)]
+    rivals = sorted((r for r in ranking[1:] if r.expectation.coverage == "direct"
+                     and (getattr(r.expectation, axis) or 0.0) > (getattr(e, axis) or 0.0)),
+                    key=lambda r: -(getattr(r.expectation, axis) or 0.0))
     if rivals:
         when = "deployment data will match training" if axis == "in_domain" \
             else "deployment data may shift"
@@ -318,34 +325,56 @@ def _verdict(
 
 
 def _notes(evidence: Evidence, level: str | None, dims: int) -> list[str]:
-    notes = []
-    if dims == 3:
-        context = evidence.select("context_3d")
-        if context:
-            parts = ", ".join(f"{f.arch} {_num(f.value('dice')[0], 2)} -> {_num(f.value('dice')[1], 2)}"
-                              for f in context)
-            notes.append(f"prefer larger patches (more context) over a higher foreground ratio: "
-                         f"{context[0].fields['dataset']} Dice with patch {context[0].fields['patch'][0]}"
-                         f" -> {context[0].fields['patch'][1]}: {parts} [{context[0].source.short}]")
-        fbr = sorted(evidence.select("fbr_3d"), key=lambda f: -midpoint(f.value("out_of_range")))
-        if fbr:
-            parts = ", ".join(f"{f.arch} {show(f.value('out_of_range'))}" for f in fbr)
-            notes.append(f"if the foreground ratio at deployment may drift outside the training range, "
-                         f"prefer {fbr[0].arch}: Dice outside the range {parts} (about "
-                         f"{show(fbr[0].value('in_range'))} inside) [{fbr[0].source.short}]")
-    for finding in evidence.select("synthetic", complexity=level):
-        blend = finding.fields.get("blend")
-        if blend is not None and blend != COMPLEXITY_LEVELS.get(level or ""):
-            notes.append(f"the published {level}-complexity numbers are at blend {blend}; segrob's "
-                         f"'{level}' generator level is blend {COMPLEXITY_LEVELS[level]}")
-            break
+    notes = _notes_3d(evidence) if dims == 3 else _level_notes_2d(evidence, level)
     if dims == 3 and level is not None:
         notes.append("the published complexity study is 2D; in 3D the ranking rests on the "
-                     "context and foreground-ratio findings, whatever the level")
-    if level is None:
-        notes.append("no complexity level: the 2D in-domain expectation is the mean clinical "
-                     "in-domain Dice; give --complexity or --data for level-specific advice")
+                     "foreground-ratio finding, whatever the level")
+    notes += [f"{s.text} [{s.source.short}]" for s in evidence.statements if s.dims == dims]
+    if level is None and dims == 2:
+        notes.append("no complexity level: give --complexity or --data to see the published "
+                     "synthetic in-domain Dice at your task's level")
     return notes
+
+
+def _level_notes_2d(evidence: Evidence, level: str | None) -> list[str]:
+    """The synthetic in-domain Dice at the level, per blend: shown beside the score, not in it."""
+    rows = evidence.select("synthetic", complexity=level) if level else []
+    if not rows:
+        return []
+    parts = []
+    for blend in sorted({f.fields["blend"] for f in rows}):
+        at_blend = sorted((f for f in rows if f.fields["blend"] == blend),
+                          key=lambda f: -float(f.value("dice")))
+        named = f" (segrob's '{level}')" if blend == COMPLEXITY_LEVELS.get(level or "") else ""
+        parts.append(f"at blend {blend}{named} "
+                     + ", ".join(f"{f.arch} {show(float(f.value('dice')))}" for f in at_blend))
+    return [f"published synthetic in-domain Dice ({evidence.synthetic_protocol}): "
+            f"{'; '.join(parts)} [{rows[0].source.short}]; shown, not scored: the score's "
+            "in-domain and out-of-domain terms both come from the clinical datasets"]
+
+
+def _notes_3d(evidence: Evidence) -> list[str]:
+    notes = []
+    context = evidence.select("context_3d")
+    if context:
+        parts = ", ".join(f"{f.arch} {_pair(f)}" for f in context)
+        notes.append(f"prefer larger patches (more context) over a higher foreground ratio: "
+                     f"{context[0].fields['dataset']} Dice with patch {context[0].fields['patch'][0]}"
+                     f" -> {context[0].fields['patch'][1]}: {parts} [{context[0].source.short}]")
+    fbr = sorted(evidence.select("fbr_3d"), key=lambda f: -float(f.value("out_of_range")))
+    if fbr:
+        parts = ", ".join(f"{f.arch} {show(float(f.value('in_range')))} -> "
+                          f"{show(float(f.value('out_of_range')))}" for f in fbr)
+        notes.append(f"if the foreground ratio at deployment may drift outside the training range, "
+                     f"prefer {fbr[0].arch}: Dice inside -> outside the range on "
+                     f"{fbr[0].fields['data']} at patch {fbr[0].fields['patch']}: {parts} "
+                     f"[{fbr[0].source.short}]")
+    return notes
+
+
+def _pair(finding: Finding) -> str:
+    small, large = finding.value("dice")
+    return f"{show(small)} -> {show(large)}"
 
 
 def _num(value: float | None, digits: int = 3) -> str:

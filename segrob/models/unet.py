@@ -28,8 +28,9 @@ from segrob.models.layers import (
 from segrob.models.sizes import check_input
 
 DEFAULT_CHANNELS = (16, 32, 64, 128)
-#: Ronneberger et al. 2015 (2D) and Oktay et al. 2018 (attention U-Net) widths.
-PAPER_CHANNELS = (64, 128, 256, 512, 1024)
+#: The widths Kamath et al. trained with on synthetic data, 2D (2023) and 3D (2022); their 2D
+#: clinical runs added a sixth level, 512 (amithjkamath/to_skip_or_not, toskipornot/train/).
+PAPER_CHANNELS = (16, 32, 64, 128, 256)
 
 
 class UNet(nn.Module):
