@@ -7,8 +7,26 @@ from pathlib import Path
 import typer
 
 from .legacy import accepting, json_report_file
-from .options import AuditData, BatchSize, Cases, Device, Json, Out, Seed, Size, Suite, Threads, fraction
+from .options import (
+    AuditData,
+    BatchSize,
+    Cases,
+    Device,
+    Html,
+    Json,
+    Junit,
+    Markdown,
+    Out,
+    SecondMetric,
+    Seed,
+    Size,
+    Suite,
+    Threads,
+    fraction,
+    whole_number,
+)
 from .output import Output, console, handles_errors, info
+from .pages import pages_from, write_and_tell
 
 
 @handles_errors
@@ -38,8 +56,16 @@ def audit(
     spatial_dims: int = typer.Option(None, "--spatial-dims", help="For models without segrob metadata."),
     normalization: str = typer.Option(None, "--normalization", help="zscore, robust-minmax or none (ditto)."),
     threads: Threads = None,
+    html: Html = None,
+    markdown: Markdown = None,
+    junit: Junit = None,
+    metric: SecondMetric = None,
+    examples: int = typer.Option(
+        None, "--examples", metavar="K", parser=whole_number(0),
+        help="Keep the K worst cells for the HTML gallery, beside the --out report (default 8 with --html).",
+    ),
 ) -> None:
-    """Audit an ONNX model under a perturbation suite: tables, a JSON report and a CI gate."""
+    """Audit an ONNX model under a perturbation suite: tables, a JSON report, pages and a CI gate."""
     from segrob.audit import AuditOptions, parse_bounds
     from segrob.audit import audit as run_audit
     from segrob.audit.data_source import resolve_audit_data
@@ -61,13 +87,16 @@ def audit(
         overlap=overlap, nsd_tolerance_mm=nsd_tolerance, failure_dice=failure_dice, bounds=bounds,
         skip_bad=skip_bad, partial_path=Path(f"{out}.partial.jsonl") if out else None,
         resume=resume, threads=threads, overrides=overrides,
+        examples=examples if examples is not None else (8 if html else 0),
     )
+    pages = pages_from(html, markdown, junit, metric)
     output = Output(as_json=as_json)
     with output.progress("audit", None) as bar:
         report = run_audit(model, cases, options, progress=lambda done, total, name: bar(done, total, name))
     if out is not None:
         save_report(report, out)
         info(f"report written to {out}")
+    write_and_tell([report], [model.stem], pages)
     output.result(report, _view, serialize=report_json)
     if report.gates and not report.gates["passed"]:
         raise typer.Exit(1)

@@ -51,6 +51,15 @@ def fraction(*, upper_open: bool) -> Callable[[str], float]:
     return parse
 
 
+def second_metric(text: str) -> str:
+    from segrob.metrics.table import METRIC_BY_NAME
+
+    if text not in METRIC_BY_NAME or text == "dice":
+        others = ", ".join(name for name in METRIC_BY_NAME if name != "dice")
+        raise typer.BadParameter(f"must be one of {others}; got {text!r}")
+    return text
+
+
 def device(text: str) -> str:
     if text not in DEVICES:
         raise typer.BadParameter(f"must be one of {', '.join(DEVICES)}; got {text!r}")
@@ -117,4 +126,17 @@ Complexity = Annotated[str, typer.Option(
 )]
 Dims = Annotated[int, typer.Option(
     "--dims", metavar="2|3", parser=whole_number(2, 3), help="Spatial dimensions: 2 or 3.",
+)]
+Html = Annotated[Path, typer.Option(
+    "--html", metavar="FILE", help="Write a self-contained HTML report (opens offline, prints).",
+)]
+Markdown = Annotated[Path, typer.Option(
+    "--markdown", metavar="FILE", help="Write a compact markdown summary (for a CI job page).",
+)]
+Junit = Annotated[Path, typer.Option(
+    "--junit", metavar="FILE", help="Write JUnit XML: each --fail-under bound is a test case.",
+)]
+SecondMetric = Annotated[str, typer.Option(
+    "--metric", metavar="NAME", parser=second_metric,
+    help="The HTML report's second metric against severity, beside Dice (default nsd).",
 )]

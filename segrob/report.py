@@ -12,9 +12,11 @@ from segrob.errors import SegrobError
 from segrob.io_utils import write_text_atomic
 
 if TYPE_CHECKING:
+    from segrob.audit.examples import Example
     from segrob.audit.summary import AuditSummary
 
-SCHEMA_VERSION = "1.0"
+#: 1.1 added the optional ``examples`` (the worst cells kept for the gallery); 1.0 reports load.
+SCHEMA_VERSION = "1.1"
 REPORT_KIND = "segrob-audit"
 
 
@@ -38,8 +40,13 @@ class AuditReport:
     gates: dict[str, Any] | None = None
     skipped_cases: list[dict[str, str]] = field(default_factory=list)
     created: str = ""
+    #: The worst cells kept by ``--examples``; their arrays travel in files beside the JSON.
+    examples: list[Example] = field(default_factory=list)
+    #: The folder a loaded report came from (its example files are relative to it).
+    folder: Path | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {"examples": [e.to_dict() for e in self.examples]} if self.examples else {}
         return {
             "schema_version": SCHEMA_VERSION,
             "kind": REPORT_KIND,
@@ -53,12 +60,14 @@ class AuditReport:
             "summary": self.summary.to_dict(),
             "gates": self.gates,
             "skipped_cases": self.skipped_cases,
+            **extra,
             "records": self.records,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuditReport:
         # Imported here: segrob.audit's package imports the runner, which imports this module.
+        from segrob.audit.examples import Example
         from segrob.audit.summary import AuditSummary
 
         return cls(
@@ -73,6 +82,7 @@ class AuditReport:
             gates=data.get("gates"),
             skipped_cases=data.get("skipped_cases", []),
             created=data.get("created", ""),
+            examples=[Example.from_dict(e) for e in data.get("examples", [])],
         )
 
 
@@ -100,8 +110,18 @@ def report_json(report: AuditReport) -> str:
     return json.dumps(data, indent=2, allow_nan=False) + "\n"
 
 
+def examples_folder_name(path: str | Path) -> str:
+    """Where a report's example files go: ``<report stem>.examples`` beside it."""
+    return f"{Path(path).stem}.examples"
+
+
 def save_report(report: AuditReport, path: str | Path) -> Path:
-    """Validate and write ``report`` atomically."""
+    """Validate and write ``report`` atomically, its kept examples in a folder beside it."""
+    path = Path(path)
+    if report.examples and any(e.arrays for e in report.examples):
+        from segrob.audit.examples import save_examples
+
+        save_examples(report.examples, path.parent, examples_folder_name(path))
     return write_text_atomic(path, report_json(report))
 
 
@@ -123,7 +143,9 @@ def load_report(path: str | Path) -> AuditReport:
             f"(this segrob reads {SCHEMA_VERSION})"
         )
     validate_report(data, source=str(path))
-    return AuditReport.from_dict(data)
+    report = AuditReport.from_dict(data)
+    report.folder = path.parent
+    return report
 
 
 def _finite(value: Any) -> Any:

@@ -21,6 +21,7 @@ import torch
 
 from segrob.audit.aggregate import summarise
 from segrob.audit.data_source import AuditData, Fingerprint, file_sha256
+from segrob.audit.examples import ExampleKeeper
 from segrob.audit.gates import Bound, evaluate_gates
 from segrob.audit.inference import predict, softmax
 from segrob.audit.model_spec import ModelSpec, model_spec
@@ -50,6 +51,8 @@ class AuditOptions:
     resume: bool = False
     threads: int | None = None
     overrides: dict = field(default_factory=dict)
+    #: Keep the views of this many worst cells for the HTML gallery (0: none).
+    examples: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -121,6 +124,7 @@ def audit(
     store = PartialStore(options.partial_path, header) if options.partial_path else None
     done = store.open(resume=options.resume) if store else {}
     timer = _Timer()
+    keeper = ExampleKeeper(options.examples) if options.examples > 0 else None
     records: list[CellRecord] = []
     skipped: list[dict[str, str]] = []
     fingerprint = Fingerprint()
@@ -148,7 +152,7 @@ def audit(
             fingerprint.add(case)
             todo = [cell for cell in cells if (case.name, *cell) not in done]
             records.extend(done[(case.name, *cell)] for cell in cells if (case.name, *cell) in done)
-            jobs = _audit_case(case, todo, spec, options, timer, scorer)
+            jobs = _audit_case(case, todo, spec, options, timer, scorer, keeper)
             # Collect the previous case's scores only now, so they overlap this case's inference.
             collect(previous)
             previous = jobs
@@ -200,6 +204,7 @@ def audit(
         gates=gates,
         skipped_cases=skipped,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
+        examples=keeper.examples() if keeper else [],
     )
     if store:
         store.close(remove=True)
@@ -218,6 +223,7 @@ def _audit_case(
     options: AuditOptions,
     timer: _Timer,
     scorer: ThreadPoolExecutor,
+    keeper: ExampleKeeper | None = None,
 ) -> list[Future]:
     """Perturb and infer one case; returns the scoring jobs (futures of cell records)."""
     from segrob.perturb.base import apply_perturbation
@@ -247,12 +253,12 @@ def _audit_case(
         start = time.perf_counter()
         logits = predict(torch.cat([v.image for v in chunk]), plan, spec.run)
         timer.add("inference", start)
-        pending.append(scorer.submit(_score_chunk, case, chunk, logits, spec, options, timer))
+        pending.append(scorer.submit(_score_chunk, case, chunk, logits, spec, options, timer, keeper))
     return pending
 
 
 def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, spec: ModelSpec,
-                 options: AuditOptions, timer: _Timer) -> list[CellRecord]:
+                 options: AuditOptions, timer: _Timer, keeper: ExampleKeeper | None) -> list[CellRecord]:
     from segrob.metrics import case_metrics
 
     start = time.perf_counter()
@@ -272,7 +278,11 @@ def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, spec: Mo
             nsd_tolerance_mm=options.nsd_tolerance_mm,
             probabilities=probabilities[index],
         )
-        records.append(_record(case, variant, result, truth))
+        record = _record(case, variant, result, truth)
+        records.append(record)
+        if keeper is not None:
+            keeper.offer(case, variant.perturbation, variant.severity, variant.image[0].cpu().numpy(),
+                         truth, predictions[index], record.metrics.get("dice"))
     timer.add("metrics", start)
     return records
 

@@ -46,7 +46,9 @@ def _svg(figure) -> str:
     buffer = io.StringIO()
     # Text stays text (selectable, small); the page supplies the font.
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "segrob"}):
-        figure.savefig(buffer, format="svg", metadata={"Date": None})
+        # No RDF block: it only names vocabularies by URL, which reads like a network reference.
+        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None,
+                                                      "Type": None})
     text = buffer.getvalue()
     return text[text.index("<svg"):]
 
