@@ -8,9 +8,9 @@ chosen. The loop, the run folder's ``config.json`` and a resumed run all read th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from segrob.errors import SegrobError, UsageError
@@ -171,16 +171,15 @@ class TrainSettings:
     warmup_fraction: float
     val_overlap: float
     augment: bool
-    options: MappingProxyType
-    normalization: MappingProxyType
+    options: Mapping[str, Any]
+    normalization: Mapping[str, Any]
     device: str
     device_requested: str
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        # Read-only views: settings are resolved once and never edited afterwards.
         for name in ("options", "normalization"):
-            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+            object.__setattr__(self, name, _ReadOnlyDict(getattr(self, name)))
 
     @property
     def spatial_dims(self) -> int:
@@ -196,6 +195,20 @@ class TrainSettings:
             "loss": "dice+ce", "optimizer": "adamw", "schedule": "cosine (per step)",
             "device": self.device, "device_requested": self.device_requested,
         }
+
+
+class _ReadOnlyDict(dict):
+    """A dict that refuses edits (settings are resolved once), yet copies, pickles and
+    serialises as a dict."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("resolved training settings are read-only; resolve a new request")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple:
+        return type(self), (dict(self),)
 
 
 def stored_request(run: RunConfig) -> dict[str, Any]:
@@ -224,12 +237,8 @@ def conflicts_on_resume(config: TrainConfig, settings: TrainSettings) -> list[st
             old = list(old) if old is not None else None
             same = old == value
         elif name == "options":
-            old = dict(old)
             same = all(old.get(k) == (list(v) if isinstance(v, tuple) else v)
                        for k, v in value.items())
-        elif name == "normalization":
-            old = dict(old)
-            same = value == old
         else:
             same = value == old
         if not same:

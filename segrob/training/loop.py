@@ -93,7 +93,6 @@ def train(config: TrainConfig, *, progress: Progress | None = None) -> TrainResu
             non-empty ``out`` without ``overwrite``/``resume``, or a broken run to resume.
     """
     config.check()
-    started = time.perf_counter()
     out = Path(str(config.out))
     with torch_threads(config.threads):
         stored = _run_to_resume(config, out)
@@ -104,15 +103,15 @@ def train(config: TrainConfig, *, progress: Progress | None = None) -> TrainResu
         ctx = _context(settings, data, model, progress or (lambda event: None))
         notes = _begin(ctx, run, stored, out, overwrite=config.overwrite)
         resumed_from = ctx.state.epoch if stored is not None else None
-        steps = settings.steps_per_epoch
-        ctx.emit(TrainProgress("start", ctx.state.epoch, settings.epochs, steps=steps,
-                               best_val_dice=ctx.state.best_dice))
+        started = time.perf_counter()
+        ctx.emit(TrainProgress("start", ctx.state.epoch, settings.epochs,
+                               steps=settings.steps_per_epoch, best_val_dice=ctx.state.best_dice))
         epochs = range(ctx.state.epoch + 1, settings.epochs + 1)
         for epoch in epochs:
             _run_epoch(ctx, run, out, epoch)
-    ctx.emit(TrainProgress("done", ctx.state.epoch, settings.epochs,
-                           best_val_dice=ctx.state.best_dice,
-                           seconds=time.perf_counter() - started))
+        ctx.emit(TrainProgress("done", ctx.state.epoch, settings.epochs,
+                               best_val_dice=ctx.state.best_dice,
+                               seconds=time.perf_counter() - started))
     return TrainResult(run_dir=str(out), config=run, device=settings.device,
                        epochs_run=len(epochs), resumed_from=resumed_from,
                        seconds=time.perf_counter() - started, notes=notes)
