@@ -61,43 +61,19 @@ def train(
     --out is the run folder (config.json, model.pt, last.pt). Defaults: 50 epochs, seed 0, batch
     size 8 in 2D and 2 in 3D.
     """
-    from segrob.errors import UsageError
-    from segrob.models import get_spec
     from segrob.training import TrainConfig
     from segrob.training import train as run_training
 
-    if threads is not None:
-        import torch
-
-        if threads < 1:
-            raise UsageError(f"--threads must be at least 1, got {threads}")
-        torch.set_num_threads(threads)
     options = _options(option or [])
     if channels is not None:
         options["channels"] = _ints(channels, "--channels")
-    if paper_size:
-        options = {**get_spec(arch or "unet").paper_options, **options}
-    patch_size = _ints(patch, "--patch") if patch is not None else None
-    if patch_size is not None and len(patch_size) == 1:
-        patch_size = patch_size[0]
     config = TrainConfig(
-        data=str(data) if data is not None else None,
-        out=str(out),
-        arch=arch,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        seed=seed,
-        val_fraction=val_fraction,
-        patch_size=tuple(patch_size) if isinstance(patch_size, list) else patch_size,
-        pos_ratio=pos_ratio,
-        samples_per_epoch=samples_per_epoch,
-        options=options or None,
-        normalization={"method": norm} if norm is not None else None,
-        augment=augment,
-        device=device,
-        overwrite=overwrite,
-        resume=resume,
+        data=str(data) if data is not None else None, out=str(out), arch=arch, epochs=epochs,
+        lr=lr, batch_size=batch_size, seed=seed, val_fraction=val_fraction,
+        patch_size=_patch(patch), pos_ratio=pos_ratio, samples_per_epoch=samples_per_epoch,
+        options=options or None, paper_size=paper_size,
+        normalization={"method": norm} if norm is not None else None, augment=augment,
+        threads=threads, device=device, overwrite=overwrite, resume=resume,
     )
     display = _Display(quiet=quiet)
     try:
@@ -108,6 +84,12 @@ def train(
 
 
 def _view(result: Any) -> None:
+    console.print(_summary(result))
+    for note in result.notes:
+        info(note)
+
+
+def _summary(result: Any) -> Any:
     run = result.config
     fbr = run.fbr_range
     rows = [
@@ -122,9 +104,15 @@ def _view(result: Any) -> None:
          f"{fbr['min']:.3f}..{fbr['max']:.3f} (p5 {fbr['p5']:.3f}, p95 {fbr['p95']:.3f})"),
         ("time", f"{result.seconds:.1f} s"),
     ]
-    console.print(table("Training", ("item", "value"), rows, justify_numbers=False))
-    for note in result.notes:
-        info(note)
+    return table("Training", ("item", "value"), rows, justify_numbers=False)
+
+
+def _patch(text: str | None) -> int | tuple[int, ...] | None:
+    """``--patch``: one edge for every axis, or one per axis."""
+    if text is None:
+        return None
+    sizes = _ints(text, "--patch")
+    return sizes[0] if len(sizes) == 1 else tuple(sizes)
 
 
 def _resumed(result: Any) -> str:

@@ -298,3 +298,124 @@ def test_cli_train_json_and_errors(data2d, tmp_path):
                                 "--patch", "a,b"])
     assert usage.exit_code == 2
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+# --- one resolved, frozen settings object -------------------------------------------------------
+
+TINY_UNETR = {"hidden_size": 16, "mlp_dim": 32, "num_layers": 3, "num_heads": 2,
+              "feature_size": 4, "patch_size": 8}
+
+
+def test_resolution_fills_every_default_from_the_data(data2d, tmp_path):
+    from segrob.training.prepare import resolve_settings
+
+    flat, _ = resolve_settings(TrainConfig(data=str(data2d), out="x", device="cpu"))
+    assert (flat.arch, flat.epochs, flat.lr, flat.seed, flat.augment) == ("unet", 50, 3e-3, 0, True)
+    assert flat.batch_size == 8 and flat.patch_size is None and flat.input_size == (32, 32)
+    assert flat.samples_per_epoch == 5  # the training cases (6 minus 1 held out)
+    assert dict(flat.normalization) == {"method": "zscore"} and flat.device == "cpu"
+    assert flat.data == str(data2d.resolve())
+    volumes = write_blobs(tmp_path / "d3", n=3, size=20, dims=3)
+    cubes, _ = resolve_settings(TrainConfig(data=str(volumes), out="x", device="cpu"))
+    assert cubes.patch_size == cubes.input_size == (16, 16, 16)  # min(64, 20) down to 16
+    assert cubes.batch_size == 2 and cubes.samples_per_epoch == 4  # max(batch, 2 x 2 cases)
+
+
+def test_settings_cannot_be_changed_once_resolved(data2d):
+    from dataclasses import FrozenInstanceError
+
+    from segrob.training.prepare import resolve_settings
+
+    settings, _ = resolve_settings(config(data2d, "x"))
+    with pytest.raises(FrozenInstanceError):
+        settings.epochs = 3
+    with pytest.raises(TypeError):
+        settings.options["channels"] = [8, 16]
+
+
+def test_fixed_size_models_are_found_through_the_registry(data2d, monkeypatch):
+    from dataclasses import replace
+
+    from segrob.models.registry import MODELS
+    from segrob.training.prepare import resolve_settings
+
+    monkeypatch.setitem(MODELS, "vit", replace(MODELS["unetr"], name="vit"))
+    fixed, _ = resolve_settings(config(data2d, "x", arch="vit", options=dict(TINY_UNETR)))
+    assert fixed.options["img_size"] == [32, 32]
+    free, _ = resolve_settings(config(data2d, "x"))
+    assert "img_size" not in free.options
+
+
+def test_paper_size_is_resolved_by_the_library(data2d):
+    from segrob.models.unet import PAPER_CHANNELS
+    from segrob.training.prepare import resolve_settings
+
+    paper, _ = resolve_settings(config(data2d, "x", arch="noskip", options=None, paper_size=True))
+    assert paper.options["channels"] == list(PAPER_CHANNELS)
+    given, _ = resolve_settings(config(data2d, "x", paper_size=True))
+    assert given.options["channels"] == [4, 8]  # a given option wins over the paper's
+
+
+def test_resume_compares_paper_size_with_the_stored_architecture(data2d):
+    from segrob.training.config import conflicts_on_resume
+    from segrob.training.prepare import resolve_settings
+
+    stored, _ = resolve_settings(config(data2d, "x", arch="unetr", options=dict(TINY_UNETR)))
+    assert conflicts_on_resume(TrainConfig(out="x", resume=True, epochs=2), stored) == []
+    problems = conflicts_on_resume(TrainConfig(out="x", resume=True, paper_size=True), stored)
+    assert len(problems) == 1 and "'hidden_size': 768" in problems[0]
+
+
+def test_a_stored_run_resolves_to_the_settings_it_was_trained_with(data2d, tmp_path):
+    from dataclasses import asdict
+
+    from segrob.training.prepare import resolve_settings
+
+    out = tmp_path / "run"
+    request = config(data2d, out, epochs=1, patch_size=16, pos_ratio=0.75)
+    first, _ = resolve_settings(request)
+    train(request)
+    again, _ = resolve_settings(TrainConfig(out=str(out), resume=True, device="cpu"),
+                                read_run_config(out))
+    before, after = asdict(first), asdict(again)
+    requested, resolved = before.pop("options"), after.pop("options")
+    assert all(resolved[key] == value for key, value in requested.items())
+    assert before == after
+
+
+def test_threads_hold_while_training_and_are_restored(data2d, tmp_path):
+    seen = set()
+    before = torch.get_num_threads()
+    train(config(data2d, tmp_path / "run", epochs=1, threads=before + 1),
+          progress=lambda event: seen.add(torch.get_num_threads()))
+    assert seen == {before + 1} and torch.get_num_threads() == before
+
+
+def test_threads_below_one_are_a_usage_error(data2d, tmp_path):
+    from segrob_cli.main import app
+
+    from segrob.errors import UsageError
+
+    with pytest.raises(UsageError, match="--threads must be at least 1"):
+        train(config(data2d, tmp_path / "run", threads=0))
+    result = CliRunner().invoke(app, ["train", "--data", str(data2d), "--out",
+                                      str(tmp_path / "run"), "--threads", "0"])
+    assert result.exit_code == 2 and "--threads must be at least 1" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_study_cell_resumes_a_paper_size_request(data2d, tmp_path):
+    from segrob.studies.pipeline import ensure_trained
+
+    run_dir = tmp_path / "cell"
+    request = config(data2d, run_dir, paper_size=True, threads=1)  # given channels beat the paper's
+
+    def interrupt_after_first_epoch(event):
+        if event.kind == "epoch":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(request, progress=interrupt_after_first_epoch)
+    stored = ensure_trained(run_dir, request)
+    assert [h["epoch"] for h in stored["history"]] == [1, 2] and stored["status"] == "complete"
+    assert stored["options"]["channels"] == [4, 8]

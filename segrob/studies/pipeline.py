@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from segrob.errors import SegrobError
 from segrob.io_utils import atomic_output_dir, write_json_atomic
+
+if TYPE_CHECKING:
+    from segrob.training import TrainConfig
 
 Notify = Callable[[str], None]
 
@@ -29,8 +33,12 @@ def ensure_synthetic(folder: Path, config, notify: Notify | None = None) -> Path
     return folder
 
 
-def ensure_trained(run_dir: Path, request, notify: Notify | None = None) -> dict:
-    """Train into ``run_dir`` (resuming a partial run); returns the run's config.json."""
+def ensure_trained(run_dir: Path, request: TrainConfig, notify: Notify | None = None) -> dict:
+    """Train into ``run_dir`` (resuming a partial run); returns the run's config.json.
+
+    ``request`` is the request ``segrob train`` builds, so a study can ask for the paper size
+    or a thread count the same way; on resume its settings are checked against the run's.
+    """
     from dataclasses import replace
 
     from segrob.training import train

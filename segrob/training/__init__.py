@@ -1,7 +1,7 @@
 """Training: losses, patch/FBR sampling, the loop and the run folder (DESIGN.md section 5)."""
 
 from segrob.training.checkpoint import RunConfig, load_run, read_run_config
-from segrob.training.config import TrainConfig, TrainProgress, TrainResult
+from segrob.training.config import TrainConfig, TrainProgress, TrainResult, TrainSettings
 from segrob.training.loop import train
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "TrainConfig",
     "TrainProgress",
     "TrainResult",
+    "TrainSettings",
     "load_run",
     "read_run_config",
     "train",

@@ -1,7 +1,10 @@
-"""Training data in memory: loaded, checked, normalised once, and split by the seed."""
+"""Before training: the data loaded, checked, normalised and split by the seed, and the request
+resolved against it into :class:`~segrob.training.config.TrainSettings`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,16 @@ import torch
 from segrob.data import load_dataset
 from segrob.data.normalize import check_normalization, normalize
 from segrob.errors import SegrobError
+from segrob.models.layers import as_tuple
+from segrob.training.checkpoint import RunConfig
+from segrob.training.config import (
+    DEFAULT_BATCH,
+    DEFAULT_PATCH_3D,
+    DEFAULTS,
+    TrainConfig,
+    TrainSettings,
+    stored_request,
+)
 
 
 @dataclass
@@ -150,3 +163,89 @@ def resolve_device(requested: str) -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if available else "cpu")
     raise SegrobError(f"--device must be auto, cpu or cuda, got {requested!r}")
+
+
+def resolve_settings(
+    config: TrainConfig, stored: RunConfig | None = None
+) -> tuple[TrainSettings, TrainingData]:
+    """Resolve ``config`` against its data into the settings the run uses, and that data.
+
+    What was not given comes from :data:`~segrob.training.config.DEFAULTS` or, on resume, from
+    the ``stored`` run (given values are compared with it by the caller). ``paper_size`` becomes
+    the registry's paper options, and a fixed-size model gets ``img_size`` = the input size.
+
+    Raises:
+        SegrobError: an unusable device or dataset, or a 2D dataset of mixed image sizes
+            without a patch size.
+    """
+    from segrob.models import get_spec
+
+    asked = _asked(config, stored)
+    device = resolve_device(config.device)
+    normalization = asked["normalization"] or DEFAULTS["normalization"]
+    data = load_training_data(asked["data"], seed=asked["seed"], val_fraction=asked["val_fraction"],
+                              normalization=normalization)
+    patch = _patch_size(asked["patch_size"], data)
+    input_size = patch or next(iter(data.shapes))
+    options = dict(asked["options"] or {})
+    if get_spec(asked["arch"]).fixed_size:
+        options.setdefault("img_size", list(input_size))
+    batch_size = asked["batch_size"] or DEFAULT_BATCH[data.spatial_dims]
+    n_train = len(data.train_names)
+    samples = asked["samples_per_epoch"] or (
+        n_train if patch is None else max(batch_size, 2 * n_train)
+    )
+    settings = TrainSettings(
+        arch=asked["arch"], data=data.path, input_size=tuple(input_size), epochs=asked["epochs"],
+        lr=asked["lr"], batch_size=batch_size, weight_decay=asked["weight_decay"],
+        seed=asked["seed"], val_fraction=asked["val_fraction"], patch_size=patch,
+        pos_ratio=asked["pos_ratio"], samples_per_epoch=samples,
+        warmup_fraction=asked["warmup_fraction"], val_overlap=asked["val_overlap"],
+        augment=asked["augment"], options=options, normalization=normalization,
+        device=device.type, device_requested=config.device, threads=config.threads,
+    )
+    return settings, data
+
+
+def _asked(config: TrainConfig, stored: RunConfig | None) -> dict[str, Any]:
+    """Defaults overlaid with what was given, or on resume with what the run stored."""
+    if stored is None:
+        chosen = config.given(config.arch or DEFAULTS["arch"])
+    else:
+        chosen = stored_request(stored)
+        if "data" not in chosen:
+            raise SegrobError("cannot resume: the run's config.json does not name its dataset")
+    return {**DEFAULTS, **chosen}
+
+
+def _patch_size(value: Any, data: TrainingData) -> tuple[int, ...] | None:
+    dims = data.spatial_dims
+    if value is not None:
+        return as_tuple(value if isinstance(value, int) else [int(v) for v in value], dims,
+                        "--patch")
+    if dims == 2:
+        if len(data.shapes) > 1:
+            sizes = ", ".join("x".join(map(str, s)) for s in sorted(data.shapes)[:3])
+            raise SegrobError(
+                f"{data.path}: images differ in size ({sizes}, ...); whole-image training needs "
+                "one size, pass --patch N to train on patches"
+            )
+        return None
+    smallest = np.min(np.array(sorted(data.shapes)), axis=0)
+    # A multiple of 16 fits every default model (U-Net: 8, UNETR: its 16-voxel patches).
+    return tuple(int(max(16, min(DEFAULT_PATCH_3D, s) // 16 * 16)) for s in smallest)
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block on ``threads`` CPU threads (``None``: leave torch's setting) and restore
+    the previous count afterwards, so one training run does not change the next one's."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
