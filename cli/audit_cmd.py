@@ -31,6 +31,7 @@ def audit(
         False, "--skip-bad", help="Skip unreadable cases (listed) instead of failing."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted audit (needs --json FILE)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json report."),
     nsd_tolerance: float = typer.Option(1.0, "--nsd-tolerance", help="NSD tolerance in mm."),
     failure_dice: float = typer.Option(
         0.5, "--failure-dice", help="Dice under which a case counts as failed."
@@ -47,9 +48,11 @@ def audit(
     from segrob.audit import audit as run_audit
     from segrob.audit.data_source import resolve_audit_data
     from segrob.errors import SegrobError, UsageError
+    from segrob.io_utils import check_output_file
+    from segrob.onnx.metadata import check_metadata
     from segrob.onnx.session import read_metadata
     from segrob.perturb.suites import resolve_suite
-    from segrob.report import report_json, save_report
+    from segrob.report import is_report_file, report_json, save_report
 
     from .render_audit import render_gates, render_report
 
@@ -63,7 +66,9 @@ def audit(
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     if not model.is_file():
         raise SegrobError(f"{model}: model file not found")
-    dims = spatial_dims or int(read_metadata(model).get("spatial_dims") or 2)
+    if json_out and json_out != "-":
+        check_output_file(json_out, overwrite=overwrite, inputs=(model, data), is_ours=is_report_file)
+    dims = spatial_dims or int(check_metadata(read_metadata(model), model).get("spatial_dims") or 2)
     cases = resolve_audit_data(data, n=n, size=size, spatial_dims=dims, seed=seed)
     overrides = {
         k: v
@@ -95,7 +100,7 @@ def audit(
     else:
         render_report(report)
         if json_out:
-            save_report(report, json_out)
+            save_report(report, json_out, overwrite=overwrite, inputs=(model, data))
             info(f"report written to {json_out}")
         render_gates(report.gates)
     if report.gates and not report.gates["passed"]:

@@ -90,7 +90,8 @@ def perturb(
     seed: int = typer.Option(0, "--seed", help="Seed, derived per case as the audit does."),
     n: int = typer.Option(None, "--n", help="Only the first N cases (for --out)."),
     case: int = typer.Option(0, "--case", help="Which case (index) the contact sheet shows."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace a non-empty --out or an existing --preview."),
     as_json: bool = typer.Option(False, "--json", help="Print what was applied as JSON only."),
 ) -> None:
     """Apply a perturbation or a suite to a dataset: see what an audit does to your images."""
@@ -131,7 +132,8 @@ def perturb(
             if written["skipped"]:
                 info(f"left out (not for this dimensionality): {', '.join(written['skipped'])}")
     if preview is not None:
-        rows = write_contact_sheet(dataset, chosen, preview, seed=seed, case_index=case)
+        rows = write_contact_sheet(dataset, chosen, preview, seed=seed, case_index=case,
+                                   overwrite=overwrite)
         result["preview"] = str(preview)
         if not as_json:
             console.print(f"contact sheet of {len(rows)} perturbation(s) written to {preview}")

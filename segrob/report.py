@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from segrob.errors import SegrobError
-from segrob.io_utils import write_text_atomic
+from segrob.io_utils import write_output_file
 
 SCHEMA_VERSION = "1.0"
 REPORT_KIND = "segrob-audit"
@@ -93,9 +93,26 @@ def report_json(report: AuditReport) -> str:
     return json.dumps(data, indent=2, allow_nan=False) + "\n"
 
 
-def save_report(report: AuditReport, path: str | Path) -> Path:
-    """Validate and write ``report`` atomically."""
-    return write_text_atomic(path, report_json(report))
+def save_report(
+    report: AuditReport, path: str | Path, *, overwrite: bool = False, inputs: tuple = ()
+) -> Path:
+    """Validate and write ``report`` atomically.
+
+    An existing ``path`` is replaced only with ``overwrite`` and only when it is a segrob
+    report; ``path`` may never be one of ``inputs`` (the model, the data).
+    """
+    return write_output_file(path, report_json(report), overwrite=overwrite, inputs=inputs,
+                             is_ours=is_report_file)
+
+
+def is_report_file(path: str | Path) -> bool:
+    """Whether ``path`` holds a segrob audit report (of any schema version)."""
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read(1 << 26))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("kind") == REPORT_KIND
 
 
 def load_report(path: str | Path) -> AuditReport:

@@ -15,7 +15,7 @@ import torch
 
 from segrob.data.dataset import Dataset
 from segrob.errors import SegrobError
-from segrob.io_utils import atomic_output_file
+from segrob.io_utils import check_output_file, write_output_file
 from segrob.perturb.apply_dataset import perturb_case
 from segrob.perturb.suites import Suite
 
@@ -23,6 +23,7 @@ TILE = 128
 GAP = 4
 LABEL_WIDTH = 180
 HEADER = 20
+SHEET_SOFTWARE = "segrob contact sheet"
 
 
 def _view(image: torch.Tensor) -> np.ndarray:
@@ -82,14 +83,17 @@ def contact_sheet(
 
 
 def write_contact_sheet(
-    dataset: Dataset, suite: Suite, path: str | Path, *, seed: int = 0, case_index: int = 0
+    dataset: Dataset, suite: Suite, path: str | Path, *, seed: int = 0, case_index: int = 0,
+    overwrite: bool = False,
 ) -> list[str]:
     """Write the contact sheet of ``suite`` on one case as a PNG, atomically; returns the rows.
 
-    A label column names each row and a header names each severity column.
+    A label column names each row and a header names each severity column. An existing
+    ``path`` is replaced only with ``overwrite`` and only when it is a sheet segrob wrote.
     """
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, PngImagePlugin
 
+    check_output_file(path, overwrite=overwrite, inputs=(dataset.root,), is_ours=is_contact_sheet)
     grid, names, columns = contact_sheet(dataset, suite, seed=seed, case_index=case_index)
     mode = "RGB" if grid.shape[2] == 3 else "L"
     white = (255, 255, 255) if mode == "RGB" else 255
@@ -104,6 +108,19 @@ def write_contact_sheet(
         draw.text((LABEL_WIDTH + column * cell_w + 4, 4), heading, fill=black)
     for row, name in enumerate(names):
         draw.text((6, HEADER + row * cell_h + cell_h // 2 - 6), name, fill=black)
-    with atomic_output_file(path) as staging:
-        canvas.save(staging, format="PNG")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", SHEET_SOFTWARE)
+    write_output_file(path, lambda staging: canvas.save(staging, format="PNG", pnginfo=info),
+                      overwrite=overwrite, inputs=(dataset.root,), is_ours=is_contact_sheet)
     return names
+
+
+def is_contact_sheet(path: Path) -> bool:
+    """Whether ``path`` is a PNG contact sheet segrob wrote (it names segrob as its software)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.info.get("Software") == SHEET_SOFTWARE
+    except Exception:  # any unreadable file is simply not ours
+        return False

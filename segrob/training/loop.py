@@ -97,7 +97,7 @@ def train(config: TrainConfig, *, progress: Progress | None = None) -> TrainResu
             )
         request = {k: v for k, v in stored_request(run).items() if v is not None}
     else:
-        check_output_dir(out, overwrite=config.overwrite)
+        check_output_dir(out, overwrite=config.overwrite, inputs=(config.data,))
         request = {k: v for k, v in config.given().items()}
     settings = {**DEFAULTS, **request}
     device = resolve_device(config.device)
@@ -164,7 +164,8 @@ def train(config: TrainConfig, *, progress: Progress | None = None) -> TrainResu
         if state.epoch >= settings["epochs"]:
             notes.append(f"run already complete ({state.epoch} epochs); nothing to do")
     else:
-        with atomic_output_dir(out, overwrite=config.overwrite) as staging:
+        with atomic_output_dir(out, overwrite=config.overwrite, inputs=(settings["data"],), kind="run",
+                               later=(MODEL_FILE, LAST_FILE)) as staging:
             write_run_config(staging, fresh)
     resumed_from = state.epoch if run is not None else None
 
