@@ -17,6 +17,7 @@ from .options import (
     Junit,
     Markdown,
     Out,
+    Overwrite,
     SecondMetric,
     Seed,
     Size,
@@ -26,7 +27,7 @@ from .options import (
     whole_number,
 )
 from .output import Output, console, handles_errors, info
-from .pages import pages_from, write_and_tell
+from .pages import check_outputs, pages_from, write_and_tell
 
 
 @handles_errors
@@ -50,6 +51,7 @@ def audit(
     seed: Seed = 0,
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip (and list) unreadable cases, not fail."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted audit (needs --out FILE)."),
+    overwrite: Overwrite = False,
     nsd_tolerance: float = typer.Option(1.0, "--nsd-tolerance", help="NSD tolerance in mm."),
     failure_dice: float = typer.Option(0.5, "--failure-dice", help="Dice under which a case has failed."),
     in_channels: int = typer.Option(None, "--in-channels", help="For models without segrob metadata."),
@@ -78,6 +80,8 @@ def audit(
     if resume and out is None:
         raise UsageError("--resume needs --out FILE (the partial results live beside it)")
     metadata = _metadata(model)  # a missing or broken model fails before any data is read
+    pages = pages_from(html, markdown, junit, metric)
+    check_outputs(out, pages, overwrite=overwrite, inputs=(model, data))
     dims = spatial_dims or int(metadata.get("spatial_dims") or 2)
     cases = resolve_audit_data(data, n=n, size=size, spatial_dims=dims, seed=seed)
     given = {"in_channels": in_channels, "spatial_dims": spatial_dims, "normalization": normalization}
@@ -89,14 +93,13 @@ def audit(
         resume=resume, threads=threads, overrides=overrides,
         examples=examples if examples is not None else (8 if html else 0),
     )
-    pages = pages_from(html, markdown, junit, metric)
     output = Output(as_json=as_json)
     with output.progress("audit", None) as bar:
         report = run_audit(model, cases, options, progress=lambda done, total, name: bar(done, total, name))
     if out is not None:
-        save_report(report, out)
+        save_report(report, out, overwrite=overwrite, inputs=(model, data))
         info(f"report written to {out}")
-    write_and_tell([report], [model.stem], pages)
+    write_and_tell([report], [model.stem], pages, overwrite=overwrite, inputs=(model, data))
     output.result(report, _view, serialize=report_json)
     if report.gates and not report.gates["passed"]:
         raise typer.Exit(1)
@@ -104,11 +107,12 @@ def audit(
 
 def _metadata(model: Path) -> dict:
     from segrob.errors import SegrobError
+    from segrob.onnx.metadata import check_metadata
     from segrob.onnx.session import read_metadata
 
     if not model.is_file():
         raise SegrobError(f"{model}: model file not found")
-    return read_metadata(model)
+    return check_metadata(read_metadata(model), model)
 
 
 def _view(report) -> None:

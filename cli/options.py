@@ -80,7 +80,9 @@ Out = Annotated[Path, typer.Option(
 Json = Annotated[bool, typer.Option(
     "--json", help="Print the result as JSON on stdout and nothing else there.",
 )]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")]
+Overwrite = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace what segrob wrote before at an output path (never an input or your files).",
+)]
 Device = Annotated[str, typer.Option(
     "--device", metavar="auto|cpu|cuda", parser=device,
     help="auto: CUDA when usable, else CPU; cuda fails rather than fall back to the CPU.",

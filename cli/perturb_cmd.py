@@ -118,7 +118,8 @@ def perturb(
                                               overwrite=overwrite, progress=bar)
         result.update(out=str(out), skipped=written["skipped"], applied=written["applied"])
     if preview is not None:
-        rows = write_contact_sheet(dataset, chosen, preview, seed=seed, case_index=case)
+        rows = write_contact_sheet(dataset, chosen, preview, seed=seed, case_index=case,
+                                   overwrite=overwrite)
         result.update(preview=str(preview), preview_rows=len(rows))
     output.result(result, _perturb_view)
 

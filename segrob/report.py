@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segrob.errors import SegrobError
-from segrob.io_utils import write_text_atomic
+from segrob.io_utils import check_output_file, write_output_file
 
 if TYPE_CHECKING:
     from segrob.audit.examples import Example
@@ -115,14 +115,34 @@ def examples_folder_name(path: str | Path) -> str:
     return f"{Path(path).stem}.examples"
 
 
-def save_report(report: AuditReport, path: str | Path) -> Path:
-    """Validate and write ``report`` atomically, its kept examples in a folder beside it."""
+def save_report(
+    report: AuditReport, path: str | Path, *, overwrite: bool = False, inputs: tuple = ()
+) -> Path:
+    """Validate and write ``report`` atomically, its kept examples in a folder beside it.
+
+    An existing ``path`` is replaced only with ``overwrite`` and only when it is a segrob
+    report; ``path`` may never be one of ``inputs`` (the model, the data). The examples folder
+    (``<stem>.examples``) is replaced as a whole, and only when segrob wrote it.
+    """
     path = Path(path)
+    text = report_json(report)
+    check_output_file(path, overwrite=overwrite, inputs=inputs, is_ours=is_report_file)
     if report.examples and any(e.arrays for e in report.examples):
         from segrob.audit.examples import save_examples
 
-        save_examples(report.examples, path.parent, examples_folder_name(path))
-    return write_text_atomic(path, report_json(report))
+        save_examples(report.examples, path.parent, examples_folder_name(path), inputs=inputs)
+        text = report_json(report)  # now with the example files named
+    return write_output_file(path, text, overwrite=overwrite, inputs=inputs, is_ours=is_report_file)
+
+
+def is_report_file(path: str | Path) -> bool:
+    """Whether ``path`` holds a segrob audit report (of any schema version)."""
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read(1 << 26))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("kind") == REPORT_KIND
 
 
 def load_report(path: str | Path) -> AuditReport:

@@ -9,6 +9,7 @@ import pytest
 from segrob_cli.main import app
 from typer.testing import CliRunner
 
+from segrob.audit.records import CellRecord, record_line
 from segrob.data import write_array
 from segrob.data.synth import SynthConfig, write_synthetic
 from segrob.report import load_report, validate_report
@@ -118,15 +119,16 @@ def test_resume_skips_finished_cells(workspace, tmp_path):
     reference = json.loads(target.read_text())
     # Fake an interruption: a partial file with the first case's cells, a doctored value to see reuse.
     partial = tmp_path / "r.json.partial.jsonl"
-    result = audit(workspace, "--out", target, "--resume")
+    result = audit(workspace, "--out", target, "--resume", "--overwrite")
     assert result.exit_code == 0  # no partial file: resume starts fresh
     records = reference["records"]
     kept = [r for r in records if r["case"] == records[0]["case"]]
     for record in kept:
         record["metrics"]["dice"] = 0.123456
     store_header = _header_from_a_run(workspace, tmp_path)
-    partial.write_text("\n".join([json.dumps(store_header)] + [json.dumps(r) for r in kept]) + "\n")
-    resumed = audit(workspace, "--out", target, "--resume")
+    lines = [record_line(store_header, CellRecord.from_dict(r)) for r in kept]
+    partial.write_text("\n".join([json.dumps(store_header), *lines]) + "\n")
+    resumed = audit(workspace, "--out", target, "--resume", "--overwrite")
     assert resumed.exit_code == 0, resumed.output
     again = json.loads(target.read_text())
     dice = [r["metrics"]["dice"] for r in again["records"] if r["case"] == records[0]["case"]]

@@ -64,7 +64,7 @@ def test_run_folder_has_the_agreed_format(data2d, tmp_path):
     events = []
     result = train(config(data2d, tmp_path / "run"), progress=events.append)
     run = tmp_path / "run"
-    assert {p.name for p in run.iterdir()} == {"config.json", "model.pt", "last.pt"}
+    assert {p.name for p in run.iterdir()} == {".segrob", "config.json", "model.pt", "last.pt"}
     stored = json.loads((run / "config.json").read_text())
     assert stored["format"] == "segrob-run/1"
     assert stored["arch"] == "unet" and stored["spatial_dims"] == 2

@@ -41,14 +41,23 @@ class AuditData:
             for index, name in enumerate(self.names):
                 yield name, generate_case(self._synth, index)[0]  # type: ignore[arg-type]
 
+    @property
+    def identity(self) -> str:
+        """What resuming compares: the resolved folder (however it was spelled) or the spec."""
+        return self.source if self._dataset is None else str(Path(self.source).resolve())
+
     def describe(self) -> dict:
         return {"source": self.source, "kind": self.kind, "n_cases": len(self.names), "cases": self.names}
 
 
 def resolve_audit_data(
-    spec: str, *, n: int | None, size: int | None, spatial_dims: int, seed: int = 0
+    spec: str, *, n: int | None, size: int | None, spatial_dims: int, seed: int = 0,
+    allow_outside: bool = False,
 ) -> AuditData:
-    """Open ``spec``: a dataset folder (first ``n`` cases if given) or ``synth:low|medium|high``."""
+    """Open ``spec``: a dataset folder (first ``n`` cases if given) or ``synth:low|medium|high``.
+
+    ``allow_outside`` lets a dataset's cases live outside its folder (see ``discover``).
+    """
     if spec.startswith(SYNTH_PREFIX):
         from segrob.data.blend import blend_for
         from segrob.data.synth import SynthConfig
@@ -64,7 +73,7 @@ def resolve_audit_data(
         names = [f"case_{i:04d}" for i in range(config.n)]
         return AuditData(source=spec, kind="synthetic", names=names, _synth=config)
     path = Path(spec)
-    dataset = load_dataset(path)
+    dataset = load_dataset(path, allow_outside=allow_outside)
     names = dataset.names[:n] if n else dataset.names
     if n is not None and n < 1:
         raise UsageError(f"--n must be at least 1, got {n}")

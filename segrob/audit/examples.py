@@ -118,14 +118,14 @@ class ExampleKeeper:
         return ranked[: self.count]
 
 
-def save_examples(examples: list[Example], folder: Path, prefix: str) -> None:
+def save_examples(examples: list[Example], folder: Path, prefix: str, *, inputs: tuple = ()) -> None:
     """Write each example's arrays as ``<prefix>/NN-<perturbation>-s<severity>.npz`` under ``folder``.
 
     The folder is replaced as a whole, so no example of an earlier audit is left beside new ones.
     """
     from segrob.io_utils import atomic_output_dir
 
-    with atomic_output_dir(folder / prefix, overwrite=True) as staging:
+    with atomic_output_dir(folder / prefix, overwrite=True, inputs=inputs, kind="examples") as staging:
         for index, example in enumerate(examples):
             name = f"{index:02d}-{example.perturbation}-s{example.severity}.npz"
             with open(staging / name, "wb") as handle:

@@ -102,20 +102,25 @@ def audit(
     progress: Progress | None = None,
 ) -> AuditReport:
     """Audit ``model_path`` on ``data`` under ``options.suite``; see the module docstring."""
+    from segrob.onnx.metadata import check_metadata
     from segrob.onnx.session import create_session
     from segrob.perturb.suites import resolve_suite
 
     started = time.perf_counter()
     suite = resolve_suite(options.suite)
     session = create_session(model_path, device=options.device, threads=options.threads)
-    spec = model_spec(session, options)
+    check_metadata({k: v for k, v in session.metadata.items() if k not in options.overrides}, model_path)
+    try:
+        spec = model_spec(session, options)
+    except SegrobError as error:  # metadata or graph the audit cannot use: name the model
+        raise SegrobError(f"{model_path}: {error}") from None
     # Members that do not exist for the model's dimensionality are left out and reported.
     suite, left_out = suite.for_spatial_dims(spec.spatial_dims)
     cells = [(CLEAN, 0)] + [(e.perturbation, s) for e in suite.entries for s in e.severities]
     sha256 = file_sha256(model_path)
     header = {
         "model_sha256": sha256,
-        "data": data.source,
+        "data": data.identity,
         "cases": data.names,
         "suite": suite.to_dict(),
         "seed": options.seed,

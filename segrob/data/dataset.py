@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from segrob.data.case import Case
-from segrob.data.formats import read_array
+from segrob.data.formats import parser_reason, read_array
 from segrob.data.layouts import CaseFiles, Layout, discover
 from segrob.errors import SegrobError
 
 SEGROB_METADATA_FILE = "segrob.json"
+#: Voxel spacings accepted from a file's header, in mm: 10 nm (microscopy) to 10 m.
+SPACING_RANGE_MM = (1e-5, 1e4)
 
 
 class Dataset:
@@ -46,9 +48,12 @@ class Dataset:
         if not path.is_file():
             return {}
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as error:
-            raise SegrobError(f"{path}: not valid JSON ({error})") from error
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise SegrobError(f"{path}: not valid JSON ({parser_reason(error)})") from None
+        if not isinstance(data, dict):
+            raise SegrobError(f"{path}: expected a JSON object")
+        return data
 
     def __len__(self) -> int:
         return len(self.layout.cases)
@@ -74,9 +79,12 @@ class Dataset:
         return Dataset(Layout(self.layout.kind, self.root, cases, self.layout.description))
 
 
-def load_dataset(path: str | Path) -> Dataset:
-    """Open a dataset folder of any supported layout (see :mod:`segrob.data.layouts`)."""
-    return Dataset(discover(path))
+def load_dataset(path: str | Path, *, allow_outside: bool = False) -> Dataset:
+    """Open a dataset folder of any supported layout (see :mod:`segrob.data.layouts`).
+
+    ``allow_outside`` lets case files resolve outside the folder (by default that is refused).
+    """
+    return Dataset(discover(path, allow_outside=allow_outside))
 
 
 def load_case(files: CaseFiles) -> Case:
@@ -101,14 +109,29 @@ def load_case(files: CaseFiles) -> Case:
     if not np.isfinite(image).all():
         bad = int(np.size(image) - np.count_nonzero(np.isfinite(image)))
         raise SegrobError(f"{files.images[0]}: image has {bad} NaN or Inf voxel(s)")
-    spatial = image.ndim - 1
-    spacing = tuple(float(s) for s in (spacing or (1.0,) * spatial))[-spatial:]
-    if len(spacing) != spatial or any(not np.isfinite(s) or s <= 0 for s in spacing):
-        spacing = (1.0,) * spatial
+    spacing = _spacing(spacing, image.ndim - 1, files.label or files.images[0])
     source = {"image": str(files.images[0])}
     if files.label is not None:
         source["label"] = str(files.label)
     return Case(name=files.name, image=image, label=label, spacing=spacing, source=source)
+
+
+def _spacing(stored: tuple[float, ...] | None, spatial: int, path: Path) -> tuple[float, ...]:
+    """The stored voxel spacing in mm, or 1 mm per axis when the file stores none.
+
+    A stored spacing outside a physical range would make every distance metric meaningless,
+    so it is refused rather than replaced.
+    """
+    if not stored:
+        return (1.0,) * spatial
+    spacing = tuple(float(s) for s in stored)[-spatial:]
+    if len(spacing) != spatial:
+        return (1.0,) * spatial
+    low, high = SPACING_RANGE_MM
+    if any(not np.isfinite(s) or not low <= s <= high for s in spacing):
+        shown = ", ".join(f"{s:g}" for s in spacing)
+        raise SegrobError(f"{path}: voxel spacing ({shown}) mm is outside {low:g}..{high:g} mm")
+    return spacing
 
 
 def _as_label(array: np.ndarray, path: Path) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -54,9 +55,23 @@ def read_array(path: str | Path) -> tuple[np.ndarray, tuple[float, ...] | None]:
         raise
     except Exception as error:  # every parser failure is a bad file, told in one line
         kind = {".npy": "NumPy", ".npz": "NumPy"}.get(suffix, "TIFF" if "tif" in suffix else "NIfTI")
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise SegrobError(f"{path}: cannot read {kind} file ({reason})") from error
+        raise SegrobError(f"{path}: cannot read {kind} file ({parser_reason(error)})") from None
     raise SegrobError(f"{path}: unsupported file type (use one of {', '.join(IMAGE_SUFFIXES)})")
+
+
+# Parsers quote what they found ("not a TIFF file b'root:x:0'"): never echo a file's bytes.
+_QUOTED = re.compile(r"""b?'[^']*'|b?"[^"]*"|\\x[0-9a-fA-F]{2}|0x[0-9a-fA-F]+""")
+
+
+def parser_reason(error: BaseException) -> str:
+    """Why a parser failed, in one line that never repeats the file's content."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    lines = str(error).strip().splitlines()
+    text = _QUOTED.sub("...", lines[0]) if lines else ""
+    if not text or not text.isascii() or not text.isprintable():
+        return type(error).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _read_nifti(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:

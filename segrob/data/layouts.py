@@ -7,6 +7,10 @@ Supported layouts, tried in this order:
 * ``nnunet``: nnU-Net v2 raw, ``imagesTr/<case>_<XXXX><ending>`` (one file per channel),
   ``labelsTr/<case><ending>``, ``dataset.json`` with ``channel_names`` and ``file_ending``.
 * ``images-labels``: ``images/`` and ``labels/`` with files matched by name (segrob's own).
+
+Every case file must resolve (symbolic links followed) inside the dataset folder unless the
+caller passes ``allow_outside=True``; a broken or looping link is an error, never a quietly
+dropped case.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from segrob.data.formats import is_image_file, split_suffix
+from segrob.data.formats import is_image_file, parser_reason, split_suffix
 from segrob.errors import SegrobError
 
 _CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
@@ -41,11 +45,12 @@ class Layout:
     description: dict
 
 
-def discover(root: str | Path) -> Layout:
+def discover(root: str | Path, *, allow_outside: bool = False) -> Layout:
     """Detect the layout of ``root`` and list its cases, sorted by name.
 
     Raises:
-        SegrobError: the folder is missing, of no known layout, empty, or an image has no label.
+        SegrobError: the folder is missing, of no known layout, empty, an image has no label,
+            or a case file lies outside ``root`` (without ``allow_outside``) or is a broken link.
     """
     root = Path(root)
     if not root.exists():
@@ -69,7 +74,22 @@ def discover(root: str | Path) -> Layout:
         )
     if not cases:
         raise SegrobError(f"{root}: dataset is empty (no image files found)")
+    if not allow_outside:
+        for case in cases:
+            for path in (*case.images, case.label):
+                _check_inside(path, root)
     return Layout(kind=kind, root=root, cases=tuple(cases), description=description)
+
+
+def _check_inside(path: Path | None, root: Path) -> None:
+    if path is None:
+        return
+    resolved, base = path.resolve(), root.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise SegrobError(
+            f"{path}: lies outside the dataset folder {root} (resolves to {resolved}); segrob reads"
+            " only files inside the dataset unless reading outside it is allowed explicitly"
+        )
 
 
 def _read_description(root: Path) -> dict:
@@ -79,7 +99,7 @@ def _read_description(root: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise SegrobError(f"{path}: not valid JSON ({error})") from error
+        raise SegrobError(f"{path}: not valid JSON ({parser_reason(error)})") from None
     if not isinstance(data, dict):
         raise SegrobError(f"{path}: expected a JSON object")
     return data
@@ -108,12 +128,19 @@ def _images_labels_cases(root: Path) -> list[CaseFiles]:
 
 
 def _nnunet_cases(root: Path, description: dict) -> list[CaseFiles]:
+    source = root / "dataset.json"
     ending = description.get("file_ending")
     channels = description.get("channel_names") or description.get("modality") or {}
+    if ending is not None and not isinstance(ending, str):
+        raise SegrobError(f"{source}: file_ending must be a string such as \".nii.gz\"")
+    if not isinstance(channels, dict):
+        raise SegrobError(f"{source}: channel_names must be an object such as {{\"0\": \"CT\"}}")
     grouped: dict[str, dict[int, Path]] = {}
+    others: set[str] = set()
     for image in _image_files(root / "imagesTr"):
         stem, suffix = split_suffix(image)
         if ending and suffix != ending:
+            others.add(suffix)
             continue
         match = _CHANNEL_SUFFIX.match(stem)
         if match is None:
@@ -121,6 +148,9 @@ def _nnunet_cases(root: Path, description: dict) -> list[CaseFiles]:
                 f"{image}: nnU-Net image names end in a channel suffix such as _0000"
             )
         grouped.setdefault(match["case"], {})[int(match["channel"])] = image
+    if not grouped and others:
+        raise SegrobError(f"{source}: file_ending {ending!r} matches no file in imagesTr (the images"
+                          f" there end in {', '.join(sorted(others))})")
     labels = {split_suffix(p)[0]: p for p in _image_files(root / "labelsTr")}
     cases = []
     for name in sorted(grouped):
@@ -140,23 +170,40 @@ def _nnunet_cases(root: Path, description: dict) -> list[CaseFiles]:
 
 def _msd_cases(root: Path, description: dict) -> list[CaseFiles]:
     cases = []
+    source = root / "dataset.json"
     for index, entry in enumerate(description["training"]):
         if not isinstance(entry, dict) or "image" not in entry:
-            raise SegrobError(f"{root / 'dataset.json'}: training entry {index} has no 'image'")
-        image = (root / entry["image"]).resolve()
-        if not image.is_file():
-            raise SegrobError(f"{image}: file listed in dataset.json not found")
+            raise SegrobError(f"{source}: training entry {index} has no 'image'")
+        for key in ("image", "label"):
+            if key in entry and not (isinstance(entry[key], str) and entry[key].strip()):
+                raise SegrobError(f"{source}: training entry {index}: {key!r} must be a file path"
+                                  f" (a non-empty string), got {type(entry[key]).__name__}")
+        image = _listed_file(root, entry["image"], "file")
         label = entry.get("label")
         if label is None:
             raise SegrobError(f"{image}: image has no label in dataset.json")
-        label_path = (root / label).resolve()
-        if not label_path.is_file():
-            raise SegrobError(f"{label_path}: label listed in dataset.json not found")
+        label_path = _listed_file(root, label, "label")
         cases.append(CaseFiles(name=split_suffix(image)[0], images=(image,), label=label_path))
     return sorted(cases, key=lambda c: c.name)
+
+
+def _listed_file(root: Path, entry: str, what: str) -> Path:
+    path = root / entry
+    _check_link(path)
+    if not path.is_file():
+        raise SegrobError(f"{path}: {what} listed in dataset.json not found")
+    return path
+
+
+def _check_link(path: Path) -> None:
+    if path.is_symlink() and not path.exists():
+        raise SegrobError(f"{path}: broken or looping symbolic link")
 
 
 def _image_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
+    for entry in folder.iterdir():
+        if split_suffix(entry)[1] and not entry.name.startswith("."):
+            _check_link(entry)
     return sorted(p for p in folder.iterdir() if is_image_file(p))

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from segrob.errors import SegrobError, UsageError
-from segrob.io_utils import atomic_output_file
-from segrob.onnx.metadata import build_metadata, checker_problem, set_metadata
+from segrob.io_utils import atomic_output_file, check_output_file
+from segrob.onnx.metadata import build_metadata, checker_problem, is_segrob_onnx, set_metadata
 from segrob.onnx.parity import PRECISIONS, ParityResult, ParityThresholds, compare_logits
 from segrob.onnx.parity import require_parity as _require_parity
 from segrob.onnx.quantize import HalfPrecision, quantize_proto
@@ -134,7 +134,8 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike,
     from segrob.training import load_run
 
     model, config = load_run(run_dir)
-    return export_model(model, out, config=config.to_dict(), options=options)
+    return export_model(model, out, config=config.to_dict(), options=options,
+                        inputs=(run_dir, config.data.get("path")))
 
 
 def export_model(
@@ -143,19 +144,20 @@ def export_model(
     *,
     config: dict[str, Any] | None = None,
     options: ExportOptions | None = None,
+    inputs: tuple[str | os.PathLike | None, ...] = (),
 ) -> ExportResult:
     """Export a segrob model (``spatial_dims``, ``in_channels``, ``out_channels`` attributes).
 
     ``config`` is the run's ``config.json`` dict: it supplies the metadata, the normalisation
     and the data folder whose validation cases measure parity (synthetic inputs otherwise).
+    ``inputs`` (the run folder, its data) are what ``out`` may never replace or lie inside.
     """
     options = (options or ExportOptions()).check()
     thresholds = options.thresholds()
     target = Path(out)
     if target.is_dir():
         raise SegrobError(f"{target}: is a folder; --out takes a file name such as model.onnx")
-    if target.exists() and not options.overwrite:
-        raise SegrobError(f"{target}: exists (use --overwrite to replace it)")
+    check_output_file(target, overwrite=options.overwrite, inputs=inputs, is_ours=is_segrob_onnx)
     started = time.perf_counter()
     config = dict(config or {})
     model = model.eval()
@@ -185,7 +187,7 @@ def export_model(
         model, config, rules, normalization, options.parity_cases, notes
     )
 
-    with atomic_output_file(target) as tmp:
+    with atomic_output_file(target, replace=options.overwrite) as tmp:
         if options.precision == "int8":
             calibration, described_calibration = calibration_samples(
                 model, config, rules, normalization, options.calibration_cases, notes

@@ -62,6 +62,15 @@ def load_onnx(path: str | os.PathLike, *, load_weights: bool = True) -> Any:
     return model
 
 
+def is_segrob_onnx(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an ONNX model segrob exported (its metadata names segrob's format)."""
+    try:
+        model = load_onnx(path, load_weights=False)
+    except SegrobError:
+        return False
+    return any(p.key == PREFIX + "format" for p in model.metadata_props)
+
+
 def parse_metadata_props(props: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
     """Split ``metadata_props`` into parsed ``segrob.*`` values and the keys that failed to parse.
 
@@ -79,6 +88,47 @@ def parse_metadata_props(props: dict[str, str]) -> tuple[dict[str, Any], list[st
         except (TypeError, ValueError):
             bad.append(name)
     return values, bad
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _sizes(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and bool(value) and all(map(_positive_int, value)))
+
+
+def _normalization(value: Any) -> bool:
+    from segrob.data.normalize import NORMALIZATIONS
+
+    method = value.get("method") if isinstance(value, dict) else value
+    return isinstance(method, str) and method in NORMALIZATIONS
+
+
+#: What each metadata value the audit uses must be, and how to say so.
+_VALUE_RULES = {
+    "spatial_dims": (lambda v: v in (2, 3) and not isinstance(v, bool), "2 or 3"),
+    "in_channels": (_positive_int, "a whole number >= 1"),
+    "out_channels": (lambda v: _positive_int(v) and v >= 2, "a whole number >= 2"),
+    "size_multiple": (_positive_int, "a whole number >= 1"),
+    "min_size": (_positive_int, "a whole number >= 1"),
+    "patch_size": (_sizes, "a list of whole numbers >= 1, or null"),
+    "fixed_size": (_sizes, "a list of whole numbers >= 1, or null"),
+    "normalization": (_normalization, "zscore, robust-minmax or none"),
+}
+
+
+def check_metadata(values: dict[str, Any], source: str | os.PathLike) -> dict[str, Any]:
+    """Refuse parsed ``segrob.*`` metadata whose values the audit cannot use, naming the file.
+
+    Returns ``values`` unchanged when every present key is valid.
+    """
+    for key, (valid, expected) in _VALUE_RULES.items():
+        if key in values and not valid(values[key]):
+            shown = json.dumps(values[key])
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise SegrobError(f"{source}: metadata segrob.{key} is {shown}; expected {expected}")
+    return values
 
 
 def set_metadata(model: Any, values: dict[str, Any]) -> Any:

@@ -70,11 +70,12 @@ def write_perturbed_dataset(
     Returns:
         The contents of ``perturbations.json``: source, seed, skipped and applied records.
     """
-    check_output_dir(out, overwrite=overwrite, inputs=(dataset.root,))
+    inputs = (dataset.root, *_case_files(dataset))
+    check_output_dir(out, overwrite=overwrite, inputs=inputs)
     names = dataset.names[:limit] if limit else dataset.names
     applied: list[dict[str, Any]] = []
     skipped: list[str] = []
-    with atomic_output_dir(out, overwrite=overwrite) as staging:
+    with atomic_output_dir(out, overwrite=overwrite, inputs=inputs, kind="perturbed") as staging:
         (staging / "images").mkdir()
         (staging / "labels").mkdir()
         for index, name in enumerate(names):
@@ -102,6 +103,14 @@ def write_perturbed_dataset(
                    "skipped": skipped, "applied": applied}
         write_json_atomic(staging / RECORD_FILE, summary)
     return summary
+
+
+def _case_files(dataset: Dataset) -> list[Path]:
+    """Every file the dataset reads (cases may live outside its folder when allowed)."""
+    files = []
+    for case in dataset.layout.cases:
+        files += [*case.images, *([case.label] if case.label is not None else [])]
+    return files
 
 
 def single_suite(name: str, severities: Sequence[int]) -> Suite:

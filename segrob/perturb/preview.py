@@ -16,13 +16,15 @@ import numpy as np
 
 from segrob.data.dataset import Dataset
 from segrob.errors import SegrobError
-from segrob.io_utils import atomic_output_file
+from segrob.io_utils import check_output_file, write_output_file
 from segrob.perturb.apply_dataset import perturb_case
 from segrob.perturb.suites import Suite
 from segrob.render.slices import SliceView, choose_view
 
 #: Inches of one tile's longer side.
 TILE_INCHES = 1.4
+#: The PNG's Software tag: how ``--overwrite`` recognises a sheet segrob wrote.
+SHEET_SOFTWARE = "segrob contact sheet"
 
 
 @dataclass(frozen=True)
@@ -66,14 +68,34 @@ def contact_sheet(dataset: Dataset, suite: Suite, *, seed: int = 0, case_index: 
 
 
 def write_contact_sheet(
-    dataset: Dataset, suite: Suite, path: str | Path, *, seed: int = 0, case_index: int = 0
+    dataset: Dataset, suite: Suite, path: str | Path, *, seed: int = 0, case_index: int = 0,
+    overwrite: bool = False,
 ) -> list[str]:
-    """Draw the contact sheet of ``suite`` on one case (matplotlib) and write a PNG atomically."""
+    """Draw the contact sheet of ``suite`` on one case (matplotlib) and write a PNG atomically.
+
+    An existing ``path`` is replaced only with ``overwrite`` and only when it is a sheet segrob
+    wrote.
+    """
+    check_output_file(path, overwrite=overwrite, inputs=(dataset.root,), is_ours=is_contact_sheet)
     sheet = contact_sheet(dataset, suite, seed=seed, case_index=case_index)
     figure = _figure(sheet)
-    with atomic_output_file(path) as staging:
-        figure.savefig(staging, format="png", dpi=100, metadata={"Software": None})
+    write_output_file(
+        path,
+        lambda staging: figure.savefig(staging, format="png", dpi=100, metadata={"Software": SHEET_SOFTWARE}),
+        overwrite=overwrite, inputs=(dataset.root,), is_ours=is_contact_sheet,
+    )
     return sheet.names
+
+
+def is_contact_sheet(path: Path) -> bool:
+    """Whether ``path`` is a PNG contact sheet segrob wrote (it names segrob as its software)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.info.get("Software") == SHEET_SOFTWARE
+    except Exception:  # any unreadable file is simply not ours
+        return False
 
 
 def _figure(sheet: ContactSheet):

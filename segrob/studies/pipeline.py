@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from segrob.errors import SegrobError
-from segrob.io_utils import atomic_output_dir, write_json_atomic
+from segrob.io_utils import atomic_output_dir, file_errors, write_json_atomic, write_marker
 
 if TYPE_CHECKING:
     from segrob.training import TrainConfig
@@ -28,7 +28,8 @@ def ensure_synthetic(folder: Path, config, notify: Notify | None = None) -> Path
         return folder
     if notify:
         notify(f"data {folder.name}: {config.n} cases, blend {config.blend}")
-    with atomic_output_dir(folder, overwrite=True) as staging:
+    # overwrite replaces only an unfinished dataset segrob wrote, never a folder of user files.
+    with atomic_output_dir(folder, overwrite=True, kind="dataset") as staging:
         write_synthetic(config, staging)
     return folder
 
@@ -42,10 +43,11 @@ def ensure_trained(run_dir: Path, request: TrainConfig, notify: Notify | None = 
     from dataclasses import replace
 
     from segrob.training import train
+    from segrob.training.checkpoint import read_run_config
 
     config_path = run_dir / "config.json"
     if config_path.is_file():
-        stored = json.loads(config_path.read_text())
+        stored = read_run_config(run_dir).to_dict()
         if len(stored.get("history", [])) >= int(stored.get("train", {}).get("epochs", 0) or 0) > 0:
             return stored
         resumable = (run_dir / "last.pt").is_file()
@@ -57,7 +59,7 @@ def ensure_trained(run_dir: Path, request: TrainConfig, notify: Notify | None = 
     if notify:
         notify(f"train {run_dir.name}")
     train(request)
-    return json.loads(config_path.read_text())
+    return read_run_config(run_dir).to_dict()
 
 
 def ensure_exported(run_dir: Path, model_path: Path, notify: Notify | None = None) -> Path:
@@ -114,7 +116,12 @@ def claim_folder(out: Path, settings: dict) -> None:
     """
     path = out / "study-settings.json"
     if path.is_file():
-        stored = json.loads(path.read_text())
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stored = None
+        if not isinstance(stored, dict):
+            raise SegrobError(f"{path}: unreadable study settings; use another --out")
         changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
         if changed:
             key = changed[0]
@@ -123,5 +130,10 @@ def claim_folder(out: Path, settings: dict) -> None:
                 f"{stored.get(key)!r}, now {settings.get(key)!r}); use another --out to start afresh"
             )
         return
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SegrobError(f"{out}: exists and is not a segrob study folder (no study-settings.json);"
+                          " choose a new or empty --out")
+    with file_errors(out):
+        out.mkdir(parents=True, exist_ok=True)
+        write_marker(out, "study")
     write_json_atomic(path, settings)

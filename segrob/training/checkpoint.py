@@ -113,6 +113,7 @@ class RunConfig:
                    if k not in data]
         if missing:
             raise SegrobError(f"{source}: run config lacks {', '.join(missing)}")
+        _check_fields(data, source)
         patch = data.get("patch_size")
         return cls(
             arch=str(data["arch"]),
@@ -130,6 +131,37 @@ class RunConfig:
             versions=dict(data.get("versions") or {}),
             status=str(data.get("status", "complete")),
         )
+
+
+def _whole(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+#: The fields of ``config.json`` that rebuild a model, and what each must be.
+_FIELD_RULES = {
+    "arch": (lambda v: isinstance(v, str) and bool(v), "an architecture name"),
+    "spatial_dims": (lambda v: _whole(v, 2) and v <= 3, "2 or 3"),
+    "in_channels": (lambda v: _whole(v, 1), "a whole number >= 1"),
+    "out_channels": (lambda v: _whole(v, 2), "a whole number >= 2"),
+    "options": (lambda v: v is None or isinstance(v, dict), "an object"),
+    "normalization": (lambda v: v is None or isinstance(v, dict), "an object"),
+    "patch_size": (lambda v: v is None or (isinstance(v, list) and all(_whole(p, 1) for p in v)),
+                   "a list of whole numbers >= 1, or null"),
+    "train": (lambda v: v is None or isinstance(v, dict), "an object"),
+    "data": (lambda v: v is None or isinstance(v, dict), "an object"),
+    "fbr_range": (lambda v: v is None or isinstance(v, dict), "an object or null"),
+    "best": (lambda v: v is None or isinstance(v, dict), "an object"),
+    "history": (lambda v: v is None or (isinstance(v, list) and all(isinstance(h, dict) for h in v)),
+                "a list of objects"),
+    "versions": (lambda v: v is None or isinstance(v, dict), "an object"),
+}
+
+
+def _check_fields(data: dict[str, Any], source: str) -> None:
+    for key, (valid, expected) in _FIELD_RULES.items():
+        if key in data and not valid(data[key]):
+            shown = json.dumps(data[key])[:60]
+            raise SegrobError(f"{source}: field {key!r} is {shown}; expected {expected}")
 
 
 def versions() -> dict[str, str]:
@@ -154,8 +186,10 @@ def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
         raise SegrobError(f"{path}: missing; {run} is not a segrob run folder")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise SegrobError(f"{path}: not valid JSON ({error})") from error
+    except OSError as error:
+        raise SegrobError(f"{path}: {error.strerror or error}") from None
+    except ValueError as error:  # UnicodeDecodeError included
+        raise SegrobError(f"{path}: not valid JSON ({type(error).__name__})") from None
     return RunConfig.from_dict(data, source=str(path))
 
 

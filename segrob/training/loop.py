@@ -120,7 +120,7 @@ def train(config: TrainConfig, *, progress: Progress | None = None) -> TrainResu
 def _run_to_resume(config: TrainConfig, out: Path) -> RunConfig | None:
     """The stored run ``config`` resumes, or ``None`` once ``out`` is known to be writable."""
     if not config.resume:
-        check_output_dir(out, overwrite=config.overwrite)
+        check_output_dir(out, overwrite=config.overwrite, inputs=(config.data,))
         return None
     run = read_run_config(out)
     if not (out / LAST_FILE).is_file():
@@ -185,7 +185,8 @@ def _begin(ctx: _Context, run: RunConfig, stored: RunConfig | None, out: Path, *
     """Create the run folder, or restore the resumed run's state; returns notes."""
     if stored is None:
         ctx.state.history = run.history
-        with atomic_output_dir(out, overwrite=overwrite) as staging:
+        with atomic_output_dir(out, overwrite=overwrite, inputs=(ctx.settings.data,), kind="run",
+                               later=(MODEL_FILE, LAST_FILE)) as staging:
             write_run_config(staging, run)
         return []
     ctx.state = _restore(load_torch(out / LAST_FILE), ctx, stored.arch, out / LAST_FILE)
