@@ -208,7 +208,7 @@ def _audit_case(
     scorer: ThreadPoolExecutor,
 ) -> list[Future]:
     """Perturb and infer one case; returns the scoring jobs (futures of cell records)."""
-    from segrob.perturb.base import apply_perturbation
+    from segrob.perturb.registry import apply_perturbation
     from segrob.perturb.seeding import derive_seed
 
     device = spec.torch_device
