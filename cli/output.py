@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from segrob.io_utils import json_safe
+
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
@@ -63,20 +65,9 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or Infinity: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 def to_json(data: Any) -> str:
     plain = json.loads(json.dumps(data, default=_json_default))
-    return json.dumps(_finite(plain), indent=2, allow_nan=False)
+    return json.dumps(json_safe(plain), indent=2, allow_nan=False)
 
 
 def emit_json(data: Any) -> None:

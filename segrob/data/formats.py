@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segrob.errors import SegrobError
+from segrob.errors import SegrobError, first_line
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -54,7 +54,7 @@ def read_array(path: str | Path) -> tuple[np.ndarray, tuple[float, ...] | None]:
         raise
     except Exception as error:  # every parser failure is a bad file, told in one line
         kind = {".npy": "NumPy", ".npz": "NumPy"}.get(suffix, "TIFF" if "tif" in suffix else "NIfTI")
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = first_line(error)
         raise SegrobError(f"{path}: cannot read {kind} file ({reason})") from error
     raise SegrobError(f"{path}: unsupported file type (use one of {', '.join(IMAGE_SUFFIXES)})")
 

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from segrob.errors import SegrobError
+from segrob.errors import SegrobError, first_line
 from segrob.io_utils import atomic_output_file, write_json_atomic
 
 RUN_FORMAT = "segrob-run/1"
@@ -116,18 +116,6 @@ class RunConfig:
         )
 
 
-def versions() -> dict[str, str]:
-    """Versions that decide whether a checkpoint reproduces."""
-    import platform
-
-    import numpy
-
-    from segrob import __version__
-
-    return {"segrob": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version()}
-
-
 def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
     """Read ``run_dir/config.json``."""
     run = Path(run_dir)
@@ -167,7 +155,7 @@ def load_torch(path: str | os.PathLike) -> Any:
             # torch's text is advice about weights_only, which must stay on; say what it means
             why = "not a weights-only torch checkpoint"
         else:
-            why = text.splitlines()[0][:200]
+            why = first_line(error, 200)
         raise SegrobError(f"{path}: corrupt or unreadable checkpoint ({why})") from error
 
 

@@ -22,6 +22,7 @@ from segrob.errors import SegrobError
 from segrob.io_utils import atomic_output_dir, check_output_dir
 from segrob.models.layers import as_tuple
 from segrob.models.sizes import input_size_problem
+from segrob.provenance import package_versions
 from segrob.training.checkpoint import (
     LAST_FILE,
     LAST_FORMAT,
@@ -32,7 +33,6 @@ from segrob.training.checkpoint import (
     load_torch,
     read_run_config,
     save_torch_atomic,
-    versions,
     write_run_config,
 )
 from segrob.training.config import (
@@ -124,7 +124,7 @@ def train(config: TrainConfig, *, progress: Progress | None = None) -> TrainResu
         out_channels=data.out_channels, options=options,
         normalization=settings.get("normalization") or {"method": "zscore"},
         patch_size=list(patch) if patch else None,
-        data=data.describe(), versions=versions(),
+        data=data.describe(), versions=package_versions("torch", "numpy", "python"),
     )
     if run is not None:
         _check_resumable(run, fresh)
