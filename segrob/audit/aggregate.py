@@ -1,4 +1,4 @@
-"""From cell records to the report's summary figures (DESIGN.md section 9).
+"""From cell records to the report's summary figures.
 
 * per (perturbation, severity): mean with a 95% bootstrap CI over cases, and the paired change
   from clean with its CI (significant when that CI excludes 0);
