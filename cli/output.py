@@ -18,6 +18,8 @@ import typer
 from rich.console import Console, ConsoleDimensions
 from rich.table import Table
 
+from segrob.io_utils import json_safe
+
 # Piped or redirected output has no terminal width; rich's 80 columns would break words in tables.
 PIPE_WIDTH = 160
 
@@ -87,20 +89,9 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or Infinity: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 def to_json(data: Any) -> str:
     plain = json.loads(json.dumps(data, default=_json_default))
-    return json.dumps(_finite(plain), indent=2, allow_nan=False)
+    return json.dumps(json_safe(plain), indent=2, allow_nan=False)
 
 
 def emit_json(data: Any) -> None:

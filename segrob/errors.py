@@ -17,3 +17,14 @@ class UsageError(SegrobError):
     """The command line itself is wrong (unknown option value, malformed bound)."""
 
     exit_code = 2
+
+
+def first_line(error: BaseException, limit: int | None = None) -> str:
+    """The first line of ``error``'s message (its type's name when it has none), cut to ``limit``
+    characters ending in "..." where longer: how a library's exception, often pages of detail,
+    becomes part of a one-line :class:`SegrobError` message."""
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    if limit is not None and len(text) > limit:
+        return text[: limit - 3] + "..."
+    return text

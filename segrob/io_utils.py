@@ -1,4 +1,5 @@
-"""Writing outputs safely: atomic files, guarded output folders, one-line file-system errors.
+"""Files and JSON: atomic writes, guarded output folders, one-line file-system errors, content
+hashes, strict-JSON values.
 
 The rules (stated in the README under "What segrob promises about your files"):
 
@@ -14,7 +15,9 @@ The rules (stated in the README under "What segrob promises about your files"):
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -109,6 +112,30 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     """Write ``data`` as indented JSON, atomically."""
     return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` ready for strict JSON: NaN and infinities become ``None`` (JSON has neither, and
+    other readers reject Python's ``NaN``), NumPy scalars and arrays plain numbers and lists,
+    tuples lists and keys strings. Anything else is returned as it is."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if callable(getattr(value, "tolist", None)):  # NumPy scalars and arrays, torch tensors
+        return json_safe(value.tolist())
+    return value
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks so large models fit in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segrob.errors import SegrobError
-from segrob.io_utils import check_output_file, write_output_file
+from segrob.io_utils import check_output_file, json_safe, write_output_file
 
 if TYPE_CHECKING:
     from segrob.audit.examples import Example
@@ -105,7 +105,7 @@ def validate_report(data: dict[str, Any], *, source: str = "report") -> None:
 
 def report_json(report: AuditReport) -> str:
     """Strict JSON (NaN and infinities become null) of a validated report."""
-    data = _finite(report.to_dict())
+    data = json_safe(report.to_dict())
     validate_report(data)
     return json.dumps(data, indent=2, allow_nan=False) + "\n"
 
@@ -167,14 +167,3 @@ def load_report(path: str | Path) -> AuditReport:
     report.folder = path.parent
     return report
 
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _finite(value.item())
-    return value

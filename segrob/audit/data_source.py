@@ -102,11 +102,3 @@ class Fingerprint:
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from segrob.audit.aggregate import summarise
-from segrob.audit.data_source import AuditData, Fingerprint, file_sha256
+from segrob.audit.data_source import AuditData, Fingerprint
 from segrob.audit.examples import ExampleKeeper
 from segrob.audit.gates import Bound, evaluate_gates
 from segrob.audit.inference import predict, softmax
@@ -28,6 +28,8 @@ from segrob.audit.model_spec import ModelSpec, model_spec
 from segrob.audit.records import CLEAN, CellRecord, PartialStore
 from segrob.data.case import Case
 from segrob.errors import SegrobError
+from segrob.io_utils import file_sha256
+from segrob.provenance import package_versions
 from segrob.report import AuditReport
 
 Progress = Callable[[int, int, str], None]
@@ -205,7 +207,7 @@ def audit(
         summary=summary,
         records=[r.to_dict() for r in sorted(records, key=_record_order(cells))],
         timings=timings,
-        versions=_versions(),
+        versions=package_versions("onnxruntime", "torch", "numpy"),
         gates=gates,
         skipped_cases=skipped,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -231,7 +233,7 @@ def _audit_case(
     keeper: ExampleKeeper | None = None,
 ) -> list[Future]:
     """Perturb and infer one case; returns the scoring jobs (futures of cell records)."""
-    from segrob.perturb.base import apply_perturbation
+    from segrob.perturb.registry import apply_perturbation
     from segrob.perturb.seeding import derive_seed
 
     device = spec.torch_device
@@ -311,16 +313,3 @@ def _record(case: Case, variant: _Variant, result, truth: np.ndarray) -> CellRec
         empty=empty,
         foreground_ratio=float(np.count_nonzero(truth)) / float(truth.size),
     )
-
-
-def _versions() -> dict[str, str]:
-    import onnxruntime
-
-    import segrob
-
-    return {
-        "segrob": segrob.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-    }

@@ -1,4 +1,4 @@
-"""Task complexity as texture distance (Kamath et al., MICCAI 2023), DESIGN.md section 3.
+"""Task complexity as texture distance (Kamath et al., MICCAI 2023).
 
 ``TD = KL(h_fg || h_bg)`` in bits, where ``h_fg`` and ``h_bg`` are density histograms of
 uniform local binary pattern codes (radius 3, 24 points) over the foreground and background,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segrob.errors import SegrobError
+from segrob.errors import SegrobError, first_line
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -67,9 +67,9 @@ def parser_reason(error: BaseException) -> str:
     """Why a parser failed, in one line that never repeats the file's content."""
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
-    lines = str(error).strip().splitlines()
-    text = _QUOTED.sub("...", lines[0]) if lines else ""
-    if not text or not text.isascii() or not text.isprintable():
+    # Quoted content goes before the cut, so a cut quote never leaks what it held.
+    text = _QUOTED.sub("...", first_line(error))
+    if not text.isascii() or not text.isprintable():
         return type(error).__name__
     return text if len(text) <= 120 else text[:117] + "..."
 

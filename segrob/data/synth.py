@@ -1,4 +1,5 @@
-"""Synthetic, complexity-graded datasets (DESIGN.md section 2), 2D and 3D.
+"""Synthetic, complexity-graded datasets, 2D and 3D: the more the foreground's texture is mixed
+with the background's (the blend), the harder the task.
 
 Every case draws from its own generator seeded by ``(seed, index)``, so a case does not depend
 on how many others were made, and the same command writes the same bytes.

@@ -14,7 +14,7 @@ REDUCTIONS = ("mean", "median", "none")
 _BOOTSTRAP_BLOCK = 2_000_000
 
 
-def _finite(values: Sequence[float], what: str) -> np.ndarray:
+def _require_finite(values: Sequence[float], what: str) -> np.ndarray:
     data = np.asarray(values, dtype=np.float64).ravel()
     if data.size == 0:
         raise SegrobError(f"{what} needs at least one value")
@@ -29,7 +29,7 @@ def aggregate(
     """Per-case values reduced to one number (``mean``, ``median``) or kept (``none``)."""
     if reduction not in REDUCTIONS:
         raise SegrobError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}")
-    data = _finite(values, "aggregate")
+    data = _require_finite(values, "aggregate")
     if reduction == "none":
         return data
     return float(data.mean() if reduction == "mean" else np.median(data))
@@ -57,7 +57,7 @@ def bootstrap_ci(
     resampled mean on one side). One value, or identical values, give the degenerate interval
     ``(v, v)``. Same seed, same interval.
     """
-    data = _finite(values, "bootstrap_ci")
+    data = _require_finite(values, "bootstrap_ci")
     if n_resamples < 1:
         raise SegrobError(f"bootstrap_ci needs n_resamples >= 1, got {n_resamples}")
     if not 0.0 < confidence < 1.0:

@@ -1,4 +1,6 @@
-"""Architectures and their registry (DESIGN.md section 4)."""
+"""Architectures and their registry: the U-Net family (``unet``, ``noskip``, ``attention``,
+``gated``: one network whose skip connections alone differ) and UNETR, built by name with
+``create_model``."""
 
 from segrob.models.info import ModelInfo, count_parameters, list_models
 from segrob.models.registry import MODELS, ModelSpec, create_model, get_spec

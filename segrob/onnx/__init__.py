@@ -1,4 +1,8 @@
-"""ONNX export, parity, metadata, deployment checks and onnxruntime sessions (DESIGN.md s. 6).
+"""ONNX export, parity, metadata, deployment checks and onnxruntime sessions.
+
+An export is written only when the ONNX model's logits match PyTorch's on held-out inputs (parity),
+and it carries ``segrob.*`` metadata (channels, classes, normalisation, accepted sizes, training
+FBR range) so that ``check`` and ``audit`` need nothing but the file.
 
 The exporter (:mod:`segrob.onnx.export`, imports torch) is not re-exported here, so that the
 audit can open sessions without loading PyTorch's exporter.

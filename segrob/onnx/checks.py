@@ -13,13 +13,13 @@ checks sharper (accepted sizes, channels) and is reported as missing when absent
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from segrob.errors import SegrobError, UsageError
+from segrob.io_utils import file_sha256
 from segrob.onnx.metadata import checker_problem, load_onnx, missing_keys, parse_metadata_props
 from segrob.onnx.probes import (
     ShapeProbe,
@@ -70,14 +70,6 @@ class CheckReport:
         out = asdict(self)
         out["passed"] = self.passed
         return out
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _value_info(value: Any) -> dict[str, Any]:

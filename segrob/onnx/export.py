@@ -27,6 +27,7 @@ from segrob.onnx.parity import require_parity as _require_parity
 from segrob.onnx.quantize import HalfPrecision, quantize_proto
 from segrob.onnx.samples import SizeRules, calibration_samples, parity_samples, stack_groups
 from segrob.onnx.trace import INPUT_NAME, example_input, rename_dims, shape_of, to_onnx
+from segrob.provenance import package_versions
 
 MIN_OPSET = 18
 
@@ -110,19 +111,6 @@ class ExportResult:
         return out
 
 
-def versions(opset: int) -> dict[str, Any]:
-    """Versions of everything that shaped the exported graph."""
-    import onnx
-    import onnxruntime
-    import onnxscript
-
-    from segrob import __version__
-
-    return {"segrob": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
-            "onnxscript": onnxscript.__version__, "onnxruntime": onnxruntime.__version__,
-            "opset": opset}
-
-
 def export_run(run_dir: str | os.PathLike, out: str | os.PathLike,
                *, options: ExportOptions | None = None) -> ExportResult:
     """Export the best model of ``run_dir`` to ``out`` (see the module docstring).
@@ -180,7 +168,8 @@ def export_model(
     metadata = build_metadata(
         model, config, precision=options.precision,
         dynamic_axes={"input": input_shape, "output": output_shape},
-        versions=versions(options.opset),
+        versions={**package_versions("torch", "onnx", "onnxscript", "onnxruntime"),
+                  "opset": options.opset},
     )
 
     samples, described, from_run = parity_samples(

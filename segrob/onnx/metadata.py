@@ -8,12 +8,12 @@ on, the training foreground-ratio range, versions and the export's parity result
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
 
-from segrob.errors import SegrobError
+from segrob.errors import SegrobError, first_line
+from segrob.io_utils import json_safe
 
 PREFIX = "segrob."
 FORMAT = "segrob-onnx/1"
@@ -54,7 +54,7 @@ def load_onnx(path: str | os.PathLike, *, load_weights: bool = True) -> Any:
         model = onnx.load(str(model_path), load_external_data=load_weights)
     except Exception as error:  # protobuf's DecodeError, or a missing external-data file
         raise SegrobError(
-            f"{model_path}: not a readable ONNX model ({_short(error)})"
+            f"{model_path}: not a readable ONNX model ({first_line(error, 160)})"
         ) from None
     # An empty or foreign file can decode as an empty message; a real model has both.
     if model.ir_version == 0 or len(model.graph.node) == 0:
@@ -138,7 +138,7 @@ def set_metadata(model: Any, values: dict[str, Any]) -> Any:
     for key, value in keep:
         model.metadata_props.add(key=key, value=value)
     for key, value in values.items():
-        text = json.dumps(_finite(value), sort_keys=True, allow_nan=False, default=_plain)
+        text = json.dumps(json_safe(value), sort_keys=True, allow_nan=False, default=_plain)
         model.metadata_props.add(key=PREFIX + key, value=text)
     return model
 
@@ -220,31 +220,13 @@ def _complexity(data_meta: dict[str, Any]) -> dict[str, Any] | None:
     return found or None
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or Infinity (other readers reject them): store them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _plain(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, tuple | set):
+    """What :func:`json_safe` leaves for ``json.dumps`` to convert: sets and paths."""
+    if isinstance(value, set):
         return list(value)
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _short(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    text = lines[0] if lines else type(error).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def checker_problem(path: str | os.PathLike) -> str | None:
@@ -254,6 +236,5 @@ def checker_problem(path: str | os.PathLike) -> str | None:
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as error:  # ValidationError, InferenceError
-        lines = str(error).strip().splitlines()
-        return lines[0] if lines else type(error).__name__
+        return first_line(error)
     return None

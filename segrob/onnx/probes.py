@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from segrob.errors import SegrobError
+from segrob.errors import SegrobError, first_line
 from segrob.onnx.session import SessionInfo
 
 DEFAULT_SIZE = {2: 64, 3: 32}
@@ -140,8 +140,7 @@ def shape_text(shape: list[int]) -> str:
 
 
 def _short(error: BaseException) -> str:
-    lines = [line for line in str(error).strip().splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
+    text = first_line(error)
     # onnxruntime prefixes "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : "; keep the reason.
     text = text.split(" : ")[-1] if "ONNXRuntimeError" in text else text
     if "Status Message: " in text:

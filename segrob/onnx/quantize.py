@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from segrob.errors import SegrobError
+from segrob.errors import SegrobError, first_line
 
 #: Operators worth quantising in these networks; normalisation and pooling stay in float.
 INT8_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
@@ -108,10 +108,7 @@ def quantize_int8(
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
             )
     except Exception as error:  # onnxruntime raises plain exceptions from deep inside
-        text = str(error).strip().splitlines()
-        raise SegrobError(
-            f"INT8 quantisation failed: {text[0] if text else type(error).__name__}"
-        ) from error
+        raise SegrobError(f"INT8 quantisation failed: {first_line(error)}") from error
     return Path(out_path)
 
 

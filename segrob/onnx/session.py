@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from segrob.errors import SegrobError, UsageError
+from segrob.errors import SegrobError, UsageError, first_line
 from segrob.onnx.metadata import parse_metadata_props
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -170,10 +170,10 @@ def create_session(
     except Exception as error:  # onnxruntime raises its own exception types for bad files
         if device == "cuda":
             raise SegrobError(
-                f"{model_path}: onnxruntime could not use CUDA: {_first_line(error)}"
+                f"{model_path}: onnxruntime could not use CUDA: {first_line(error)}"
             ) from None
         raise SegrobError(
-            f"{model_path}: onnxruntime cannot load this model: {_first_line(error)}"
+            f"{model_path}: onnxruntime cannot load this model: {first_line(error)}"
         ) from None
     used = list(session.get_providers())
     if device == "cuda" and (not used or used[0] != CUDA):
@@ -262,8 +262,3 @@ def _run_cuda(raw: Any, input_name: str, output_name: str, batch: Any) -> np.nda
     binding.bind_output(output_name, "cuda", 0)
     raw.run_with_iobinding(binding)
     return np.asarray(binding.get_outputs()[0].numpy(), dtype=np.float32)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

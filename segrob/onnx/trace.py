@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from segrob.errors import SegrobError
+from segrob.errors import SegrobError, first_line
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
@@ -58,11 +58,10 @@ def to_onnx(model: nn.Module, example: torch.Tensor, *, opset: int, fixed_spatia
                 verbose=False,
             )
     except Exception as error:  # torch raises many exporter-specific types
-        lines = str(error).strip().splitlines()
-        first = lines[0] if lines else type(error).__name__
         name = getattr(model, "arch", type(model).__name__)
         raise SegrobError(
-            f"ONNX export of {name} failed: {first[:300]} (rerun with --debug for the traceback)"
+            f"ONNX export of {name} failed: {first_line(error, 300)} "
+            "(rerun with --debug for the traceback)"
         ) from error
     return program.model_proto
 

@@ -1,7 +1,12 @@
 """Perturbations (one family per file), their registry and the named suites."""
 
-from segrob.perturb.base import AppliedPerturbation, Perturbation, apply_perturbation
-from segrob.perturb.registry import PERTURBATIONS, create_perturbation, list_perturbations
+from segrob.perturb.base import AppliedPerturbation, Perturbation
+from segrob.perturb.registry import (
+    PERTURBATIONS,
+    apply_perturbation,
+    create_perturbation,
+    list_perturbations,
+)
 from segrob.perturb.seeding import derive_seed
 from segrob.perturb.suites import (
     SUITES,

@@ -18,7 +18,8 @@ from segrob.data.case import Case
 from segrob.data.dataset import Dataset
 from segrob.data.formats import split_suffix, write_array
 from segrob.io_utils import atomic_output_dir, check_output_dir, write_json_atomic
-from segrob.perturb.base import AppliedPerturbation, apply_perturbation
+from segrob.perturb.base import AppliedPerturbation
+from segrob.perturb.registry import apply_perturbation
 from segrob.perturb.seeding import derive_seed
 from segrob.perturb.suites import Suite, SuiteEntry
 

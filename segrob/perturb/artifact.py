@@ -44,11 +44,12 @@ class Ghosting(Perturbation):
     family = "artifact"
     description = "MRI ghosting: every n-th k-space line along a random axis attenuated"
     modalities = ("mri",)
+    draws_field = False
     levels = {"intensity": (0.2, 0.35, 0.5, 0.65, 0.8), "ghosts": (4.0, 4.0, 4.0, 4.0, 4.0)}
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
-        params: dict[str, Any] = dict(self.severity_params(severity))
+        params = super().make_params(severity, generator, image_shape=image_shape)
         params["axis"] = int(uniform(generator, 0, len(image_shape) - 2 - 1e-9))
         return params
 
@@ -69,11 +70,12 @@ class Spike(Perturbation):
     family = "artifact"
     description = "MRI k-space spike (herringbone stripes): one k-space point raised"
     modalities = ("mri",)
+    draws_field = False
     levels = {"intensity": (0.02, 0.05, 0.1, 0.2, 0.35)}
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
-        params: dict[str, Any] = dict(self.severity_params(severity))
+        params = super().make_params(severity, generator, image_shape=image_shape)
         params["position"] = [round(uniform(generator, 0.05, 0.3) * sign(generator), 4)
                               for _ in range(len(image_shape) - 2)]
         return params
@@ -93,11 +95,8 @@ class GibbsRinging(Perturbation):
     family = "artifact"
     description = "MRI Gibbs ringing: k-space truncated to a central share"
     modalities = ("mri",)
+    draws_field = False
     levels = {"keep": (0.8, 0.65, 0.5, 0.38, 0.25)}
-
-    def make_params(self, severity: int, generator: torch.Generator, *,
-                    image_shape: tuple[int, ...]) -> dict[str, Any]:
-        return dict(self.severity_params(severity))
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         k = _kspace(image)
@@ -115,11 +114,12 @@ class MRIMotion(Perturbation):
     family = "artifact"
     description = "MRI motion: a band of k-space lines acquired after the object moved"
     modalities = ("mri",)
+    draws_field = False
     levels = {"lines": (0.1, 0.2, 0.3, 0.4, 0.5), "shift": (1.0, 2.0, 3.0, 4.0, 5.0)}
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
-        params: dict[str, Any] = dict(self.severity_params(severity))
+        params = super().make_params(severity, generator, image_shape=image_shape)
         params["axis"] = int(uniform(generator, 0, len(image_shape) - 2 - 1e-9))
         params["centre"] = round(uniform(generator, -0.25, 0.25), 4)
         params["direction"] = [round(uniform(generator, -1, 1), 4)
@@ -155,11 +155,12 @@ class UltrasoundShadowing(Perturbation):
     family = "artifact"
     description = "ultrasound acoustic shadow: a band below a random point darkened (depth: axis 0)"
     modalities = ("us",)
+    draws_field = False
     levels = {"attenuation": (0.2, 0.35, 0.5, 0.65, 0.8), "width": (0.06, 0.08, 0.1, 0.13, 0.16)}
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
-        params: dict[str, Any] = dict(self.severity_params(severity))
+        params = super().make_params(severity, generator, image_shape=image_shape)
         params["start_depth"] = round(uniform(generator, 0.1, 0.5), 4)
         params["centre"] = round(uniform(generator, 0.15, 0.85), 4)
         return params
@@ -180,11 +181,12 @@ class UltrasoundGain(Perturbation):
     family = "artifact"
     description = "ultrasound time-gain error: a gain ramp along depth (axis 0), random sign"
     modalities = ("us",)
+    draws_field = False
     levels = {"ramp": (0.2, 0.35, 0.5, 0.65, 0.8)}
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
-        params: dict[str, Any] = dict(self.severity_params(severity))
+        params = super().make_params(severity, generator, image_shape=image_shape)
         params["sign"] = sign(generator)
         return params
 
@@ -201,11 +203,12 @@ class StainShift(Perturbation):
     family = "artifact"
     description = "histology stain variation: per-channel scale and offset (meant for RGB)"
     modalities = ("histology",)
+    draws_field = False
     levels = {"strength": (0.05, 0.1, 0.15, 0.22, 0.3)}
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
-        params: dict[str, Any] = dict(self.severity_params(severity))
+        params = super().make_params(severity, generator, image_shape=image_shape)
         s = params["strength"]
         channels = image_shape[1]
         params["scale"] = [round(1.0 + uniform(generator, -s, s), 5) for _ in range(channels)]
@@ -248,11 +251,8 @@ class JPEG(Perturbation):
     description = ("lossy JPEG in torch: 8x8 DCT blocks quantised with the standard luminance "
                    "table at a quality; 3D: each slice along the first axis on its own (as PACS)")
     modalities = ("histology", "us")
+    draws_field = False
     levels = {"quality": (80.0, 60.0, 40.0, 25.0, 10.0)}
-
-    def make_params(self, severity: int, generator: torch.Generator, *,
-                    image_shape: tuple[int, ...]) -> dict[str, Any]:
-        return dict(self.severity_params(severity))
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         """Per 8x8 block ``B`` of ``255 u - 128``: ``D^T round(D B D^T / Q) Q D`` with ``D`` the

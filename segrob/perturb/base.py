@@ -56,6 +56,8 @@ class Perturbation:
     description: ClassVar[str] = ""
     modalities: ClassVar[tuple[str, ...]] = ()
     levels: ClassVar[dict[str, tuple[float, ...]]] = {}
+    # False where apply() uses no random field: no field_seed is drawn or recorded then.
+    draws_field: ClassVar[bool] = True
 
     @property
     def n_levels(self) -> int:
@@ -69,12 +71,11 @@ class Perturbation:
     def make_params(
         self, severity: int, generator: torch.Generator, *, image_shape: tuple[int, ...]
     ) -> dict[str, Any]:
-        """Draw the applied parameters: the nominal ones plus the seed of a random field.
-
-        Members without randomness override this to return the nominal parameters only.
-        """
+        """Draw the applied parameters: the nominal ones, plus the seed of a random field where
+        :attr:`draws_field`. Members that draw more (signs, directions) extend this."""
         params: dict[str, Any] = dict(self.severity_params(severity))
-        params["field_seed"] = sub_seed(generator)
+        if self.draws_field:
+            params["field_seed"] = sub_seed(generator)
         return params
 
     def apply(
@@ -160,37 +161,3 @@ def check_batch(
             f"{tuple(image.shape)} (expected {expected})"
         )
 
-
-def apply_perturbation(
-    name: str,
-    image: torch.Tensor,
-    label: torch.Tensor | None,
-    *,
-    severity: int,
-    seed: int,
-) -> tuple[torch.Tensor, torch.Tensor | None, AppliedPerturbation]:
-    """Draw the parameters of ``name`` at ``severity`` from ``seed`` and apply them.
-
-    Args:
-        name: a registered perturbation (see :func:`list_perturbations`).
-        image: ``(N, C, *spatial)`` float batch on any device.
-        label: ``(N, *spatial)`` integer class map, or ``None``.
-        severity: 0 (clean: the inputs come back unchanged, ``params == {}``) to ``n_levels``.
-        seed: the whole batch is drawn from this one seed (one set of parameters, one random
-            field for the batch). The audit passes one case per call, with a seed derived from
-            the case (:func:`derive_seed`), so each case's draw is independent of batch order.
-
-    Returns:
-        The perturbed image and label (same shape, dtype and device) and the applied record.
-    """
-    from segrob.perturb.registry import create_perturbation
-
-    perturbation = create_perturbation(name)
-    check_severity(perturbation, severity)
-    check_batch(perturbation, image, label)
-    if severity == 0:
-        return image, label, AppliedPerturbation(name, 0, int(seed), {})
-    gen = generator(seed, "cpu")
-    params = perturbation.make_params(severity, gen, image_shape=tuple(image.shape))
-    out_image, out_label = perturbation.apply(image, label, params)
-    return out_image, out_label, AppliedPerturbation(name, severity, int(seed), params)

@@ -23,11 +23,8 @@ class GaussianBlur(Perturbation):
     family = "blur"
     description = "isotropic Gaussian blur, sigma in voxels"
     modalities = ("mri", "ct", "us", "histology")
+    draws_field = False
     levels = {"sigma": (0.8, 1.5, 2.2, 3.0, 4.0)}
-
-    def make_params(self, severity: int, generator: torch.Generator, *,
-                    image_shape: tuple[int, ...]) -> dict[str, Any]:
-        return dict(self.severity_params(severity))
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         return gaussian_blur(image, params["sigma"]), label
@@ -51,11 +48,12 @@ class MotionBlur(Perturbation):
     family = "blur"
     description = "linear motion blur: a line kernel of the given length in a random direction"
     modalities = ("us", "histology", "ct")
+    draws_field = False
     levels = {"length": (3.0, 5.0, 9.0, 13.0, 17.0)}
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
-        params: dict[str, Any] = dict(self.severity_params(severity))
+        params = super().make_params(severity, generator, image_shape=image_shape)
         if len(image_shape) == 4:
             angle = uniform(generator, 0.0, math.pi)
             params["direction"] = [round(math.sin(angle), 6), round(math.cos(angle), 6)]

@@ -49,6 +49,7 @@ class Affine(Perturbation):
     kind = "geometric"
     description = "rotation (random sign/axis), translation (share of the size) and scale"
     modalities = ("ct", "us", "histology", "mri")
+    draws_field = False
     levels = {
         "degrees": (6.0, 12.0, 18.0, 24.0, 30.0),
         "translation": (0.02, 0.04, 0.06, 0.08, 0.1),
@@ -57,7 +58,7 @@ class Affine(Perturbation):
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
-        params: dict[str, Any] = dict(self.severity_params(severity))
+        params = super().make_params(severity, generator, image_shape=image_shape)
         dims = len(image_shape) - 2
         params["degrees"] = params["degrees"] * sign(generator)
         params["axis"] = ([round(uniform(generator, -1, 1), 6) for _ in range(3)]

@@ -1,6 +1,13 @@
-"""The perturbation registry: name -> class, and ``create_perturbation`` with a helpful error."""
+"""The perturbation registry: name -> class, ``create_perturbation`` with a helpful error, and
+``apply_perturbation``, which applies one by name.
+
+Imports run one way: ``base`` (the contract) knows no member, the family modules build on
+``base``, and only this module knows them all, so nothing imports back into it.
+"""
 
 from __future__ import annotations
+
+import torch
 
 from segrob.errors import SegrobError
 from segrob.perturb.artifact import (
@@ -13,7 +20,7 @@ from segrob.perturb.artifact import (
     UltrasoundGain,
     UltrasoundShadowing,
 )
-from segrob.perturb.base import Perturbation
+from segrob.perturb.base import AppliedPerturbation, Perturbation, check_batch, check_severity
 from segrob.perturb.blur import GaussianBlur, MotionBlur
 from segrob.perturb.geometry import Affine, Elastic
 from segrob.perturb.noise import (
@@ -23,6 +30,7 @@ from segrob.perturb.noise import (
     RicianNoise,
     SpeckleNoise,
 )
+from segrob.perturb.seeding import generator
 from segrob.perturb.shift import (
     BiasField,
     Brightness,
@@ -59,3 +67,36 @@ def create_perturbation(name: str) -> Perturbation:
     if name not in PERTURBATIONS:
         raise SegrobError(f"unknown perturbation {name!r} (valid: {', '.join(PERTURBATIONS)})")
     return PERTURBATIONS[name]()
+
+
+def apply_perturbation(
+    name: str,
+    image: torch.Tensor,
+    label: torch.Tensor | None,
+    *,
+    severity: int,
+    seed: int,
+) -> tuple[torch.Tensor, torch.Tensor | None, AppliedPerturbation]:
+    """Draw the parameters of ``name`` at ``severity`` from ``seed`` and apply them.
+
+    Args:
+        name: a registered perturbation (see :func:`list_perturbations`).
+        image: ``(N, C, *spatial)`` float batch on any device.
+        label: ``(N, *spatial)`` integer class map, or ``None``.
+        severity: 0 (clean: the inputs come back unchanged, ``params == {}``) to ``n_levels``.
+        seed: the whole batch is drawn from this one seed (one set of parameters, one random
+            field for the batch). The audit passes one case per call, with a seed derived from
+            the case (:func:`derive_seed`), so each case's draw is independent of batch order.
+
+    Returns:
+        The perturbed image and label (same shape, dtype and device) and the applied record.
+    """
+    perturbation = create_perturbation(name)
+    check_severity(perturbation, severity)
+    check_batch(perturbation, image, label)
+    if severity == 0:
+        return image, label, AppliedPerturbation(name, 0, int(seed), {})
+    gen = generator(seed, "cpu")
+    params = perturbation.make_params(severity, gen, image_shape=tuple(image.shape))
+    out_image, out_label = perturbation.apply(image, label, params)
+    return out_image, out_label, AppliedPerturbation(name, severity, int(seed), params)

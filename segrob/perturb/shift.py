@@ -25,11 +25,8 @@ class GammaCompression(Perturbation):
     family = "shift"
     description = "x^gamma with gamma < 1 on the robust range: dark tissue brightened"
     modalities = ("mri", "ct", "us", "histology")
+    draws_field = False
     levels = {"gamma": (0.86, 0.7, 0.55, 0.42, 0.3)}
-
-    def make_params(self, severity: int, generator: torch.Generator, *,
-                    image_shape: tuple[int, ...]) -> dict[str, Any]:
-        return dict(self.severity_params(severity))
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         unit, low, span = to_unit(image)
@@ -47,11 +44,8 @@ class Contrast(Perturbation):
     family = "shift"
     description = "contrast reduced towards each image's mean by a factor"
     modalities = ("ct", "us", "histology", "mri")
+    draws_field = False
     levels = {"factor": (0.8, 0.65, 0.5, 0.35, 0.2)}
-
-    def make_params(self, severity: int, generator: torch.Generator, *,
-                    image_shape: tuple[int, ...]) -> dict[str, Any]:
-        return dict(self.severity_params(severity))
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         mean = image.float().mean(dim=tuple(range(2, image.ndim)), keepdim=True)
@@ -63,11 +57,12 @@ class Brightness(Perturbation):
     family = "shift"
     description = "an offset of a share of the robust range, random sign"
     modalities = ("ct", "histology", "us")
+    draws_field = False
     levels = {"offset": (0.1, 0.2, 0.3, 0.4, 0.5)}
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
-        params: dict[str, Any] = dict(self.severity_params(severity))
+        params = super().make_params(severity, generator, image_shape=image_shape)
         params["sign"] = sign(generator)
         return params
 
@@ -81,12 +76,13 @@ class BiasField(Perturbation):
     family = "shift"
     description = "smooth multiplicative field exp(polynomial of order 3), coefficients in +-c"
     modalities = ("mri",)
+    draws_field = False
     levels = {"coefficient": (0.3, 0.6, 0.9, 1.2, 1.5)}
     order = 3
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
-        params: dict[str, Any] = dict(self.severity_params(severity))
+        params = super().make_params(severity, generator, image_shape=image_shape)
         dims = len(image_shape) - 2
         terms = [p for p in itertools.product(range(self.order + 1), repeat=dims)
                  if sum(p) <= self.order]
@@ -123,12 +119,13 @@ class HistogramWarp(Perturbation):
     family = "shift"
     description = "random smooth monotone remapping of intensities (scanner look-up tables)"
     modalities = ("mri", "ct", "us", "histology")
+    draws_field = False
     levels = {"strength": (0.15, 0.3, 0.45, 0.6, 0.8)}
     harmonics = 3
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
-        params: dict[str, Any] = dict(self.severity_params(severity))
+        params = super().make_params(severity, generator, image_shape=image_shape)
         weights = torch.rand(self.harmonics, generator=generator) * 2 - 1
         weights = weights / weights.abs().sum().clamp_min(1e-6)
         params["weights"] = [round(float(w), 6) for w in weights]
@@ -150,11 +147,8 @@ class ResolutionLoss(Perturbation):
     family = "shift"
     description = "down-sample by a factor (area) and back (linear): a lower-resolution scanner"
     modalities = ("mri", "ct", "us", "histology")
+    draws_field = False
     levels = {"factor": (1.5, 2.0, 3.0, 4.0, 5.0)}
-
-    def make_params(self, severity: int, generator: torch.Generator, *,
-                    image_shape: tuple[int, ...]) -> dict[str, Any]:
-        return dict(self.severity_params(severity))
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         spatial = tuple(image.shape[2:])

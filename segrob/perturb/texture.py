@@ -31,11 +31,8 @@ class BackgroundBlur(Perturbation):
     family = "texture"
     description = "the paper's easier shift: background (label 0) blurred, sigma 3 and 7 px"
     modalities = ("us", "mri", "ct", "histology")
+    draws_field = False
     levels = {"sigma": (3.0, 7.0)}
-
-    def make_params(self, severity: int, generator: torch.Generator, *,
-                    image_shape: tuple[int, ...]) -> dict[str, Any]:
-        return dict(self.severity_params(severity))
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
         if label is None:

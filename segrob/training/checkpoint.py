@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from segrob.errors import SegrobError
+from segrob.errors import SegrobError, first_line
 from segrob.io_utils import atomic_output_file, write_json_atomic
+from segrob.provenance import package_versions
 
 if TYPE_CHECKING:
     from segrob.training.config import TrainSettings
@@ -96,7 +97,8 @@ class RunConfig:
             out_channels=data.out_channels, options=dict(settings.options),
             normalization=dict(settings.normalization),
             patch_size=list(settings.patch_size) if settings.patch_size else None,
-            train=settings.train_record(), data=data.describe(), versions=versions(),
+            train=settings.train_record(), data=data.describe(),
+            versions=package_versions("torch", "numpy", "python"),
         )
 
     @classmethod
@@ -164,18 +166,6 @@ def _check_fields(data: dict[str, Any], source: str) -> None:
             raise SegrobError(f"{source}: field {key!r} is {shown}; expected {expected}")
 
 
-def versions() -> dict[str, str]:
-    """Versions that decide whether a checkpoint reproduces."""
-    import platform
-
-    import numpy
-
-    from segrob import __version__
-
-    return {"segrob": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version()}
-
-
 def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
     """Read ``run_dir/config.json``."""
     run = Path(run_dir)
@@ -217,7 +207,7 @@ def load_torch(path: str | os.PathLike) -> Any:
             # torch's text is advice about weights_only, which must stay on; say what it means
             why = "not a weights-only torch checkpoint"
         else:
-            why = text.splitlines()[0][:200]
+            why = first_line(error, 200)
         raise SegrobError(f"{path}: corrupt or unreadable checkpoint ({why})") from error
 
 
