@@ -9,10 +9,14 @@ from __future__ import annotations
 import importlib
 
 import typer
+from typer import rich_utils
 
 from segrob import __version__
 
-from .output import set_debug
+from .output import set_debug, usage_error_line
+
+# Typer's boxed usage-error panel becomes one line; a bad option exits 2 with its name and range.
+rich_utils.rich_format_error = usage_error_line
 
 COMMAND_MODULES = (
     "data_cmd",

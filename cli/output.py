@@ -58,6 +58,18 @@ def debug_enabled() -> bool:
     return _debug["on"] or os.environ.get("SEGROB_DEBUG", "") not in ("", "0")
 
 
+def usage_error_line(error: Any) -> None:
+    """Say a command-line usage error (click's) in one line on stderr, as every segrob error is.
+
+    Typer would draw it as a boxed panel; the exit code (2) stays click's.
+    """
+    from rich.markup import escape
+
+    context = getattr(error, "ctx", None)
+    hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+    err_console.print(f"[bold red]error:[/] {escape(error.format_message())}{escape(hint)}", soft_wrap=True)
+
+
 def handles_errors(func: F) -> F:
     """Turn a :class:`segrob.SegrobError` into one line on stderr and its exit code."""
 

@@ -94,7 +94,7 @@ def test_deprecated_json_file_still_works_and_warns(workspace, tmp_path):
         assert to_stdout.exit_code == 0, to_stdout.output
         assert json.loads(to_stdout.stdout)["suite"]["name"] == "texture"
         assert "deprecated" in to_stdout.stderr
-    resumed = audit(workspace, "--json", tmp_path / "old.json", "--resume")
+    resumed = audit(workspace, "--json", tmp_path / "old.json", "--resume", "--overwrite")
     assert resumed.exit_code == 0 and "deprecated" in resumed.stderr
 
 

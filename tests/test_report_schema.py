@@ -9,17 +9,20 @@ from segrob_cli.main import app
 from typer.testing import CliRunner
 
 from segrob.audit.summary import AuditSummary
-from segrob.report import load_report, report_json, validate_report
+from segrob.report import SCHEMA_VERSION, load_report, report_json, validate_report
 
 SCHEMA_1_0 = Path(__file__).parent / "data" / "report_schema_1_0.json"
 
 
 def test_saved_schema_1_0_report_loads_and_writes_back_unchanged():
+    """A 1.0 report is written back as 1.1 (which only added the optional ``examples``), else as is."""
     stored = json.loads(SCHEMA_1_0.read_text())
     report = load_report(SCHEMA_1_0)
     assert isinstance(report.summary, AuditSummary)
-    assert report.to_dict() == stored
-    assert report_json(report) == SCHEMA_1_0.read_text()  # same keys in the same order
+    assert report.to_dict() == {**stored, "schema_version": SCHEMA_VERSION}
+    written_as = f'"schema_version": "{SCHEMA_VERSION}"'
+    expected = SCHEMA_1_0.read_text().replace('"schema_version": "1.0"', written_as)
+    assert report_json(report) == expected  # same keys in the same order
 
 
 def test_saved_schema_1_0_summary_round_trips_exactly():

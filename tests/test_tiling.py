@@ -181,4 +181,4 @@ def test_a_3d_patch_model_scores_the_same_in_validation_and_in_the_audit(tmp_pat
                                                                    "severities": [1]}]}))
     source = resolve_audit_data(str(val_data), n=None, size=None, spatial_dims=3)
     report = audit(tmp_path / "unet.onnx", source, AuditOptions(suite=str(suite), device="cpu"))
-    assert report.summary["clean"]["dice"]["mean"] == pytest.approx(run.best["val_dice"], abs=1e-6)
+    assert report.summary.clean.mean("dice") == pytest.approx(run.best["val_dice"], abs=1e-6)

@@ -400,7 +400,7 @@ def test_threads_below_one_are_a_usage_error(data2d, tmp_path):
         train(config(data2d, tmp_path / "run", threads=0))
     result = CliRunner().invoke(app, ["train", "--data", str(data2d), "--out",
                                       str(tmp_path / "run"), "--threads", "0"])
-    assert result.exit_code == 2 and "--threads must be at least 1" in result.stderr
+    assert result.exit_code == 2 and "'--threads': must be at least 1" in result.stderr
     assert not (tmp_path / "run").exists()
 
 

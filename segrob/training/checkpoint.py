@@ -17,18 +17,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from segrob.errors import SegrobError, first_line
 from segrob.io_utils import atomic_output_file, write_json_atomic
-from segrob.provenance import package_versions
-
-if TYPE_CHECKING:
-    from segrob.training.config import TrainSettings
-    from segrob.training.prepare import TrainingData
 
 RUN_FORMAT = "segrob-run/1"
 LAST_FORMAT = "segrob-last/1"
@@ -87,19 +82,6 @@ class RunConfig:
             "versions": dict(self.versions),
             "status": self.status,
         }
-
-    @classmethod
-    def for_training(cls, settings: TrainSettings, data: TrainingData) -> RunConfig:
-        """The config of a run about to train with ``settings`` on ``data`` (no history yet;
-        ``options`` are the requested ones until the model resolves them)."""
-        return cls(
-            arch=settings.arch, spatial_dims=data.spatial_dims, in_channels=data.in_channels,
-            out_channels=data.out_channels, options=dict(settings.options),
-            normalization=dict(settings.normalization),
-            patch_size=list(settings.patch_size) if settings.patch_size else None,
-            train=settings.train_record(), data=data.describe(),
-            versions=package_versions("torch", "numpy", "python"),
-        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> RunConfig:

@@ -42,7 +42,7 @@ from segrob.training.config import (
 )
 from segrob.training.inference import predict_logits
 from segrob.training.losses import DiceCELoss, case_dice
-from segrob.training.prepare import TrainingData, resolve_settings, torch_threads
+from segrob.training.prepare import TrainingData, new_run_config, resolve_settings, torch_threads
 from segrob.training.sampling import (
     PatchSampler,
     augment_dihedral,
@@ -150,7 +150,7 @@ def _refuse_changes(config: TrainConfig, settings: TrainSettings, stored: RunCon
 def _new_model(settings: TrainSettings, data: TrainingData) -> tuple[RunConfig, nn.Module]:
     """The run's config and its freshly initialised model (from the seed), size-checked."""
     torch.manual_seed(settings.seed)
-    run = RunConfig.for_training(settings, data)
+    run = new_run_config(settings, data)
     model = build_model(run)
     run.options = dict(model.options)
     problem = input_size_problem(model, settings.input_size)

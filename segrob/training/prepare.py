@@ -16,6 +16,7 @@ from segrob.data import load_dataset
 from segrob.data.normalize import check_normalization, normalize
 from segrob.errors import SegrobError
 from segrob.models.layers import as_tuple
+from segrob.provenance import package_versions
 from segrob.training.checkpoint import RunConfig
 from segrob.training.config import (
     DEFAULT_BATCH,
@@ -249,3 +250,16 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def new_run_config(settings: TrainSettings, data: TrainingData) -> RunConfig:
+    """The config of a run about to train with ``settings`` on ``data`` (no history yet;
+    ``options`` are the requested ones until the model resolves them)."""
+    return RunConfig(
+        arch=settings.arch, spatial_dims=data.spatial_dims, in_channels=data.in_channels,
+        out_channels=data.out_channels, options=dict(settings.options),
+        normalization=dict(settings.normalization),
+        patch_size=list(settings.patch_size) if settings.patch_size else None,
+        train=settings.train_record(), data=data.describe(),
+        versions=package_versions("torch", "numpy", "python"),
+    )
