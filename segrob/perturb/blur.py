@@ -14,6 +14,7 @@ from torch import Tensor
 from segrob.perturb.base import Perturbation
 from segrob.perturb.filters import fft_convolve, gaussian_blur
 from segrob.perturb.seeding import uniform
+from segrob.perturb.stats import ImageStats
 
 Result = tuple[Tensor, Tensor | None]
 
@@ -29,7 +30,8 @@ class GaussianBlur(Perturbation):
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
         return dict(self.severity_params(severity))
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         return gaussian_blur(image, params["sigma"]), label
 
 
@@ -65,6 +67,7 @@ class MotionBlur(Perturbation):
             params["direction"] = [round(c / norm, 6) for c in v]
         return params
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         kernel = line_kernel(int(params["length"]), torch.tensor(params["direction"]))
         return fft_convolve(image, kernel.to(image.device)), label

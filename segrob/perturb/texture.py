@@ -22,6 +22,7 @@ from segrob.errors import SegrobError
 from segrob.perturb.base import Perturbation
 from segrob.perturb.filters import gaussian_blur
 from segrob.perturb.noise import SpeckleNoise
+from segrob.perturb.stats import ImageStats
 
 Result = tuple[Tensor, Tensor | None]
 
@@ -37,7 +38,8 @@ class BackgroundBlur(Perturbation):
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
         return dict(self.severity_params(severity))
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         if label is None:
             raise SegrobError(
                 f"{self.name} blurs the background (label 0) and needs a label map; "
