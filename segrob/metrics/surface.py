@@ -98,7 +98,8 @@ def _nearest(source: np.ndarray, target: np.ndarray, spacing: tuple[float, ...])
     apart = (source & ~target)[source]
     if apart.any():
         scale = np.asarray(spacing)
-        tree = cKDTree(np.argwhere(target) * scale)
+        # Median splits (balanced_tree) cost twice the build time and buy no faster queries here.
+        tree = cKDTree(np.argwhere(target) * scale, balanced_tree=False, compact_nodes=False)
         distances[apart] = tree.query(np.argwhere(source & ~target) * scale)[0]
     return distances
 
