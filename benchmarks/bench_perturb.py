@@ -1,12 +1,19 @@
 """Perturbation throughput per member on a batch of 3D volumes and a batch of 2D images.
 
 Compares with the closest TorchIO and MONAI transforms (3D) when they are installed (the
-``bench`` extra: ``pip install -e ".[bench]"``; a missing library prints "skipped"), as time
-ratios measured side by side in this run: ``x = library time / segrob time`` on the same batch,
-so ``x > 1`` means segrob is faster. The libraries transform one volume at a time (their API);
-segrob transforms the batch at once, finding each image's robust range first.
+``bench`` extra: ``pip install -e ".[bench]"``; a missing library prints "skipped"). Every round
+times each contender once on the same batch, in turn, so that machine load affects all alike;
+the table gives segrob's median time and, per library, the median over rounds of the time ratio
+``x = library time / segrob time`` with its spread [lowest-highest round] (``x > 1``: segrob is
+faster). The libraries transform one volume at a time (their API); segrob the batch at once.
 
-    python benchmarks/bench_perturb.py [--batch3d 2] [--size3d 96] [--full] [--json out.json]
+segrob is timed as the audit calls it, with the clean image's statistics (its robust range)
+computed once per case and passed in (``stats``); ``own`` repeats the ratio with segrob finding
+them on every call. Gaussian noise is also set against a plain ``x + torch.randn_like(x)`` on the
+same batch (``x = segrob time / plain time``: what the generator alone costs).
+
+    python benchmarks/bench_perturb.py [--batch3d 2] [--size3d 96] [--rounds 5] [--only a,b]
+        [--full] [--json out.json]
 
 ``--full`` uses the reference size, 8 x 128^3 (minutes on 2 cores).
 """
@@ -15,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
 import time
 import warnings
 from pathlib import Path
@@ -22,17 +31,10 @@ from pathlib import Path
 import torch
 
 from segrob.perturb import PERTURBATIONS, apply_perturbation
+from segrob.perturb.stats import image_stats
 
 LIBRARIES = ("torchio", "monai")
-
-
-def timed(fn, repeats: int) -> float:
-    """Mean wall time of ``fn`` over ``repeats`` calls after one warm-up call."""
-    fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
+MIN_TIMING_S = 0.01  # a fast contender is called several times per timing, to rise above jitter
 
 
 def torchio_transforms() -> dict | None:
@@ -77,16 +79,105 @@ def monai_transforms() -> dict | None:
     }
 
 
-def run_reference(library: str, transform, images: torch.Tensor, labels: torch.Tensor) -> None:
+def library_call(library: str, transform, images: torch.Tensor, labels: torch.Tensor):
     """Apply a library transform volume by volume (their API); TorchIO warps the label too."""
-    for image, label in zip(images, labels, strict=True):
-        if library == "torchio":
-            import torchio as tio
+    def run() -> None:
+        for image, label in zip(images, labels, strict=True):
+            if library == "torchio":
+                import torchio as tio
 
-            transform(tio.Subject(image=tio.ScalarImage(tensor=image),
-                                  label=tio.LabelMap(tensor=label[None])))
-        else:
-            transform(image)
+                transform(tio.Subject(image=tio.ScalarImage(tensor=image),
+                                      label=tio.LabelMap(tensor=label[None])))
+            else:
+                transform(image)
+
+    return run
+
+
+def alternate(contenders: dict, rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of every contender, one timing of each per round, in turn."""
+    calls = {}
+    for name, fn in contenders.items():  # warm-up, and how many calls make one timing
+        start = time.perf_counter()
+        fn()
+        calls[name] = max(1, math.ceil(MIN_TIMING_S / max(time.perf_counter() - start, 1e-6)))
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            for _ in range(calls[name]):
+                fn()
+            seconds[name].append((time.perf_counter() - start) / calls[name])
+    return seconds
+
+
+def ratio(numerator: list[float], denominator: list[float]) -> dict[str, float]:
+    """Median and spread (lowest, highest) of the per-round ratios."""
+    values = [a / b for a, b in zip(numerator, denominator, strict=True)]
+    return {"median": statistics.median(values), "low": min(values), "high": max(values)}
+
+
+def contenders_for(name: str, batch: torch.Tensor, label: torch.Tensor, references: dict) -> dict:
+    """segrob with the case's statistics given and computed per call, then every library."""
+    severity = min(3, PERTURBATIONS[name]().n_levels)
+    stats = image_stats(batch)
+    contenders = {
+        "segrob": lambda: apply_perturbation(name, batch, label, severity=severity, seed=1,
+                                             stats=stats),
+        "own": lambda: apply_perturbation(name, batch, label, severity=severity, seed=1),
+    }
+    for library, transforms in references.items():
+        if batch.ndim == 5 and transforms and name in transforms:
+            contenders[library] = library_call(library, transforms[name], batch, label)
+    if name == "gaussian_noise":
+        contenders["plain"] = lambda: batch + torch.randn_like(batch)
+    return contenders
+
+
+def measure(name: str, batch: torch.Tensor, label: torch.Tensor, references: dict,
+            rounds: int) -> dict:
+    """One table row: segrob's median time, throughput and every ratio."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the libraries' own deprecation notices
+        seconds = alternate(contenders_for(name, batch, label, references), rounds)
+    ours = seconds["segrob"]
+    row = {"perturbation": name, "dims": batch.ndim - 2, "seconds": statistics.median(ours),
+           "voxels_per_second": batch.numel() / statistics.median(ours),
+           "own": ratio(seconds["own"], ours)}
+    for library in LIBRARIES:
+        if library in seconds:
+            row[library] = ratio(seconds[library], ours)
+            row[f"{library}_own"] = ratio(seconds[library], seconds["own"])
+    if "plain" in seconds:
+        row["plain"] = ratio(ours, seconds["plain"])
+    return row
+
+
+def render(rows: list[dict], references: dict) -> None:
+    print(f"{'perturbation':<24}{'dims':>4}{'ms':>8}{'Mvox/s':>8}"
+          f"{'torchio x [spread]':>22}{'own':>6}{'monai x [spread]':>22}{'own':>6}")
+    for row in rows:
+        cells = []
+        for library in LIBRARIES:
+            if references[library] is None and row["dims"] == 3:
+                cells += ["skipped", ""]
+            elif library in row:
+                r = row[library]
+                cells += [f"{r['median']:.2f} [{r['low']:.2f}-{r['high']:.2f}]",
+                          f"{row[library + '_own']['median']:.2f}"]
+            else:
+                cells += ["-", ""]
+        print(f"{row['perturbation']:<24}{row['dims']:>4}{row['seconds'] * 1e3:>8.1f}"
+              f"{row['voxels_per_second'] / 1e6:>8.0f}{cells[0]:>22}{cells[1]:>6}"
+              f"{cells[2]:>22}{cells[3]:>6}")
+    for row in rows:
+        if "plain" in row:
+            r = row["plain"]
+            print(f"gaussian_noise {row['dims']}D / plain x + randn_like(x): {r['median']:.2f} "
+                  f"[{r['low']:.2f}-{r['high']:.2f}]")
+    for library in LIBRARIES:
+        if references[library] is None:
+            print(f"{library}: skipped (not installed; pip install -e '.[bench]')")
 
 
 def main() -> None:
@@ -95,7 +186,8 @@ def main() -> None:
     parser.add_argument("--size3d", type=int, default=96)
     parser.add_argument("--batch2d", type=int, default=16)
     parser.add_argument("--size2d", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", help="comma-separated members (default: all)")
     parser.add_argument("--full", action="store_true", help="8 x 128^3 volumes")
     parser.add_argument("--json", dest="json_path", help="write every row here")
     args = parser.parse_args()
@@ -108,42 +200,19 @@ def main() -> None:
     }
     labels = {d: (b[:, 0] > 0.5).long() for d, b in batches.items()}
     references = {"torchio": torchio_transforms(), "monai": monai_transforms()}
-    rows = []
-    for name, cls in PERTURBATIONS.items():
-        severity = min(3, cls().n_levels)
-        for dims in cls.spatial_dims:
-            batch, label = batches[dims], labels[dims]
-            seconds = timed(lambda b=batch, lab=label, n=name, s=severity: apply_perturbation(
-                n, b, lab, severity=s, seed=1), args.repeats)
-            row = {"perturbation": name, "family": cls.family, "dims": dims, "severity": severity,
-                   "seconds": seconds, "voxels_per_second": batch.numel() / seconds}
-            for library, transforms in references.items():
-                if dims == 3 and transforms and name in transforms:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        other = timed(lambda t=transforms[name], b=batch, lab=label, lib=library:
-                                      run_reference(lib, t, b, lab), args.repeats)
-                    row[f"{library}_ratio"] = other / seconds
-            rows.append(row)
+    names = args.only.split(",") if args.only else list(PERTURBATIONS)
+    stats_s = statistics.median(alternate({"stats": lambda: image_stats(batches[3])},
+                                          args.rounds)["stats"])
     print(f"3D batch {tuple(batches[3].shape)}, 2D batch {tuple(batches[2].shape)}, "
-          f"{torch.get_num_threads()} threads; x = library time / segrob time (3D)")
-    print(f"{'perturbation':<26}{'dims':>5}{'Mvox/s':>10}{'torchio x':>11}{'monai x':>9}")
-    for row in rows:
-        cells = []
-        for library in LIBRARIES:
-            if references[library] is None:
-                cells.append("skipped" if row["dims"] == 3 else "-")
-            else:
-                ratio = row.get(f"{library}_ratio")
-                cells.append("-" if ratio is None else f"{ratio:.2f}")
-        print(f"{row['perturbation']:<26}{row['dims']:>5}{row['voxels_per_second'] / 1e6:>10.1f}"
-              f"{cells[0]:>11}{cells[1]:>9}")
-    for library in LIBRARIES:
-        if references[library] is None:
-            print(f"{library}: skipped (not installed; pip install -e '.[bench]')")
+          f"{torch.get_num_threads()} threads, {args.rounds} alternating rounds; image statistics "
+          f"of the 3D batch (once per case): {stats_s * 1e3:.1f} ms")
+    rows = [measure(name, batches[dims], labels[dims], references, args.rounds)
+            for name in names for dims in PERTURBATIONS[name].spatial_dims]
+    render(rows, references)
     if args.json_path:
         settings = {"batch3d": list(batches[3].shape), "batch2d": list(batches[2].shape),
-                    "threads": torch.get_num_threads(), "repeats": args.repeats,
+                    "threads": torch.get_num_threads(), "rounds": args.rounds,
+                    "image_stats_seconds": stats_s,
                     "skipped": [lib for lib in LIBRARIES if references[lib] is None]}
         Path(args.json_path).write_text(json.dumps({"settings": settings, "rows": rows}, indent=2))
 

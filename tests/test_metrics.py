@@ -19,6 +19,7 @@ from segrob.metrics import (
     nsd,
     paired_bootstrap_ci,
     surface,
+    surface_distances,
 )
 
 
@@ -70,6 +71,25 @@ def test_distances_match_brute_force(shape, spacing, seed):
     both, union = (pred & gt).sum(), (pred | gt).sum()
     assert dice(pred, gt) == pytest.approx(2 * both / (pred.sum() + gt.sum()))
     assert iou(pred, gt) == pytest.approx(both / union)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_distances_equal_distance_transforms_voxel_by_voxel(seed):
+    """The k-d tree gives, per surface voxel and in the same order, the exact Euclidean distance
+    transform of the whole image (the textbook method), including voxels on both surfaces."""
+    rng = np.random.default_rng(seed)
+    shape, spacing = (31, 27, 22), (0.8, 1.1, 2.5)
+    pred, gt = random_mask(rng, shape, p=0.5), random_mask(rng, shape, p=0.5)
+    pred[:8] = gt[:8] = False  # the bounding box does not cover the whole image
+    structure = ndimage.generate_binary_structure(3, 1)
+    s_pred = pred & ~ndimage.binary_erosion(pred, structure=structure, border_value=0)
+    s_gt = gt & ~ndimage.binary_erosion(gt, structure=structure, border_value=0)
+    assert (s_pred & s_gt).any() and (s_pred & ~s_gt).any()
+    to_gt, to_pred = surface_distances(pred, gt, spacing=spacing)
+    np.testing.assert_allclose(
+        to_gt, ndimage.distance_transform_edt(~s_gt, sampling=spacing)[s_pred], rtol=1e-12)
+    np.testing.assert_allclose(
+        to_pred, ndimage.distance_transform_edt(~s_pred, sampling=spacing)[s_gt], rtol=1e-12)
 
 
 def test_cropping_keeps_the_border_rule():

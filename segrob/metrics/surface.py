@@ -3,7 +3,7 @@
 * surface ``S(m)`` = ``m`` minus its binary erosion by the face-connected structuring element,
   the image border counting as background (a mask touching the border has surface there);
 * ``d(a -> B)``: Euclidean distance in mm from each voxel of ``S(a)`` to the nearest voxel of
-  ``S(B)``, from an exact Euclidean distance transform of ``not S(B)`` with the voxel spacing;
+  ``S(B)``, voxel centres placed at ``index * spacing``;
 * ``HD95 = max(P95 d(pred -> gt), P95 d(gt -> pred))`` (directed, then the max; linear
   interpolation between order statistics, numpy's and MONAI's default);
 * ``ASSD`` = mean of both directions' distances pooled;
@@ -12,12 +12,14 @@
 Empty masks: both empty -> HD95 = ASSD = 0, NSD = 1; exactly one empty -> HD95 = ASSD = the
 image diagonal ``sqrt(sum_i (n_i s_i)^2)`` in mm, NSD = 0.
 
-Both masks are cropped to their joint bounding box plus a one-voxel margin (clipped at the image
-border) before the distance transforms, which makes them far cheaper on 3D volumes. This cannot
-change a result: a mask voxel on a face of the box has its neighbour across that face outside
-both masks (background inside the image, the border counting as background at its edge), so it
-is a surface voxel with or without the crop; and every surface voxel lies in the crop, so the
-nearest one found there is the nearest in the image. Tests compare against the uncropped run.
+Both masks are first cut to their joint bounding box plus a one-voxel margin (clipped at the image
+border). This cannot change a result: a mask voxel on a face of the box has its neighbour across
+that face outside both masks (background inside the image, the border counting as background at
+its edge), so it is a surface voxel with or without the cut, and every surface voxel lies in the box.
+The nearest surface voxel is then found by a k-d tree over the other surface's voxels rather than by
+a distance transform of the box: the work grows with the surfaces' area, not with the structure's
+volume, and the distances are the same exact Euclidean ones. Voxels on both surfaces are at
+distance 0 and are not queried.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from segrob.errors import SegrobError
 from segrob.metrics.overlap import binary_pair
@@ -34,8 +36,14 @@ from segrob.metrics.overlap import binary_pair
 def surface(mask: np.ndarray) -> np.ndarray:
     """Surface voxels ``m & ~erode(m)``, face connectivity, the image border as background."""
     mask = np.asarray(mask, dtype=bool)
-    structure = ndimage.generate_binary_structure(mask.ndim, 1)
-    return mask & ~ndimage.binary_erosion(mask, structure=structure, border_value=0)
+    padded = np.pad(mask, 1)
+    interior = mask.copy()
+    for axis, n in enumerate(mask.shape):
+        for start in (0, 2):  # the face neighbour before and after along this axis
+            window = [slice(1, -1)] * mask.ndim
+            window[axis] = slice(start, start + n)
+            interior &= padded[tuple(window)]
+    return mask & ~interior
 
 
 def check_spacing(spacing: Sequence[float], ndim: int) -> tuple[float, ...]:
@@ -80,9 +88,20 @@ def surface_distances(
         raise SegrobError("surface distances need two non-empty masks (see the empty-mask policy)")
     pred, gt = _crop(pred, gt)
     pred_surface, gt_surface = surface(pred), surface(gt)
-    to_gt = ndimage.distance_transform_edt(~gt_surface, sampling=spacing)
-    to_pred = ndimage.distance_transform_edt(~pred_surface, sampling=spacing)
-    return to_gt[pred_surface], to_pred[gt_surface]
+    return (_nearest(pred_surface, gt_surface, spacing),
+            _nearest(gt_surface, pred_surface, spacing))
+
+
+def _nearest(source: np.ndarray, target: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
+    """For each voxel of ``source`` (in ``argwhere`` order), the distance in mm to ``target``."""
+    distances = np.zeros(np.count_nonzero(source))
+    apart = (source & ~target)[source]
+    if apart.any():
+        scale = np.asarray(spacing)
+        # Median splits (balanced_tree) cost twice the build time and buy no faster queries here.
+        tree = cKDTree(np.argwhere(target) * scale, balanced_tree=False, compact_nodes=False)
+        distances[apart] = tree.query(np.argwhere(source & ~target) * scale)[0]
+    return distances
 
 
 def hd95_from(pred_to_gt: np.ndarray, gt_to_pred: np.ndarray) -> float:

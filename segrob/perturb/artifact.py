@@ -3,8 +3,11 @@
 MRI members act on the k-space of every image (``torch.fft`` over the spatial axes): ghosting
 (every n-th line along the phase-encoding axis attenuated), a k-space spike (stripes), Gibbs
 ringing (high frequencies truncated) and motion (a share of k-space lines from a shifted
-object), in 2D and 3D. Ultrasound: an acoustic shadow below a point and a depth-dependent gain
-error, depth being the first spatial axis (3D: a 3D probe, the shadow a slab along the last axis).
+object), in 2D and 3D. Each is the real part of the inverse transform of the changed k-space,
+computed by the cheapest exact route: half spectra of the real image (``rfft``), one axis where
+only one axis's lines change, and the spike as the plane wave that one k-space point adds.
+Ultrasound: an acoustic shadow below a point and a depth-dependent gain error, depth being the
+first spatial axis (3D: a 3D probe, the shadow a slab along the last axis).
 Histology: per-channel stain scale and offset (meant for RGB, applied to any channels) and JPEG
 (2D; a 3D volume is compressed slice by slice along its first axis, as lossy PACS storage does).
 """
@@ -19,6 +22,7 @@ from torch import Tensor
 
 from segrob.perturb.base import Perturbation, from_unit, to_unit
 from segrob.perturb.seeding import sign, uniform
+from segrob.perturb.stats import ImageStats
 
 Result = tuple[Tensor, Tensor | None]
 
@@ -39,6 +43,33 @@ def _axis_frequencies(n: int, device) -> torch.Tensor:
     return torch.fft.fftfreq(n, device=device)
 
 
+def _half_spectrum(scale: torch.Tensor) -> torch.Tensor:
+    """A per-line k-space scale as ``rfft`` lines ``0..n/2``, made symmetric in ``k`` and ``n - k``.
+
+    ``Re(ifft(scale * fft(x)))`` of a real ``x`` is ``irfft`` of the symmetric part
+    ``(scale[k] + scale[n - k]) / 2`` times ``rfft(x)``: the real part is what every k-space
+    member returns, and the symmetric scale keeps the result real by construction.
+    """
+    n = scale.numel()
+    lines = torch.arange(n // 2 + 1, device=scale.device)
+    return (scale[lines] + scale[(n - lines) % n]) / 2.0
+
+
+def _spectrum_peak(image: torch.Tensor) -> torch.Tensor:
+    """``max |fft(x)|`` per image and channel, shaped ``(N, C)``.
+
+    For an image without negative values that is the sum (the DC term): ``|F(k)| <= sum |x|``.
+    Otherwise the half spectrum of the real image holds every magnitude of the full one.
+    """
+    flat = image.flatten(2)
+    total = flat.sum(dim=2)
+    non_negative = flat.amin(dim=2) >= 0
+    if bool(non_negative.all()):
+        return total
+    spectrum = torch.fft.rfftn(image, dim=tuple(range(2, image.ndim)))
+    return torch.where(non_negative, total, spectrum.abs().flatten(2).amax(dim=2))
+
+
 class Ghosting(Perturbation):
     name = "ghosting"
     family = "artifact"
@@ -53,16 +84,17 @@ class Ghosting(Perturbation):
         params["axis"] = int(uniform(generator, 0, len(image_shape) - 2 - 1e-9))
         return params
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         axis = 2 + params["axis"]
         n = image.shape[axis]
-        k = _kspace(image)
         lines = torch.arange(n, device=image.device)
         hit = (lines % int(params["ghosts"]) == 0) & (lines != 0)  # keep the centre (DC) line
-        shape = [1] * image.ndim
-        shape[axis] = n
-        scale = torch.where(hit, 1.0 - params["intensity"], 1.0).view(shape)
-        return _signed_image(k * scale, image), label
+        scale = torch.where(hit, 1.0 - params["intensity"], 1.0)
+        # The scale depends on this axis's line only, so the other axes' transforms cancel.
+        spectrum = torch.fft.rfft(image.float(), dim=axis)
+        spectrum *= _half_spectrum(scale).view([-1 if a == axis else 1 for a in range(image.ndim)])
+        return torch.fft.irfft(spectrum, n=n, dim=axis).to(image.dtype), label
 
 
 class Spike(Perturbation):
@@ -80,14 +112,22 @@ class Spike(Perturbation):
                               for _ in range(len(image_shape) - 2)]
         return params
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
-        k = _kspace(image)
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
+        """Adding ``a`` at k-space point ``k`` adds ``Re(ifft(a delta_k)) = a / V cos(2 pi sum_i
+        k_i x_i / n_i)`` to the image (``V`` voxels): a plane wave, no transform of the image."""
         spatial = image.shape[2:]
-        index = tuple(round(p * n) % n for p, n in zip(params["position"], spatial, strict=True))
-        peak = k.abs().flatten(2).amax(dim=2)
-        spike = torch.zeros_like(k)
-        spike[(slice(None), slice(None), *index)] = peak * params["intensity"]
-        return _signed_image(k + spike, image), label
+        index = [round(p * n) % n for p, n in zip(params["position"], spatial, strict=True)]
+        x = image.float()
+        amplitude = _spectrum_peak(x) * (params["intensity"] / math.prod(spatial))
+        cycles = torch.zeros((), device=image.device)
+        for axis, (k, n) in enumerate(zip(index, spatial, strict=True)):
+            # k x mod n in exact integers: the phase stays accurate far from the origin.
+            turns = (k * torch.arange(n, device=image.device) % n).float() / n
+            cycles = cycles + turns.view([-1 if a == axis else 1 for a in range(len(spatial))])
+        wave = cycles.mul_(2 * math.pi).cos_()
+        return (wave * amplitude.view(*amplitude.shape, *[1] * len(spatial))).add_(x) \
+            .to(image.dtype), label
 
 
 class GibbsRinging(Perturbation):
@@ -98,15 +138,18 @@ class GibbsRinging(Perturbation):
     draws_field = False
     levels = {"keep": (0.8, 0.65, 0.5, 0.38, 0.25)}
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
-        k = _kspace(image)
-        mask = torch.ones(image.shape[2:], device=image.device, dtype=torch.bool)
-        for axis, n in enumerate(image.shape[2:]):
-            f = _axis_frequencies(n, image.device).abs() <= params["keep"] / 2.0
-            shape = [1] * (image.ndim - 2)
-            shape[axis] = n
-            mask = mask & f.view(shape)
-        return _signed_image(k * mask, image), label
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
+        spatial = image.shape[2:]
+        dims = tuple(range(2, image.ndim))
+        spectrum = torch.fft.rfftn(image.float(), dim=dims)
+        for axis, n in enumerate(spatial):
+            # |frequency| is symmetric in k and n - k: the half spectrum keeps the image real.
+            keep = _axis_frequencies(n, image.device).abs() <= params["keep"] / 2.0
+            if axis == len(spatial) - 1:
+                keep = keep[: n // 2 + 1]
+            spectrum *= keep.view([-1 if a == axis else 1 for a in range(image.ndim - 2)])
+        return torch.fft.irfftn(spectrum, s=spatial, dim=dims).to(image.dtype), label
 
 
 class MRIMotion(Perturbation):
@@ -126,7 +169,8 @@ class MRIMotion(Perturbation):
                                for _ in range(len(image_shape) - 2)]
         return params
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         """Lines within ``lines / 2`` of ``centre`` (in cycles per image along ``axis``) take the
         k-space of the object translated by ``shift`` voxels; one centre per seed, so a higher
         severity corrupts a superset of the lines a lower one does."""
@@ -165,14 +209,15 @@ class UltrasoundShadowing(Perturbation):
         params["centre"] = round(uniform(generator, 0.15, 0.85), 4)
         return params
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         spatial = image.shape[2:]
         depth = torch.linspace(0, 1, spatial[0], device=image.device)
         across = torch.linspace(0, 1, spatial[-1], device=image.device)
         below = torch.sigmoid((depth - params["start_depth"]) * 60.0)
         band = torch.exp(-0.5 * ((across - params["centre"]) / (params["width"] / 2.0)) ** 2)
         shadow = 1.0 - params["attenuation"] * below.view(-1, *([1] * (len(spatial) - 1))) * band
-        unit, low, span = to_unit(image)
+        unit, low, span = to_unit(image, stats)
         return from_unit(unit * shadow, low, span, image), label
 
 
@@ -190,11 +235,12 @@ class UltrasoundGain(Perturbation):
         params["sign"] = sign(generator)
         return params
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         spatial = image.shape[2:]
         depth = torch.linspace(-1, 1, spatial[0], device=image.device)
         gain = (1.0 + params["sign"] * params["ramp"] * depth).clamp_min(0.05)
-        unit, low, span = to_unit(image)
+        unit, low, span = to_unit(image, stats)
         return from_unit(unit * gain.view(-1, *([1] * (len(spatial) - 1))), low, span, image), label
 
 
@@ -215,8 +261,9 @@ class StainShift(Perturbation):
         params["offset"] = [round(uniform(generator, -s, s) / 2.0, 5) for _ in range(channels)]
         return params
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
-        unit, low, span = to_unit(image)
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
+        unit, low, span = to_unit(image, stats)
         shape = (1, image.shape[1]) + (1,) * (image.ndim - 2)
         scale = torch.tensor(params["scale"], device=image.device).view(shape)
         offset = torch.tensor(params["offset"], device=image.device).view(shape)
@@ -254,11 +301,12 @@ class JPEG(Perturbation):
     draws_field = False
     levels = {"quality": (80.0, 60.0, 40.0, 25.0, 10.0)}
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         """Per 8x8 block ``B`` of ``255 u - 128``: ``D^T round(D B D^T / Q) Q D`` with ``D`` the
         orthonormal DCT-II and ``Q`` the luminance table scaled by quality (libjpeg's rule).
         Chroma subsampling and entropy coding are left out: they add no further loss."""
-        unit, low, span = to_unit(image)
+        unit, low, span = to_unit(image, stats)
         pixels = unit.clamp(0, 1).float() * 255.0 - 128.0
         if pixels.ndim == 5:  # (N, C, D, H, W): every slice is a 2D image
             n, c, d, h, w = pixels.shape

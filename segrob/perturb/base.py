@@ -14,17 +14,18 @@ GPU, which is what the audit's "results do not depend on how work is split" rest
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import torch
 
-from segrob.data.normalize import robust_range
 from segrob.errors import SegrobError
-from segrob.perturb.seeding import generator, sub_seed
+from segrob.perturb.seeding import derive_seed, generator, sub_seed
+from segrob.perturb.stats import ImageStats, stats_for
 
-EPS = 1e-6
 KINDS = ("intensity", "geometric")
+FIELD_BLOCK = 1 << 17
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,11 @@ class Perturbation:
         return params
 
     def apply(
-        self, image: torch.Tensor, label: torch.Tensor | None, params: dict[str, Any]
+        self, image: torch.Tensor, label: torch.Tensor | None, params: dict[str, Any],
+        stats: ImageStats | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Apply drawn ``params`` to ``image`` (N, C, *spatial) and ``label`` (N, *spatial)."""
+        """Apply drawn ``params`` to ``image`` (N, C, *spatial) and ``label`` (N, *spatial);
+        ``stats``: the image's :func:`~segrob.perturb.stats.image_stats`, computed if not given."""
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,33 +104,54 @@ def spatial_axes(image: torch.Tensor) -> tuple[int, ...]:
     return tuple(range(2, image.ndim))
 
 
-def to_unit(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(x - low) / span`` per image and channel, with ``low`` and ``span`` to map back.
-
-    ``span = p99.5 - p0.5``; where that is zero (an image that is almost all one value) the full
-    range ``max - min`` stands in, and a constant image keeps ``span = EPS`` (no NaN).
-    """
-    low, high = robust_range(image)
-    flat = image.detach().float().flatten(2)
-    full = (flat.amax(dim=2) - flat.amin(dim=2)).view_as(low)
-    span = torch.where(high - low > EPS, high - low, full).clamp_min(EPS)
-    return (image - low) / span, low, span
+def to_unit(
+    image: torch.Tensor, stats: ImageStats | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x - low) / span`` per image and channel (a new tensor), with ``low`` and ``span`` to map
+    back, from ``stats`` or the image's own :class:`~segrob.perturb.stats.ImageStats`."""
+    stats = stats_for(image, stats)
+    return (image - stats.low).div_(stats.span), stats.low, stats.span
 
 
 def from_unit(
     unit: torch.Tensor, low: torch.Tensor, span: torch.Tensor, like: torch.Tensor
 ) -> torch.Tensor:
-    """The inverse of :func:`to_unit`, cast to ``like``'s dtype."""
-    return (unit * span + low).to(like.dtype)
+    """The inverse of :func:`to_unit`, cast to ``like``'s dtype; ``unit`` is overwritten (every
+    caller passes a temporary, and a 3D volume is not copied twice more)."""
+    return unit.mul_(span).add_(low).to(like.dtype)
 
 
 def random_field(params: dict[str, Any], shape: tuple[int, ...], like: torch.Tensor,
                  kind: str = "normal") -> torch.Tensor:
     """A float32 random field from the recorded ``field_seed``, drawn on the CPU and moved to
-    ``like``'s device, so the same seed gives the same perturbation on a CPU and on a GPU."""
-    gen = generator(params["field_seed"], "cpu")
-    draw = torch.randn if kind == "normal" else torch.rand
-    return draw(shape, generator=gen).to(device=like.device, dtype=torch.float32)
+    ``like``'s device, so the same seed gives the same perturbation on a CPU and on a GPU.
+
+    The field is drawn in blocks of ``FIELD_BLOCK`` values, block ``k > 0`` from its own seed
+    derived from ``field_seed`` and ``k``, on parallel threads: drawing, not arithmetic, bounds
+    noise. The values depend on the seed alone, never on the thread count; a field of one block
+    is exactly ``torch.randn(shape)`` (or ``rand``) from ``field_seed``.
+    """
+    field = torch.empty(shape, dtype=torch.float32)
+    flat = field.view(-1)
+    starts = range(0, flat.numel(), FIELD_BLOCK)
+
+    def draw(start: int) -> None:
+        seed = params["field_seed"] if start == 0 else \
+            derive_seed(params["field_seed"], "block", start // FIELD_BLOCK)
+        block = flat[start:start + FIELD_BLOCK]
+        if kind == "normal":
+            block.normal_(generator=generator(seed, "cpu"))
+        else:
+            block.uniform_(generator=generator(seed, "cpu"))
+
+    workers = min(len(starts), torch.get_num_threads())
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:  # torch releases the GIL while it draws
+            list(pool.map(draw, starts))
+    else:
+        for start in starts:
+            draw(start)
+    return field.to(device=like.device)
 
 
 def check_severity(perturbation: Perturbation, severity: int) -> None:

@@ -14,6 +14,7 @@ from torch import Tensor
 from segrob.perturb.base import Perturbation
 from segrob.perturb.filters import fft_convolve, gaussian_blur
 from segrob.perturb.seeding import uniform
+from segrob.perturb.stats import ImageStats
 
 Result = tuple[Tensor, Tensor | None]
 
@@ -26,7 +27,8 @@ class GaussianBlur(Perturbation):
     draws_field = False
     levels = {"sigma": (0.8, 1.5, 2.2, 3.0, 4.0)}
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         return gaussian_blur(image, params["sigma"]), label
 
 
@@ -63,6 +65,7 @@ class MotionBlur(Perturbation):
             params["direction"] = [round(c / norm, 6) for c in v]
         return params
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         kernel = line_kernel(int(params["length"]), torch.tensor(params["direction"]))
         return fft_convolve(image, kernel.to(image.device)), label

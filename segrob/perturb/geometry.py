@@ -14,23 +14,42 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from segrob.data.normalize import robust_range
 from segrob.perturb.base import Perturbation, random_field
 from segrob.perturb.seeding import sign, uniform
+from segrob.perturb.stats import ImageStats, stats_for
 
 Result = tuple[Tensor, Tensor | None]
 
 
-def _warp(image: Tensor, label: Tensor | None, grid: Tensor) -> Result:
-    low, _ = robust_range(image)
+def _warp(image: Tensor, label: Tensor | None, grid: Tensor, stats: ImageStats | None) -> Result:
+    low = stats_for(image, stats).low
     moved = F.grid_sample(image.float() - low, grid, mode="bilinear", padding_mode="zeros",
-                          align_corners=False) + low
+                          align_corners=False).add_(low)
     out_label = None
     if label is not None:
+        # Nearest sampling of whole numbers returns whole numbers (or 0 outside): no rounding.
         out_label = F.grid_sample(label[:, None].float(), grid, mode="nearest",
                                   padding_mode="zeros", align_corners=False)
-        out_label = out_label[:, 0].round().to(label.dtype)
+        out_label = out_label[:, 0].to(label.dtype)
     return moved.to(image.dtype), out_label
+
+
+def affine_grid(theta: Tensor, shape: list[int]) -> Tensor:
+    """``F.affine_grid(theta, shape, align_corners=False)`` (to float32 rounding), built as the sum
+    of one small broadcast term per axis: the full-size grid is written once, where
+    ``affine_grid`` multiplies a ``(N, voxels, dims + 1)`` base grid by ``theta``. It is built
+    channels first, so the additions run along the image's rows, and returned as a view in
+    ``grid_sample``'s layout ``(N, *spatial, dims)``."""
+    n, spatial = shape[0], shape[2:]
+    dims = len(spatial)
+    grid = theta[:, :, dims].reshape(n, dims, *[1] * dims).to(torch.float32)
+    for channel, size in enumerate(reversed(spatial)):  # grid channels are x, y(, z)
+        # Voxel centres in [-1, 1], as affine_grid places them with align_corners=False.
+        centres = torch.linspace(-1, 1, size, device=theta.device).mul_(size - 1).div_(size)
+        view = [1] * (dims + 2)
+        view[dims + 1 - channel] = size
+        grid = grid + centres.view(view) * theta[:, :, channel].reshape(n, dims, *[1] * dims)
+    return grid.movedim(1, -1)
 
 
 def _rotation(dims: int, degrees: float, axis: list[float]) -> torch.Tensor:
@@ -69,7 +88,8 @@ class Affine(Perturbation):
         params["zoom"] = round(1.0 + params["scale"] * sign(generator), 5)
         return params
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         """Output voxel ``x`` samples the input at ``R x / zoom + shift`` (centred coordinates).
 
         The rotation acts in voxel units, ``S^-1 R S`` in the grid's normalised units with ``S``
@@ -81,8 +101,7 @@ class Affine(Perturbation):
         matrix = rotation * half[None, :] / half[:, None]
         theta = torch.cat([matrix, torch.tensor(params["shift"])[:, None]], dim=1)
         theta = theta.to(image.device, torch.float32).expand(image.shape[0], -1, -1)
-        grid = F.affine_grid(theta, list(image.shape), align_corners=False)
-        return _warp(image, label, grid)
+        return _warp(image, label, affine_grid(theta, list(image.shape)), stats)
 
 
 class Elastic(Perturbation):
@@ -94,7 +113,8 @@ class Elastic(Perturbation):
     levels = {"displacement": (1.5, 3.0, 4.5, 6.0, 8.0)}
     control_points = 6
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         dims = image.ndim - 2
         spatial = image.shape[2:]
         coarse = random_field(params, (1, dims, *([self.control_points] * dims)), image)
@@ -106,5 +126,5 @@ class Elastic(Perturbation):
                              device=image.device)
         displacement = field[0].flip(0).movedim(0, -1) * scale
         theta = torch.eye(dims, dims + 1, device=image.device)[None].expand(image.shape[0], -1, -1)
-        grid = F.affine_grid(theta, list(image.shape), align_corners=False) + displacement
-        return _warp(image, label, grid)
+        grid = affine_grid(theta, list(image.shape)).add_(displacement)
+        return _warp(image, label, grid, stats)

@@ -4,6 +4,9 @@ Strengths are relative to each image's robust range ``[low, high]``: on ``u = (x
 (high - low)`` a variance ``v`` means noise of standard deviation ``sqrt(v) (high - low)`` in the
 image's own units. The variance scale .02 -> .3 puts Kamath et al. 2023's speckle variances .1
 and .3 at severities 3 and 5. All members work on 2D and 3D batches.
+
+Each member computes in place on the buffer of its random field: a 3D batch is copied as few
+times as the formula needs, so the random number generator, not the bookkeeping, sets the pace.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import torch
 from torch import Tensor
 
 from segrob.perturb.base import Perturbation, from_unit, random_field, to_unit
+from segrob.perturb.stats import ImageStats, stats_for
 
 Result = tuple[Tensor, Tensor | None]
 
@@ -25,10 +29,13 @@ class GaussianNoise(Perturbation):
     modalities = ("ct", "mri", "histology")
     levels = {"variance": (0.02, 0.05, 0.1, 0.2, 0.3)}
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
-        unit, low, span = to_unit(image)
-        noise = random_field(params, tuple(image.shape), image) * params["variance"] ** 0.5
-        return from_unit(unit + noise, low, span, image), label
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
+        stats = stats_for(image, stats)
+        # u + n sqrt(v) in unit range is x + n sqrt(v) span in the image's units.
+        noise = random_field(params, tuple(image.shape), image)
+        noise.mul_(stats.span * params["variance"] ** 0.5)
+        return _add(image, noise), label
 
 
 class RicianNoise(Perturbation):
@@ -38,10 +45,12 @@ class RicianNoise(Perturbation):
     modalities = ("mri",)
     levels = {"sigma": (0.05, 0.1, 0.15, 0.22, 0.3)}
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
-        unit, low, span = to_unit(image)
-        both = random_field(params, (2, *image.shape), image) * params["sigma"]
-        magnitude = torch.sqrt((unit.clamp_min(0) + both[0]) ** 2 + both[1] ** 2)
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
+        unit, low, span = to_unit(image, stats)
+        real, imaginary = random_field(params, (2, *image.shape), image).mul_(params["sigma"])
+        real.add_(unit.clamp_min_(0)).square_()
+        magnitude = real.add_(imaginary.square_()).sqrt_()
         return from_unit(magnitude, low, span, image), label
 
 
@@ -52,10 +61,13 @@ class SpeckleNoise(Perturbation):
     modalities = ("us",)
     levels = {"variance": (0.02, 0.05, 0.1, 0.2, 0.3)}
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
-        unit, low, span = to_unit(image)
-        noise = random_field(params, tuple(image.shape), image) * params["variance"] ** 0.5
-        return from_unit(unit + unit.clamp_min(0) * noise, low, span, image), label
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
+        stats = stats_for(image, stats)
+        # u + max(u, 0) n sqrt(v) in unit range: x + max(x - low, 0) n sqrt(v) in image units.
+        noise = random_field(params, tuple(image.shape), image).mul_(params["variance"] ** 0.5)
+        noise.mul_((image - stats.low).clamp_min_(0))
+        return _add(image, noise), label
 
 
 class ImpulseNoise(Perturbation):
@@ -65,8 +77,9 @@ class ImpulseNoise(Perturbation):
     modalities = ("ct", "histology")
     levels = {"amount": (0.01, 0.03, 0.06, 0.1, 0.17)}
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
-        unit, low, span = to_unit(image)
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
+        unit, low, span = to_unit(image, stats)
         draw = random_field(params, (2, *image.shape), image, kind="uniform")
         hit = draw[0] < params["amount"]
         salt = draw[1] < 0.5
@@ -82,11 +95,19 @@ class PoissonNoise(Perturbation):
     modalities = ("ct",)
     levels = {"peak": (200.0, 80.0, 30.0, 12.0, 5.0)}
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
-        unit, low, span = to_unit(image)
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
+        unit, low, span = to_unit(image, stats)
         peak = params["peak"]
         rate = unit.clamp_min(0).float() * peak
         # Drawn on the CPU like every field (see base): the same counts on any device.
         gen = torch.Generator(device="cpu").manual_seed(int(params["field_seed"]))
         counts = torch.poisson(rate.cpu(), generator=gen).to(image.device)
         return from_unit(counts / peak, low, span, image), label
+
+
+def _add(image: Tensor, noise: Tensor) -> Tensor:
+    """``image + noise`` in ``image``'s dtype, into ``noise``'s buffer when the dtypes agree."""
+    if noise.dtype == image.dtype:
+        return noise.add_(image)
+    return (image + noise).to(image.dtype)

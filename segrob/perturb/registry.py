@@ -40,6 +40,7 @@ from segrob.perturb.shift import (
     HistogramWarp,
     ResolutionLoss,
 )
+from segrob.perturb.stats import ImageStats
 from segrob.perturb.texture import BackgroundBlur, TextureSpeckle
 
 PERTURBATIONS: dict[str, type[Perturbation]] = {
@@ -76,6 +77,7 @@ def apply_perturbation(
     *,
     severity: int,
     seed: int,
+    stats: ImageStats | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, AppliedPerturbation]:
     """Draw the parameters of ``name`` at ``severity`` from ``seed`` and apply them.
 
@@ -87,6 +89,8 @@ def apply_perturbation(
         seed: the whole batch is drawn from this one seed (one set of parameters, one random
             field for the batch). The audit passes one case per call, with a seed derived from
             the case (:func:`derive_seed`), so each case's draw is independent of batch order.
+        stats: the image's :func:`~segrob.perturb.stats.image_stats`, to compute them once for
+            every perturbation of one clean image; computed per call when not given.
 
     Returns:
         The perturbed image and label (same shape, dtype and device) and the applied record.
@@ -98,5 +102,5 @@ def apply_perturbation(
         return image, label, AppliedPerturbation(name, 0, int(seed), {})
     gen = generator(seed, "cpu")
     params = perturbation.make_params(severity, gen, image_shape=tuple(image.shape))
-    out_image, out_label = perturbation.apply(image, label, params)
+    out_image, out_label = perturbation.apply(image, label, params, stats)
     return out_image, out_label, AppliedPerturbation(name, severity, int(seed), params)

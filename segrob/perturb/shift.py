@@ -16,6 +16,7 @@ from torch import Tensor
 from segrob.perturb.base import Perturbation, from_unit, to_unit
 from segrob.perturb.filters import resample
 from segrob.perturb.seeding import sign
+from segrob.perturb.stats import ImageStats, stats_for
 
 Result = tuple[Tensor, Tensor | None]
 
@@ -28,9 +29,10 @@ class GammaCompression(Perturbation):
     draws_field = False
     levels = {"gamma": (0.86, 0.7, 0.55, 0.42, 0.3)}
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
-        unit, low, span = to_unit(image)
-        return from_unit(unit.clamp(0, 1) ** params["gamma"], low, span, image), label
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
+        unit, low, span = to_unit(image, stats)
+        return from_unit(unit.clamp_(0, 1).pow_(params["gamma"]), low, span, image), label
 
 
 class GammaExpansion(GammaCompression):
@@ -47,9 +49,10 @@ class Contrast(Perturbation):
     draws_field = False
     levels = {"factor": (0.8, 0.65, 0.5, 0.35, 0.2)}
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         mean = image.float().mean(dim=tuple(range(2, image.ndim)), keepdim=True)
-        return (mean + params["factor"] * (image - mean)).to(image.dtype), label
+        return (image - mean).mul_(params["factor"]).add_(mean).to(image.dtype), label
 
 
 class Brightness(Perturbation):
@@ -66,9 +69,11 @@ class Brightness(Perturbation):
         params["sign"] = sign(generator)
         return params
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
-        unit, low, span = to_unit(image)
-        return from_unit(unit + params["sign"] * params["offset"], low, span, image), label
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
+        # u + s o in unit range is x + s o span in the image's units: one pass, no round trip.
+        offset = stats_for(image, stats).span * (params["sign"] * params["offset"])
+        return (image + offset).to(image.dtype), label
 
 
 class BiasField(Perturbation):
@@ -92,7 +97,8 @@ class BiasField(Perturbation):
         params["coefficients"] = [round(float(c * d), 6) for d in draws]
         return params
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         """``field = exp(P - mean P)``, ``P(x) = sum_t c_t prod_axis x_axis^(p_t,axis)`` on
         ``[-1, 1]`` per axis, evaluated separably: the coefficients form a tensor
         ``C[p_1, .., p_d]`` contracted with each axis's powers, so the cost is ``O(order x voxels)``
@@ -109,9 +115,9 @@ class BiasField(Perturbation):
             # Contract the leading power axis and append this axis's positions at the end.
             log_field = torch.tensordot(log_field, powers, dims=([0], [0]))
         # Normalise so the field's mean is 1: it redistributes intensity rather than scaling it.
-        field = torch.exp(log_field - log_field.mean())
-        unit, low, span = to_unit(image)
-        return from_unit(unit * field, low, span, image), label
+        field = log_field.sub_(log_field.mean()).exp_()
+        unit, low, span = to_unit(image, stats)
+        return from_unit(unit.mul_(field), low, span, image), label
 
 
 class HistogramWarp(Perturbation):
@@ -131,15 +137,39 @@ class HistogramWarp(Perturbation):
         params["weights"] = [round(float(w), 6) for w in weights]
         return params
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         """``y = x + s * sum_k w_k sin(pi k x) / (pi k)`` with ``sum |w_k| = 1``: its slope is at
-        least ``1 - s > 0``, so the map stays monotone, and the endpoints 0 and 1 stay put."""
-        unit, low, span = to_unit(image)
-        x = unit.clamp(0, 1).float()
-        warp = torch.zeros_like(x)
-        for k, weight in enumerate(params["weights"], start=1):
-            warp = warp + weight * torch.sin(torch.pi * k * x) / (torch.pi * k)
-        return from_unit(x + params["strength"] * warp, low, span, image), label
+        least ``1 - s > 0``, so the map stays monotone, and the endpoints 0 and 1 stay put.
+
+        Evaluated as ``sin(pi x) P(cos(pi x))``, from ``sin(k t) = sin(t) U_(k-1)(cos t)`` with
+        ``U`` the Chebyshev polynomials of the second kind: one sine and one cosine whatever the
+        number of harmonics."""
+        unit, low, span = to_unit(image, stats)
+        x = unit.clamp_(0, 1).float()
+        angle = x * torch.pi
+        warp = torch.sin(angle)
+        cosine = angle.cos_()
+        coefficients = sine_series(params["weights"], params["strength"])
+        polynomial = torch.full_like(cosine, coefficients[-1])
+        for coefficient in reversed(coefficients[:-1]):
+            polynomial.mul_(cosine).add_(coefficient)
+        return from_unit(warp.mul_(polynomial).add_(x), low, span, image), label
+
+
+def sine_series(weights: list[float], strength: float) -> list[float]:
+    """Power-series coefficients ``c_j`` of ``P(c) = s sum_k w_k U_(k-1)(c) / (pi k)``, lowest
+    first, so that ``s sum_k w_k sin(k t) / (pi k) = sin(t) sum_j c_j cos(t)^j``."""
+    previous, current = [0.0], [1.0]  # U_(-1) = 0, U_0 = 1
+    total = [0.0] * len(weights)
+    for k, weight in enumerate(weights, start=1):
+        for j, value in enumerate(current):
+            total[j] += strength * weight * value / (torch.pi * k)
+        # U_k(c) = 2 c U_(k-1)(c) - U_(k-2)(c)
+        shifted = [0.0] + [2.0 * value for value in current]
+        previous, current = current, [a - (previous[j] if j < len(previous) else 0.0)
+                                      for j, a in enumerate(shifted)]
+    return total
 
 
 class ResolutionLoss(Perturbation):
@@ -150,7 +180,8 @@ class ResolutionLoss(Perturbation):
     draws_field = False
     levels = {"factor": (1.5, 2.0, 3.0, 4.0, 5.0)}
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         spatial = tuple(image.shape[2:])
         small = tuple(max(2, round(s / params["factor"])) for s in spatial)
         return resample(resample(image, small, mode="area"), spatial, mode="linear"), label

@@ -22,6 +22,7 @@ from segrob.errors import SegrobError
 from segrob.perturb.base import Perturbation
 from segrob.perturb.filters import gaussian_blur
 from segrob.perturb.noise import SpeckleNoise
+from segrob.perturb.stats import ImageStats
 
 Result = tuple[Tensor, Tensor | None]
 
@@ -34,7 +35,8 @@ class BackgroundBlur(Perturbation):
     draws_field = False
     levels = {"sigma": (3.0, 7.0)}
 
-    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any]) -> Result:
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
         if label is None:
             raise SegrobError(
                 f"{self.name} blurs the background (label 0) and needs a label map; "
