@@ -11,6 +11,7 @@ import functools
 import json
 import math
 import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -192,10 +193,15 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 
 class progress_bar:
-    """A rich progress bar with ETA on stderr; calling it with a count advances it.
+    """Progress on stderr; calling it with a count advances it.
 
-    Disabled (silent) when stderr is not a terminal or ``quiet`` is set, so logs stay clean.
+    On a terminal: a rich bar with ETA. Elsewhere (a CI log, a file) a bar would stay invisible
+    until the end, so a plain line is printed every ``PLAIN_STEP`` of the work (every
+    ``PLAIN_SECONDS`` when the total is unknown). ``quiet`` silences both.
     """
+
+    PLAIN_STEP = 0.05
+    PLAIN_SECONDS = 30.0
 
     def __init__(self, description: str, total: int | None, *, quiet: bool = False):
         from rich.progress import (
@@ -207,6 +213,9 @@ class progress_bar:
             TimeRemainingColumn,
         )
 
+        self._plain = not quiet and not err_console.is_terminal
+        self._description, self._total, self._started = description, total, time.monotonic()
+        self._said = (-1.0, self._started)  # (share, time) of the last plain line
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -217,7 +226,7 @@ class progress_bar:
             TextColumn("{task.fields[status]}"),
             console=err_console,
             transient=False,
-            disable=quiet,
+            disable=quiet or self._plain,
         )
         self._task = self._progress.add_task(description, total=total, status="")
 
@@ -230,3 +239,23 @@ class progress_bar:
 
     def __call__(self, completed: int, total: int | None = None, status: str = "") -> None:
         self._progress.update(self._task, completed=completed, total=total, status=status)
+        if self._plain:
+            self._plain_line(completed, total or self._total, status)
+
+    def _plain_line(self, completed: int, total: int | None, status: str) -> None:
+        now = time.monotonic()
+        elapsed = now - self._started
+        share = completed / total if total else None
+        last_share, last_time = self._said
+        due = (share - last_share >= self.PLAIN_STEP or share >= 1.0) if share is not None else (
+            now - last_time >= self.PLAIN_SECONDS)
+        if not due or (share is not None and share == last_share):
+            return
+        self._said = (share if share is not None else last_share, now)
+        where = f" {status}" if status else ""
+        if share is None:
+            err_console.print(f"{self._description}: {completed} done{where} ({elapsed:.0f} s)", markup=False)
+            return
+        eta = elapsed / share - elapsed if share > 0 else float("nan")
+        err_console.print(f"{self._description}: {100 * share:3.0f}% ({completed}/{total}){where} "
+                          f"{elapsed:.0f} s elapsed, eta {eta:.0f} s", markup=False, highlight=False)

@@ -122,3 +122,21 @@ def test_an_unknown_second_metric_is_a_usage_error(tmp_path):
     result = invoke("report", SCHEMA_1_0, "--html", tmp_path / "r.html", "--metric", "dice")
     assert result.exit_code == 2 and "--metric" in result.output
     assert not (tmp_path / "r.html").exists()
+
+
+def test_progress_on_a_non_terminal_is_plain_lines_every_few_percent():
+    from segrob_cli import output
+    from segrob_cli.output import progress_bar
+
+    lines = []
+    original = output.err_console.print
+    output.err_console.print = lambda text, **_: lines.append(text)
+    try:
+        with progress_bar("audit", 200) as bar:
+            for done in range(1, 201):
+                bar(done, status=f"case {done}")
+    finally:
+        output.err_console.print = original
+    assert 18 <= len(lines) <= 21  # one every 5%, not one per step
+    assert lines[-1].startswith("audit: 100% (200/200) case 200")
+    assert all("eta" in line for line in lines)
