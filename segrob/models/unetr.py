@@ -74,6 +74,26 @@ class TransformerLayer(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+def _check_options(size: tuple[int, ...], patch_size: int, hidden_size: int, num_heads: int,
+                   num_layers: int, norm: str) -> int:
+    """Refuse a UNETR configuration that cannot be built; returns the number of decoder stages."""
+    stages = round(math.log2(patch_size)) if patch_size > 0 else 0
+    if patch_size < 2 or 2**stages != patch_size:
+        raise SegrobError(f"patch_size must be a power of two >= 2, got {patch_size}")
+    if any(s % patch_size for s in size):
+        raise SegrobError(f"img_size {size} must be a multiple of patch_size {patch_size} on every axis")
+    if hidden_size % num_heads:
+        raise SegrobError(f"hidden_size {hidden_size} must be divisible by num_heads {num_heads}")
+    if num_layers < stages:
+        raise SegrobError(
+            f"num_layers must be at least log2(patch_size) = {stages} (one layer per decoder"
+            f" stage), got {num_layers}"
+        )
+    if norm not in NORMS:
+        raise SegrobError(f"unknown norm {norm!r} (valid: {', '.join(NORMS)})")
+    return stages
+
+
 class UNETR(nn.Module):
     """UNETR for 2D or 3D, with CPU-sized defaults (``PAPER_OPTIONS`` holds the paper's).
 
@@ -108,24 +128,7 @@ class UNETR(nn.Module):
         check_spatial_dims(spatial_dims)
         size = as_tuple(img_size if isinstance(img_size, int) else list(img_size),
                         spatial_dims, "img_size")
-        stages = round(math.log2(patch_size)) if patch_size > 0 else 0
-        if patch_size < 2 or 2**stages != patch_size:
-            raise SegrobError(f"patch_size must be a power of two >= 2, got {patch_size}")
-        if any(s % patch_size for s in size):
-            raise SegrobError(
-                f"img_size {size} must be a multiple of patch_size {patch_size} on every axis"
-            )
-        if hidden_size % num_heads:
-            raise SegrobError(
-                f"hidden_size {hidden_size} must be divisible by num_heads {num_heads}"
-            )
-        if num_layers < stages:
-            raise SegrobError(
-                f"num_layers must be at least log2(patch_size) = {stages} (one layer per decoder"
-                f" stage), got {num_layers}"
-            )
-        if norm not in NORMS:
-            raise SegrobError(f"unknown norm {norm!r} (valid: {', '.join(NORMS)})")
+        stages = _check_options(size, patch_size, hidden_size, num_heads, num_layers, norm)
         mlp_dim = mlp_dim or 4 * hidden_size
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels
@@ -149,6 +152,11 @@ class UNETR(nn.Module):
             TransformerLayer(hidden_size, num_heads, mlp_dim) for _ in range(num_layers)
         )
         self.final_norm = nn.LayerNorm(hidden_size)
+        self._build_decoder(spatial_dims, in_channels, out_channels, stages, num_layers, feature_size, norm)
+
+    def _build_decoder(self, spatial_dims: int, in_channels: int, out_channels: int, stages: int,
+                       num_layers: int, feature_size: int, norm: str) -> None:
+        hidden_size = self.hidden_size
         # Stage r works at 1/2^r resolution with feature_size * 2^r channels; stage r >= 1
         # takes its skip from layer round(num_layers * r / stages), upsampled stages - r times.
         self.taps = [round(num_layers * r / stages) - 1 for r in range(1, stages)]

@@ -122,6 +122,44 @@ def mean_dice(a: np.ndarray, b: np.ndarray, classes: Sequence[int]) -> float:
     return float(np.mean([dice(a == c, b == c) for c in classes])) if classes else 1.0
 
 
+@dataclass
+class _Tally:
+    """Running sums of the parity figures over cases."""
+
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    abs_sum: float = 0.0
+    n_elements: int = 0
+    n_close: int = 0
+    n_voxels: int = 0
+    n_agree: int = 0
+    dice_cases: list[float] = field(default_factory=list)
+    label_dice: dict[str, list[float]] = field(default_factory=lambda: {"torch": [], "onnx": []})
+
+    def add(self, index: int, ref: np.ndarray, out: np.ndarray, label: np.ndarray | None,
+            thresholds: ParityThresholds) -> None:
+        if ref.shape != out.shape:
+            raise SegrobError(
+                f"case {index}: ONNX output shape {out.shape} differs from PyTorch's {ref.shape}"
+            )
+        diff = np.abs(out - ref)
+        if not np.all(np.isfinite(out)):
+            diff = np.where(np.isfinite(out), diff, np.inf)
+        self.max_abs = max(self.max_abs, float(diff.max()))
+        self.max_rel = max(self.max_rel, float((diff / np.maximum(np.abs(ref), 1e-6)).max()))
+        self.abs_sum += float(diff.sum())
+        self.n_elements += diff.size
+        self.n_close += int((diff <= thresholds.atol + thresholds.rtol * np.abs(ref)).sum())
+        classes = range(1, max(2, ref.shape[0]))
+        ref_mask, out_mask = masks_from_logits(ref), masks_from_logits(out)
+        self.n_voxels += ref_mask.size
+        self.n_agree += int((ref_mask == out_mask).sum())
+        self.dice_cases.append(mean_dice(ref_mask, out_mask, classes))
+        if label is not None:
+            self.label_dice["torch"].append(mean_dice(ref_mask, label, classes))
+            self.label_dice["onnx"].append(mean_dice(out_mask, label, classes))
+
+
 def compare_logits(
     reference: Sequence[np.ndarray],
     candidate: Sequence[np.ndarray],
@@ -141,49 +179,26 @@ def compare_logits(
     """
     if len(reference) != len(candidate) or not reference:
         raise SegrobError("parity needs the same, non-zero number of reference and ONNX outputs")
-    max_abs = max_rel = abs_sum = 0.0
-    n_elements = n_close = n_voxels = n_agree = 0
-    dice_cases: list[float] = []
-    label_dice: dict[str, list[float]] = {"torch": [], "onnx": []}
+    tally = _Tally()
     for index, (ref, out) in enumerate(zip(reference, candidate, strict=True)):
-        ref = np.asarray(ref, dtype=np.float64)
-        out = np.asarray(out, dtype=np.float64)
-        if ref.shape != out.shape:
-            raise SegrobError(
-                f"case {index}: ONNX output shape {out.shape} differs from PyTorch's {ref.shape}"
-            )
-        diff = np.abs(out - ref)
-        if not np.all(np.isfinite(out)):
-            diff = np.where(np.isfinite(out), diff, np.inf)
-        max_abs = max(max_abs, float(diff.max()))
-        max_rel = max(max_rel, float((diff / np.maximum(np.abs(ref), 1e-6)).max()))
-        abs_sum += float(diff.sum())
-        n_elements += diff.size
-        n_close += int((diff <= thresholds.atol + thresholds.rtol * np.abs(ref)).sum())
-        classes = range(1, max(2, ref.shape[0]))
-        ref_mask, out_mask = masks_from_logits(ref), masks_from_logits(out)
-        n_voxels += ref_mask.size
-        n_agree += int((ref_mask == out_mask).sum())
-        dice_cases.append(mean_dice(ref_mask, out_mask, classes))
         label = labels[index] if labels is not None else None
-        if label is not None:
-            label_dice["torch"].append(mean_dice(ref_mask, label, classes))
-            label_dice["onnx"].append(mean_dice(out_mask, label, classes))
+        tally.add(index, np.asarray(ref, dtype=np.float64), np.asarray(out, dtype=np.float64), label,
+                  thresholds)
     vs_label = None
-    if label_dice["torch"]:
-        torch_dice = float(np.mean(label_dice["torch"]))
-        onnx_dice = float(np.mean(label_dice["onnx"]))
+    if tally.label_dice["torch"]:
+        torch_dice = float(np.mean(tally.label_dice["torch"]))
+        onnx_dice = float(np.mean(tally.label_dice["onnx"]))
         vs_label = {"torch": torch_dice, "onnx": onnx_dice, "change": onnx_dice - torch_dice}
     result = ParityResult(
         n_cases=len(reference),
-        n_voxels=n_voxels,
-        max_abs_diff=max_abs,
-        max_rel_diff=max_rel,
-        mean_abs_diff=abs_sum / max(1, n_elements),
-        within_tolerance=n_close / max(1, n_elements),
-        argmax_agreement=n_agree / max(1, n_voxels),
-        mask_dice=float(np.mean(dice_cases)),
-        mask_dice_min=float(np.min(dice_cases)),
+        n_voxels=tally.n_voxels,
+        max_abs_diff=tally.max_abs,
+        max_rel_diff=tally.max_rel,
+        mean_abs_diff=tally.abs_sum / max(1, tally.n_elements),
+        within_tolerance=tally.n_close / max(1, tally.n_elements),
+        argmax_agreement=tally.n_agree / max(1, tally.n_voxels),
+        mask_dice=float(np.mean(tally.dice_cases)),
+        mask_dice_min=float(np.min(tally.dice_cases)),
         dice_vs_label=vs_label,
         thresholds=thresholds,
         inputs=inputs,
