@@ -134,6 +134,20 @@ def gpu_install_hint() -> str:
     return f"install the GPU build: {GPU_SWITCH}"
 
 
+def _providers(ort: Any, device: str) -> list[str]:
+    """The execution providers to ask for on ``device``; ``cuda`` without CUDA is an error."""
+    if device == "cuda" and not _cuda_available(ort):
+        raise SegrobError(
+            f"--device cuda: this onnxruntime build ({ort.__version__}) has no CUDA execution "
+            f"provider; {gpu_install_hint()}, or use --device cpu"
+        )
+    if device == "cpu":
+        return [CPU]
+    if device == "cuda":
+        return [CUDA]
+    return [CUDA, CPU] if _cuda_available(ort) else [CPU]
+
+
 def create_session(
     path: str | os.PathLike,
     *,
@@ -154,17 +168,7 @@ def create_session(
     model_path = Path(path)
     if not model_path.is_file():
         raise SegrobError(f"{model_path}: no such model file")
-    if device == "cuda" and not _cuda_available(ort):
-        raise SegrobError(
-            f"--device cuda: this onnxruntime build ({ort.__version__}) has no CUDA execution "
-            f"provider; {gpu_install_hint()}, or use --device cpu"
-        )
-    if device == "cpu":
-        providers = [CPU]
-    elif device == "cuda":
-        providers = [CUDA]
-    else:
-        providers = [CUDA, CPU] if _cuda_available(ort) else [CPU]
+    providers = _providers(ort, device)
     try:
         session = _new_session(ort, str(model_path), providers, threads)
     except Exception as error:  # onnxruntime raises its own exception types for bad files
