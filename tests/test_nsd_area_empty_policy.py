@@ -166,6 +166,7 @@ def test_audit_records_both_choices_and_scores_by_them(tmp_path):
     for name, extra in (("default", []), ("chosen", chosen_options)):
         result = runner.invoke(app, [*base, "--out", str(tmp_path / f"{name}.json"), *extra])
         assert result.exit_code == 0, result.output
+        assert ("scored with NSD weighted by surface area" in result.stdout) == bool(extra)
     default, chosen = (load_report(tmp_path / f"{n}.json") for n in ("default", "chosen"))
     assert (default.settings["nsd_definition"], default.settings["empty_policy"]) == ("voxel", "segrob")
     assert (chosen.settings["nsd_definition"], chosen.settings["empty_policy"]) == ("area", "nnunet")
