@@ -30,6 +30,15 @@ from .output import Output, console, handles_errors, info
 from .pages import check_outputs, pages_from, write_and_tell
 
 
+def _one_of(*choices: str):
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise typer.BadParameter(f"must be one of {', '.join(choices)}; got {text!r}")
+        return text
+
+    return parse
+
+
 @handles_errors
 def audit(
     model: Path = typer.Argument(..., help="The ONNX model to audit."),
@@ -53,6 +62,15 @@ def audit(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted audit (needs --out FILE)."),
     overwrite: Overwrite = False,
     nsd_tolerance: float = typer.Option(1.0, "--nsd-tolerance", help="NSD tolerance in mm."),
+    nsd_definition: str = typer.Option(
+        "voxel", "--nsd-definition", metavar="voxel|area", parser=_one_of("voxel", "area"),
+        help="voxel: each surface voxel counts once (MONAI's default); area: surface elements weighted "
+        "by area (DeepMind's, as the Decathlon and TotalSegmentator report).",
+    ),
+    empty_policy: str = typer.Option(
+        "segrob", "--empty-policy", metavar="segrob|nnunet", parser=_one_of("segrob", "nnunet"),
+        help="segrob: both masks empty scores 1 (HD95 0); nnunet: NaN, left out of the means, as nnU-Net.",
+    ),
     failure_dice: float = typer.Option(0.5, "--failure-dice", help="Dice under which a case has failed."),
     in_channels: int = typer.Option(None, "--in-channels", help="For models without segrob metadata."),
     spatial_dims: int = typer.Option(None, "--spatial-dims", help="For models without segrob metadata."),
@@ -88,7 +106,8 @@ def audit(
     overrides = {key: value for key, value in given.items() if value is not None}
     options = AuditOptions(
         suite=suite, seed=seed, device=device, batch_size=batch_size, window=_window(window),
-        overlap=overlap, nsd_tolerance_mm=nsd_tolerance, failure_dice=failure_dice, bounds=bounds,
+        overlap=overlap, nsd_tolerance_mm=nsd_tolerance, nsd_definition=nsd_definition,
+        empty_policy=empty_policy, failure_dice=failure_dice, bounds=bounds,
         skip_bad=skip_bad, partial_path=Path(f"{out}.partial.jsonl") if out else None,
         resume=resume, threads=threads, overrides=overrides,
         examples=examples if examples is not None else (8 if html else 0),

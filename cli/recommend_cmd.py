@@ -65,6 +65,9 @@ def render(result) -> None:
               m.mean_dice, m.weighted_degradation, m.failure_rate, m.score, _expected(m.expected))
              for m in result.models],
         ))
+        for comparison in result.comparisons:
+            console.print("pairwise (paired bootstrap over the shared cases, BCa 95%): "
+                          f"{escape(comparison.statement())}")
     level = result.complexity or "unknown"
     if result.complexity_source == "measured":
         level += " (measured)"

@@ -40,6 +40,9 @@ def render_report(report) -> None:
         f"[bold]{title}[/]  ({summary.n_cases} cases, providers "
         f"{', '.join(report.settings.get('providers', []))}, seed {report.settings.get('seed')})"
     )
+    scoring = _scoring(report.settings)
+    if scoring:
+        console.print(scoring)
     clean = summary.clean
     cells = Table(
         title="Dice under perturbation (mean [95% CI]; change from clean, paired; red = significant drop)",
@@ -92,6 +95,16 @@ def render_report(report) -> None:
     _render_extras(report)
 
 
+def _scoring(settings: dict) -> str:
+    """A line for scoring choices other than segrob's defaults, so no number is read against the wrong one."""
+    parts = []
+    if settings.get("nsd_definition", "voxel") == "area":
+        parts.append("NSD weighted by surface area (DeepMind/MSD definition)")
+    if settings.get("empty_policy", "segrob") == "nnunet":
+        parts.append("empty-mask policy nnunet (both empty: NaN, left out of the means)")
+    return "scored with " + "; ".join(parts) if parts else ""
+
+
 def _render_extras(report) -> None:
     summary = report.summary
     per_class = summary.per_class or {}
@@ -141,7 +154,10 @@ def render_gates(gates: dict | None) -> None:
 
 def render_comparison(comparison) -> None:
     models = comparison.models
-    console.print(f"[bold]suite {comparison.suite} · {comparison.data}[/] (best per row in bold green)")
+    console.print(
+        f"[bold]suite {comparison.suite} · {comparison.data}[/] (best per row in green; bold where it is "
+        "significantly ahead of every other model on the shared cases, paired bootstrap, BCa 95%)"
+    )
     for title, rows, extra in (
         ("Summary", comparison.summary_rows, False),
         ("Mean Dice per row", comparison.dice_rows, False),
@@ -157,9 +173,34 @@ def render_comparison(comparison) -> None:
                 text = fmt(value)
                 if extra and row.get("weighted_degradation"):
                     text += f" (wd {fmt(row['weighted_degradation'][index])})"
-                cells.append(f"[bold green]{text}[/]" if index == row["best"] and len(models) > 1 else text)
+                cells.append(_best(text, row) if index == row["best"] and len(models) > 1 else text)
             table.add_row(row["row"], *cells)
         console.print(table)
+    _render_pairwise(comparison.pairwise)
+
+
+def _best(text: str, row: dict) -> str:
+    """Green for the best value; bold only when it is significantly ahead of every other model."""
+    return f"[bold green]{text}[/]" if row.get("significant") else f"[green]{text}[/]"
+
+
+def _render_pairwise(pairs) -> None:
+    if not pairs:
+        return
+    table = Table(title="Pairwise on the shared cases (first - second, paired bootstrap, BCa 95%)",
+                  title_justify="left", header_style="bold")
+    for name, justify in (("models", "left"), ("figure", "left"), ("difference", "right"),
+                          ("cases", "right"), ("verdict", "left")):
+        table.add_column(name, justify=justify, overflow="fold")
+    for pair in pairs:
+        if pair.ci_low is None:
+            difference, verdict = "–", "not testable"
+        else:
+            difference = f"{pair.difference:+.3f} [{pair.ci_low:+.3f}, {pair.ci_high:+.3f}]"
+            ahead = pair.first if pair.difference > 0 else pair.second
+            verdict = f"[bold]{ahead} ahead[/]" if pair.significant else "no significant difference"
+        table.add_row(f"{pair.first} vs {pair.second}", pair.figure, difference, str(pair.n_cases), verdict)
+    console.print(table)
 
 
 def _pct(value: float | None) -> str:

@@ -7,7 +7,9 @@ of it kept out of domain; an architecture with evidence only in the other dimens
 but gets no score. From the user's audit reports, ``in_domain`` is the measured clean Dice and
 ``retention`` the suite's relative robustness ``rR = mean_s Dice_s / Dice_clean``. Measured
 models outweigh the published ranking: they are ranked on their own numbers and the verdict
-follows them.
+follows them, unless the leader's score is not significantly ahead: every pair of measured models is
+compared on the shared cases (paired bootstrap of the score difference, BCa 95%), and a lead whose
+interval includes zero reads "no significant difference", not a winner.
 
 The default priority is ``robustness``: segrob advises on deployments, where the data shifts.
 In-domain Dice can be checked on a validation set before shipping, an out-of-domain collapse
@@ -28,6 +30,7 @@ from segrob.errors import SegrobError
 from segrob.evidence import Evidence, Expectation, Finding, load_evidence, show
 
 if TYPE_CHECKING:
+    from segrob.audit.compare import PairedDifference
     from segrob.data.complexity import ComplexityReport
     from segrob.report import AuditReport
 
@@ -95,6 +98,8 @@ class Recommendation:
     notes: list[str] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)
     measured_data: dict[str, Any] | None = None
+    #: Every pair of measured models, higher-ranked first: the paired score difference.
+    comparisons: list[PairedDifference] = field(default_factory=list)
 
     @property
     def basis(self) -> str:
@@ -106,6 +111,7 @@ class Recommendation:
             "complexity_source": self.complexity_source, "dims": self.dims,
             "priority": self.priority, "weights": self.weights, "suite": self.suite,
             "models": [m.to_dict() for m in self.models],
+            "comparisons": [c.to_dict() for c in self.comparisons],
             "ranking": [r.to_dict() for r in self.ranking],
             "notes": self.notes, "evidence": self.evidence, "measured_data": self.measured_data,
         }
@@ -175,6 +181,7 @@ def recommend(
                                  archs=archs or list(evidence.architectures))
     models = rank_reports(evidence, reports, paths, level=complexity, priority=priority) \
         if reports else []
+    comparisons = compare_measured(reports, paths, models, priority) if reports else []
     used = {f.text(): f.to_dict() for r in ranking
             for f in r.expectation.findings + r.expectation.supporting}
     used.update({s.text: s.to_dict() for s in evidence.statements if s.dims == dims})
@@ -182,9 +189,9 @@ def recommend(
         complexity=complexity, complexity_source=source, dims=dims, priority=priority,
         weights=dict(PRIORITY_WEIGHTS[priority]), ranking=ranking, models=models,
         suite=str(reports[0].suite.get("name")) if reports else None,
-        verdict=_verdict(ranking, models, complexity, dims, priority),
+        verdict=_verdict(ranking, models, complexity, dims, priority, comparisons),
         notes=_notes(evidence, complexity, dims), evidence=list(used.values()),
-        measured_data=measured_data,
+        measured_data=measured_data, comparisons=comparisons,
     )
 
 
@@ -291,20 +298,54 @@ def rank_reports(
     return models
 
 
+def compare_measured(
+    reports: list[AuditReport], paths: list[str], models: list[MeasuredModel], priority: str
+) -> list[PairedDifference]:
+    """Each pair of ranked models: the paired bootstrap of their score difference on shared cases."""
+    from segrob.audit.compare import case_values, paired_score_difference
+
+    tables = {str(path): case_values(report, "dice") for report, path in zip(reports, paths, strict=True)}
+    weights = PRIORITY_WEIGHTS[priority]
+    return [
+        paired_score_difference(a.label, b.label, tables[a.path], tables[b.path], weights,
+                                figure=f"{priority} score")
+        for i, a in enumerate(models) for b in models[i + 1:]
+        if a.score is not None and b.score is not None
+    ]
+
+
+def _measured_verdict(
+    top: RankedArch, models: list[MeasuredModel], priority: str, comparisons: list[PairedDifference]
+) -> str:
+    """Deploy the leader only when its score is significantly ahead of every other model's."""
+    best = models[0]
+    if best.score is None:
+        return f"no audited model has a clean Dice and rR to rank by; see {best.path}"
+    published = ("the published evidence agrees" if best.arch == top.arch else
+                 f"your measurements outweigh the published evidence, which ranks {top.arch} first")
+    against = [c for c in comparisons if c.first == best.label]
+    tied = [c for c in against if c.ci_low is not None and not (c.significant and c.difference > 0)]
+    if tied:
+        return ("; ".join(c.statement() for c in tied) + f": {best.label} leads on point estimates "
+                f"only ({priority} score {best.score:.3f}); audit more cases, or let the published "
+                f"evidence break the tie (it ranks {top.arch} first)")
+    text = (f"deploy {best.label}: best {priority} score {best.score:.3f} on your audits "
+            f"(clean Dice {best.clean_dice:.3f}, rR {_num(best.relative_robustness)})")
+    if against and all(c.significant for c in against):
+        text += (f", significantly ahead of every other model (paired 95% CI of the score "
+                 f"difference, {min(c.n_cases for c in against)} shared cases)")
+    elif against:
+        text += ", untested against the others (reports without per-case records)"
+    return f"{text}; {published}"
+
+
 def _verdict(
     ranking: list[RankedArch], models: list[MeasuredModel], level: str | None, dims: int,
-    priority: str,
+    priority: str, comparisons: list[PairedDifference] | None = None,
 ) -> str:
     top = ranking[0]
     if models:
-        best = models[0]
-        if best.score is None:
-            return f"no audited model has a clean Dice and rR to rank by; see {best.path}"
-        agrees = best.arch == top.arch
-        return (f"deploy {best.label}: best {priority} score {best.score:.3f} on your audits "
-                f"(clean Dice {best.clean_dice:.3f}, rR {_num(best.relative_robustness)}); "
-                + ("the published evidence agrees" if agrees else
-                   f"your measurements outweigh the published evidence, which ranks {top.arch} first"))
+        return _measured_verdict(top, models, priority, comparisons or [])
     context = f"{level} complexity, {dims}D" if level else f"{dims}D"
     e = top.expectation
     if e.coverage != "direct":

@@ -46,6 +46,9 @@ class AuditOptions:
     window: tuple[int, ...] | None = None
     overlap: float = 0.5
     nsd_tolerance_mm: float = 1.0
+    #: ``voxel`` or ``area`` and ``segrob`` or ``nnunet``: see :func:`segrob.metrics.case_metrics`.
+    nsd_definition: str = "voxel"
+    empty_policy: str = "segrob"
     failure_dice: float = 0.5
     bounds: tuple[Bound, ...] = ()
     skip_bad: bool = False
@@ -65,6 +68,8 @@ class AuditOptions:
             "window": list(self.window) if self.window else None,
             "overlap": self.overlap,
             "nsd_tolerance_mm": self.nsd_tolerance_mm,
+            "nsd_definition": self.nsd_definition,
+            "empty_policy": self.empty_policy,
             "failure_dice": self.failure_dice,
             "bounds": [b.to_dict() for b in self.bounds],
             "skip_bad": self.skip_bad,
@@ -284,6 +289,8 @@ def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, spec: Mo
             classes=spec.foreground_classes,
             nsd_tolerance_mm=options.nsd_tolerance_mm,
             probabilities=probabilities[index],
+            nsd_definition=options.nsd_definition,
+            empty_policy=options.empty_policy,
         )
         record = _record(case, variant, result, truth)
         records.append(record)

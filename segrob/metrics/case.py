@@ -18,10 +18,15 @@ from segrob.metrics.surface import (
     nsd_from,
     surface_distances,
 )
+from segrob.metrics.surfels import NSD_DEFINITIONS, nsd_area_from, surfel_distances
 from segrob.metrics.table import METRIC_BY_NAME, metric_names
 
 # The per-class metrics of the table, in its order: ClassMetrics has one field for each.
 METRIC_NAMES = metric_names(per_class=True)
+#: ``segrob``: both masks empty scores as a perfect prediction (Dice 1, HD95 0), so every case
+#: counts. ``nnunet``: as nnU-Net's evaluation, every metric of a class whose masks are both empty
+#: is NaN and means skip it (nan-mean), so the numbers can be set beside an nnU-Net summary.json.
+EMPTY_POLICIES = ("segrob", "nnunet")
 
 
 @dataclass(frozen=True)
@@ -68,20 +73,24 @@ class CaseMetrics:
 
 
 def class_metrics(
-    pred: np.ndarray, gt: np.ndarray, *, spacing: Sequence[float], nsd_tolerance_mm: float = 1.0
+    pred: np.ndarray, gt: np.ndarray, *, spacing: Sequence[float], nsd_tolerance_mm: float = 1.0,
+    nsd_definition: str = "voxel", empty_policy: str = "segrob",
 ) -> ClassMetrics:
     """All metrics of two binary masks from one pair of distance transforms.
 
     Empty-mask policy: both empty -> Dice, IoU, NSD, sensitivity, precision 1 and HD95, ASSD 0;
     exactly one empty -> the overlap metrics and NSD 0 and HD95 = ASSD = the image diagonal in
-    mm (see :mod:`segrob.metrics.overlap` for the ``0 / 0`` ratios).
+    mm (see :mod:`segrob.metrics.overlap` for the ``0 / 0`` ratios). ``empty_policy="nnunet"``
+    makes every metric NaN when both are empty. ``nsd_definition="area"`` weights the surface by
+    area (DeepMind's definition, :mod:`segrob.metrics.surfels`) instead of counting voxels.
     """
+    _check_choices(nsd_definition, empty_policy)
     pred, gt = binary_pair(pred, gt)
     spacing = check_spacing(spacing, pred.ndim)
     tp, fp, fn = confusion(pred, gt)
     has_pred, has_gt = tp + fp > 0, tp + fn > 0
     if not has_pred and not has_gt:
-        return _empty_mask_metrics("both", diagonal=0.0)
+        return _empty_mask_metrics("both", diagonal=0.0) if empty_policy == "segrob" else _both_empty_nan()
     if not (has_pred and has_gt):
         empty = "pred" if not has_pred else "gt"
         return _empty_mask_metrics(empty, diagonal=image_diagonal(gt.shape, spacing))
@@ -91,7 +100,8 @@ def class_metrics(
         iou=tp / (tp + fp + fn),
         hd95=hd95_from(to_gt, to_pred),
         assd=assd_from(to_gt, to_pred),
-        nsd=nsd_from(to_gt, to_pred, nsd_tolerance_mm),
+        nsd=nsd_from(to_gt, to_pred, nsd_tolerance_mm) if nsd_definition == "voxel"
+        else nsd_area_from(*surfel_distances(pred, gt, spacing=spacing), nsd_tolerance_mm),
         sensitivity=tp / (tp + fn),
         precision=tp / (tp + fp),
     )
@@ -108,6 +118,18 @@ def _empty_mask_metrics(empty: str, *, diagonal: float) -> ClassMetrics:
     return ClassMetrics(**values, empty=empty)
 
 
+def _both_empty_nan() -> ClassMetrics:
+    """nnU-Net's policy for two empty masks: nothing to score, so every metric is NaN."""
+    return ClassMetrics(**dict.fromkeys(METRIC_NAMES, float("nan")), empty="both")
+
+
+def _foreground_mean(scored: list[ClassMetrics], name: str) -> float:
+    """Mean over the foreground classes, skipping NaN (only the nnunet policy makes any)."""
+    values = np.array([getattr(m, name) for m in scored], dtype=np.float64)
+    finite = values[~np.isnan(values)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
 def case_metrics(
     pred_labels: np.ndarray,
     gt_labels: np.ndarray,
@@ -116,6 +138,8 @@ def case_metrics(
     classes: Sequence[int],
     nsd_tolerance_mm: float = 1.0,
     probabilities: np.ndarray | None = None,
+    nsd_definition: str = "voxel",
+    empty_policy: str = "segrob",
 ) -> CaseMetrics:
     """Metrics of each class in ``classes`` (``label == k`` as a binary mask) and their mean.
 
@@ -127,6 +151,9 @@ def case_metrics(
             mean, which is over the foreground classes only.
         nsd_tolerance_mm: Tolerance of the normalised surface Dice.
         probabilities: Softmax ``(K, *spatial)``; adds the ECE and mean entropy (nats).
+        nsd_definition: ``voxel`` (default: surface voxels count once, MONAI's default) or
+            ``area`` (surface elements weighted by area: DeepMind's, the Decathlon's).
+        empty_policy: ``segrob`` (default) or ``nnunet`` (see :data:`EMPTY_POLICIES`).
 
     Returns:
         Per-class metrics, their foreground mean and the count of each empty-mask case.
@@ -148,12 +175,13 @@ def case_metrics(
     spacing = check_spacing(spacing, pred_labels.ndim)
     per_class = {
         k: class_metrics(
-            pred_labels == k, gt_labels == k, spacing=spacing, nsd_tolerance_mm=nsd_tolerance_mm
+            pred_labels == k, gt_labels == k, spacing=spacing, nsd_tolerance_mm=nsd_tolerance_mm,
+            nsd_definition=nsd_definition, empty_policy=empty_policy,
         )
         for k in keys
     }
     scored = [per_class[k] for k in foreground]
-    mean = {name: float(np.mean([getattr(m, name) for m in scored])) for name in METRIC_NAMES}
+    mean = {name: _foreground_mean(scored, name) for name in METRIC_NAMES}
     counts = {kind: sum(m.empty == kind for m in scored) for kind in ("both", "pred", "gt")}
     ece = entropy = None
     if probabilities is not None:
@@ -162,3 +190,14 @@ def case_metrics(
     return CaseMetrics(
         per_class=per_class, mean=mean, ece=ece, entropy=entropy, empty_counts=counts
     )
+
+
+def _check_choices(nsd_definition: str, empty_policy: str) -> None:
+    if nsd_definition not in NSD_DEFINITIONS:
+        raise SegrobError(
+            f"unknown NSD definition {nsd_definition!r}; choose one of {', '.join(NSD_DEFINITIONS)}"
+        )
+    if empty_policy not in EMPTY_POLICIES:
+        raise SegrobError(
+            f"unknown empty-mask policy {empty_policy!r}; choose one of {', '.join(EMPTY_POLICIES)}"
+        )
