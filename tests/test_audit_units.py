@@ -67,8 +67,10 @@ def test_any_split_of_the_cases_gives_the_same_records_and_examples():
     shipped = pickle.loads(pickle.dumps(tiny_plan(MODEL.read_bytes())))
     split = [result for case in cases for result in audit_block([(case, cells)], shipped, settings)]
     assert [r.case for r in whole] == [r.case for r in split] == [c.name for c in cases]
-    same_values([r.to_dict() for w in whole for r in w.records], [r.to_dict() for s in split for r in s.records])
-    assert all(len(w.records) == 3 and set(w.seconds) == {"perturbation", "inference", "metrics"} for w in whole)
+    same_values([r.to_dict() for w in whole for r in w.records],
+                [r.to_dict() for s in split for r in s.records])
+    assert all(len(w.records) == 3 for w in whole)
+    assert all(set(w.seconds) == {"perturbation", "inference", "metrics"} for w in whole)
     merged = ExampleKeeper(2)
     for result in split:
         merged.merge(result.examples)
