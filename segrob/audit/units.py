@@ -195,8 +195,8 @@ def _variants(case: Case, cells: list[Cell], device: str, seed: int, seconds: di
     from segrob.perturb.registry import apply_perturbation
     from segrob.perturb.seeding import derive_seed
 
-    image = torch.from_numpy(case.image)[None].to(device)
-    label = torch.from_numpy(case.label)[None].to(device) if case.label is not None else None
+    image = _tensor(case.image)[None].to(device)
+    label = _tensor(case.label)[None].to(device) if case.label is not None else None
     variants: list[_Variant] = []
     for name, severity in cells:
         start = time.perf_counter()
@@ -210,6 +210,11 @@ def _variants(case: Case, cells: list[Cell], device: str, seed: int, seconds: di
             variants.append(_Variant(name, severity, cell_seed, applied.params, out_image, out_label))
         seconds["perturbation"] += time.perf_counter() - start
     return variants
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    # Arrays that came through Ray's object store are read-only; torch wants to own writable ones.
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
 
 
 def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, plan: ModelPlan,
