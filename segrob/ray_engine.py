@@ -127,3 +127,79 @@ def _blocks(work: Iterable[tuple[Case, list[Cell]]], size: int) -> Iterator[list
             block = []
     if block:
         yield block
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` by relative path: a dataset or a run, to cross the object store."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _write_files(files: dict[str, bytes], folder: Path, skip: tuple[str, ...] = ()) -> None:
+    for relative, content in files.items():
+        if relative in skip:
+            continue
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+
+
+def _train_task(cell, data_files: dict[str, bytes]) -> tuple[dict[str, bytes], bytes]:
+    """Train and export one study cell in a scratch folder; the driver writes what comes back."""
+    import tempfile
+
+    from segrob.studies.pipeline import TrainCell, train_cell
+
+    with tempfile.TemporaryDirectory(prefix="segrob-cell-") as scratch:
+        data = Path(cell.request.data)
+        if not (data / "segrob.json").is_file():  # the study folder is not on this node
+            data = Path(scratch) / "data"
+            _write_files(data_files, data)
+        run_dir, model = Path(scratch) / "run", Path(scratch) / "model.onnx"
+        request = dataclasses.replace(cell.request, data=str(data), out=str(run_dir))
+        train_cell(TrainCell(cell.name, run_dir, model, request))
+        return folder_files(run_dir), model.read_bytes()
+
+
+class RayCells:
+    """Runs a study's cells as named Ray tasks: ``train NAME`` (with a GPU when the cluster has
+    one), then each audit sharded by :class:`RayAudit`. Only the driver writes the study folder."""
+
+    def __init__(self, ray: Any):
+        self.ray = ray
+        self.audit_engine = RayAudit(ray)
+        self.gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+
+    def train(self, cells: list, notify=None) -> dict[str, dict]:
+        from segrob.studies.pipeline import train_cell
+
+        todo = [cell for cell in cells if not cell.done]
+        datasets = {data: self.ray.put(folder_files(Path(data))) for data in {c.request.data for c in todo}}
+        task = self.ray.remote(num_cpus=1, num_gpus=self.gpus, max_retries=1)(_train_task)
+        pending = {task.options(name=f"train {cell.name}").remote(cell, datasets[cell.request.data]): cell
+                   for cell in todo}
+        try:
+            while pending:
+                (ref,), _ = self.ray.wait(list(pending), num_returns=1)
+                cell = pending.pop(ref)
+                self._keep(cell, ref)
+                if notify:
+                    notify(f"trained and exported {cell.name} (on Ray)")
+        except BaseException:
+            for ref in pending:
+                self.ray.cancel(ref, force=True)
+            raise
+        return {cell.name: train_cell(cell) for cell in cells}  # every cell is finished now: read them
+
+    def _keep(self, cell, ref) -> None:
+        from segrob.io_utils import MARKER, atomic_output_dir, atomic_output_file
+
+        try:
+            run_files, model = self.ray.get(ref)
+        except self.ray.exceptions.RayError as error:
+            cause = getattr(error, "cause", None) or error
+            raise SegrobError(f"study cell train {cell.name} failed on Ray: {first_line(cause)}") from None
+        with atomic_output_dir(cell.run_dir, overwrite=True, kind="run") as staging:
+            _write_files(run_files, staging, skip=(MARKER,))
+        cell.model_path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output_file(cell.model_path) as staging_file:
+            staging_file.write_bytes(model)

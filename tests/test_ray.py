@@ -99,3 +99,24 @@ def test_a_failing_task_names_its_cases(ray):
     cases = [case for _, case in resolve_audit_data("synth:low", n=1, size=32, spatial_dims=2)]
     with pytest.raises(SegrobError, match=r"case\(s\) case_0000 failed on Ray: .*out of memory"):
         list(RayAudit(ray)([(cases[0], [("clean", 0)])], plan, CellSettings()))
+
+
+def test_a_skip_study_on_ray_gives_the_local_table(ray, tmp_path):
+    from segrob.ray_engine import RayCells
+    from segrob.studies.skip import SkipStudyConfig, run_skip_study
+
+    def config(out):
+        return SkipStudyConfig(out=out, levels=("low",), archs=("unet", "noskip"), n_train=6, n_test=3,
+                               size=32, epochs=1, shift_suite="blur", channels=(4, 8))
+
+    local = run_skip_study(config(tmp_path / "local"))
+    steps: list[str] = []
+    distributed = run_skip_study(config(tmp_path / "ray"), notify=steps.append, engine=RayCells(ray))
+    assert distributed["table"] == local["table"]
+    strip = [{k: v for k, v in cell.items() if k != "reports"} for cell in local["cells"]]
+    assert [{k: v for k, v in cell.items() if k != "reports"} for cell in distributed["cells"]] == strip
+    assert "trained and exported low-unet-s0 (on Ray)" in steps
+    assert (tmp_path / "ray" / "runs" / "low-noskip-s0" / "config.json").is_file()
+    again: list[str] = []
+    assert run_skip_study(config(tmp_path / "ray"), notify=again.append, engine=RayCells(ray)) == distributed
+    assert again == []  # resumed: every cell was finished
