@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -28,6 +29,7 @@ from .options import (
 )
 from .output import Output, console, handles_errors, info
 from .pages import check_outputs, pages_from, write_and_tell
+from .ray_option import RayAddress, ray_address
 
 
 def _one_of(*choices: str):
@@ -41,7 +43,7 @@ def _one_of(*choices: str):
 
 @handles_errors
 def audit(
-    model: Path = typer.Argument(..., help="The ONNX model to audit."),
+    models: list[Path] = typer.Argument(..., help="The ONNX model(s); with several, --out is a folder."),
     data: AuditData = ...,
     suite: Suite = "shift",
     n: Cases = None,
@@ -84,44 +86,98 @@ def audit(
         None, "--examples", metavar="K", parser=whole_number(0),
         help="Keep the K worst cells for the HTML gallery, beside the --out report (default 8 with --html).",
     ),
+    ray: RayAddress = None,
 ) -> None:
-    """Audit an ONNX model under a perturbation suite: tables, a JSON report, pages and a CI gate."""
+    """Audit ONNX models under a perturbation suite: tables, a JSON report, pages and a CI gate."""
     from segrob.audit import AuditOptions, parse_bounds
-    from segrob.audit import audit as run_audit
-    from segrob.audit.data_source import resolve_audit_data
     from segrob.errors import UsageError
     from segrob.perturb.suites import resolve_suite
-    from segrob.report import report_json, save_report
+    from segrob.report import report_json
 
     bounds = parse_bounds(fail_under)
     resolve_suite(suite)  # a bad suite name or file fails before any work starts
     if resume and out is None:
         raise UsageError("--resume needs --out FILE (the partial results live beside it)")
-    metadata = _metadata(model)  # a missing or broken model fails before any data is read
+    metadata = {model: _metadata(model) for model in models}  # a broken model fails before any work
+    targets = _report_paths(models, out)
     pages = pages_from(html, markdown, junit, metric)
-    check_outputs(out, pages, overwrite=overwrite, inputs=(model, data))
-    dims = spatial_dims or int(metadata.get("spatial_dims") or 2)
-    cases = resolve_audit_data(data, n=n, size=size, spatial_dims=dims, seed=seed)
+    for target in targets:
+        check_outputs(target, pages, overwrite=overwrite, inputs=(*models, data))
     given = {"in_channels": in_channels, "spatial_dims": spatial_dims, "normalization": normalization}
-    overrides = {key: value for key, value in given.items() if value is not None}
     options = AuditOptions(
         suite=suite, seed=seed, device=device, batch_size=batch_size, window=_window(window),
         overlap=overlap, nsd_tolerance_mm=nsd_tolerance, nsd_definition=nsd_definition,
         empty_policy=empty_policy, failure_dice=failure_dice, bounds=bounds,
-        skip_bad=skip_bad, partial_path=Path(f"{out}.partial.jsonl") if out else None,
-        resume=resume, threads=threads, overrides=overrides,
+        skip_bad=skip_bad, resume=resume, threads=threads,
+        overrides={key: value for key, value in given.items() if value is not None},
         examples=examples if examples is not None else (8 if html else 0),
     )
     output = Output(as_json=as_json)
-    with output.progress("audit", None) as bar:
-        report = run_audit(model, cases, options, progress=lambda done, total, name: bar(done, total, name))
-    if out is not None:
-        save_report(report, out, overwrite=overwrite, inputs=(model, data))
-        info(f"report written to {out}")
-    write_and_tell([report], [model.stem], pages, overwrite=overwrite, inputs=(model, data))
-    output.result(report, _view, serialize=report_json)
-    if report.gates and not report.gates["passed"]:
+    reports = _run_audits(models, metadata, targets, data, options, ray=ray, n=n, size=size,
+                          overwrite=overwrite, output=output)
+    write_and_tell(reports, [m.stem for m in models], pages, overwrite=overwrite, inputs=(*models, data))
+    if len(reports) == 1:
+        output.result(reports[0], _view, serialize=report_json)
+    else:
+        output.result(reports, _views,
+                      serialize=lambda all_: f"[{','.join(report_json(r).strip() for r in all_)}]\n")
+    if any(report.gates and not report.gates["passed"] for report in reports):
         raise typer.Exit(1)
+
+
+def _report_paths(models: list[Path], out: Path | None) -> list[Path | None]:
+    """One model: ``--out`` is its report. Several: ``--out`` is a folder of ``<model stem>.json``."""
+    from segrob.errors import UsageError
+
+    if len(models) == 1 or out is None:
+        return [out] * len(models)
+    stems = [model.stem for model in models]
+    repeated = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if repeated:
+        raise UsageError(f"several models named {repeated[0]}: their reports would share "
+                         f"{out / (repeated[0] + '.json')}")
+    if out.suffix == ".json" or out.is_file():
+        raise UsageError(f"--out {out}: with several models, --out is a folder (one <model>.json each)")
+    return [out / f"{stem}.json" for stem in stems]
+
+
+def _run_audits(models, metadata, targets, data, options, *, ray, n, size, overwrite, output) -> list:
+    """Each model's audit, in turn: here, or sharded over Ray (one connection for all)."""
+    from contextlib import nullcontext
+    from dataclasses import replace
+
+    from segrob.audit import audit as run_audit
+    from segrob.audit.data_source import resolve_audit_data
+    from segrob.report import save_report
+
+    reports = []
+    with _ray_engine(ray) if ray else nullcontext() as engine:
+        for model, target in zip(models, targets, strict=True):
+            dims = options.overrides.get("spatial_dims") or int(metadata[model].get("spatial_dims") or 2)
+            cases = resolve_audit_data(data, n=n, size=size, spatial_dims=dims, seed=options.seed)
+            partial = Path(f"{target}.partial.jsonl") if target else None
+            with output.progress(f"audit {model.stem}", None) as bar:
+                report = run_audit(model, cases, replace(options, partial_path=partial),
+                                   progress=lambda done, total, name: bar(done, total, name), engine=engine)
+            if target is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                save_report(report, target, overwrite=overwrite, inputs=(*models, data))
+                info(f"report written to {target}")
+            reports.append(report)
+    return reports
+
+
+@contextmanager
+def _ray_engine(address: str):
+    from segrob.ray_engine import RayAudit, connect
+
+    with connect(address) as ray:
+        yield RayAudit(ray)
+
+
+def _views(reports: list) -> None:
+    for report in reports:
+        _view(report)
 
 
 def _metadata(model: Path) -> dict:
@@ -158,4 +214,4 @@ def _window(text: str | None) -> tuple[int, ...] | None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("audit", cls=accepting(json_report_file))(audit)
+    app.command("audit", cls=accepting(json_report_file, ray_address))(audit)

@@ -76,6 +76,8 @@ def handles_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from rich.markup import escape
+
         from segrob.errors import SegrobError
 
         try:
@@ -83,7 +85,7 @@ def handles_errors(func: F) -> F:
         except SegrobError as error:
             if debug_enabled():
                 raise
-            err_console.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(error))}", markup=True, soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[bold red]interrupted[/]")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
+from .legacy import accepting
 from .options import Archs, Device, Epochs, Json, Out, Size, TestCases, TrainCases
 from .output import Output, console, fmt, handles_errors, info, table
+from .ray_option import RayAddress, ray_address
 
 study_app = typer.Typer(help="Reproduce the skip-connection and context/FBR studies.", no_args_is_help=True)
 
@@ -45,7 +48,7 @@ def _pm(row: dict, key: str) -> str:
     return f"{value:.3f}" + (f" ± {spread:.3f}" if spread is not None else "")
 
 
-@study_app.command("skip")
+@study_app.command("skip", cls=accepting(ray_address))
 @handles_errors
 def skip(
     out: Out = ...,
@@ -59,6 +62,7 @@ def skip(
     shift_suite: str = typer.Option("shift", "--shift-suite", help="Extra suite to audit ('' for none)."),
     device: Device = "auto",
     as_json: Json = False,
+    ray: RayAddress = None,
 ) -> None:
     """Train, export and audit each architecture at each complexity level (Kamath et al. 2023).
 
@@ -71,8 +75,21 @@ def skip(
         n_train=n_train, n_test=n_test, size=size, epochs=epochs, shift_suite=shift_suite or None,
         device=device,
     )
-    Output(as_json=as_json).result(run_skip_study(config, notify=info),
-                                   lambda result: _skip_view(result, out))
+    with _cells(ray) as engine:
+        result = run_skip_study(config, notify=info, engine=engine)
+    Output(as_json=as_json).result(result, lambda result: _skip_view(result, out))
+
+
+@contextmanager
+def _cells(address: str | None):
+    """None: the study runs here; else its cells run as Ray tasks (``--ray [ADDRESS]``)."""
+    if address is None:
+        yield None
+        return
+    from segrob.ray_engine import RayCells, connect
+
+    with connect(address) as ray:
+        yield RayCells(ray)
 
 
 def _skip_view(result: dict, out: Path) -> None:
@@ -80,7 +97,7 @@ def _skip_view(result: dict, out: Path) -> None:
     console.print(f"every number: {out / 'study.json'}; audits: {out / 'audits'}")
 
 
-@study_app.command("context")
+@study_app.command("context", cls=accepting(ray_address))
 @handles_errors
 def context(
     out: Out = ...,
@@ -93,6 +110,7 @@ def context(
     epochs: Epochs = 10,
     device: Device = "auto",
     as_json: Json = False,
+    ray: RayAddress = None,
 ) -> None:
     """Patch size (context) vs foreground ratio in 3D (Kamath et al. 2022).
 
@@ -104,8 +122,9 @@ def context(
         out=out, patches=_ints(patches, "--patches"), archs=_names(archs), seeds=_ints(seeds, "--seeds"),
         n_train=n_train, n_test=n_test, size=size, epochs=epochs, device=device,
     )
-    Output(as_json=as_json).result(run_context_study(config, notify=info),
-                                   lambda result: _context_view(result, out))
+    with _cells(ray) as engine:
+        result = run_context_study(config, notify=info, engine=engine)
+    Output(as_json=as_json).result(result, lambda result: _context_view(result, out))
 
 
 def _context_view(result: dict, out: Path) -> None:

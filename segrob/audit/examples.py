@@ -112,6 +112,19 @@ class ExampleKeeper:
             }
             self._worst[perturbation, severity] = candidate
 
+    def candidates(self) -> list[Example]:
+        """The worst cell kept per (perturbation, severity): what a worker hands back to merge."""
+        with self._lock:
+            return list(self._worst.values())
+
+    def merge(self, candidates: list[Example]) -> None:
+        """Take another keeper's candidates; merged in case order, ties go as in one keeper."""
+        with self._lock:
+            for candidate in candidates:
+                kept = self._worst.get((candidate.perturbation, candidate.severity))
+                if kept is None or candidate.loss > kept.loss:
+                    self._worst[candidate.perturbation, candidate.severity] = candidate
+
     def examples(self) -> list[Example]:
         """The ``count`` kept cells with the largest Dice loss, worst first."""
         ranked = sorted(self._worst.values(), key=lambda e: (-e.loss, e.perturbation, e.severity))

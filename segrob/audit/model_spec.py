@@ -14,7 +14,7 @@ from segrob.errors import SegrobError
 
 
 @dataclass
-class ModelSpec:
+class AuditModel:
     """Shapes, preprocessing and the predict function of one onnxruntime session."""
 
     spatial_dims: int
@@ -83,7 +83,7 @@ def _meta(metadata: dict, key: str):
     return metadata.get(key, metadata.get(f"segrob.{key}"))
 
 
-def model_spec(session_info, options) -> ModelSpec:
+def model_spec(session_info, options) -> AuditModel:
     """Combine the session's input/output shapes, segrob metadata and ``options.overrides``."""
     from segrob.onnx.session import run as run_session
 
@@ -115,7 +115,7 @@ def model_spec(session_info, options) -> ModelSpec:
     fixed = tuple(spatial) if all(isinstance(s, int) and s > 0 for s in spatial) else None
     patch = _meta(metadata, "patch_size")
     multiple = _meta(metadata, "size_multiple") or 16
-    return ModelSpec(
+    return AuditModel(
         spatial_dims=spatial_dims,
         in_channels=int(in_channels),
         out_channels=int(out_channels),

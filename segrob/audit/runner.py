@@ -8,24 +8,19 @@ run through one onnxruntime session in batches, and scored against the (possibly
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-import numpy as np
-import torch
 
 from segrob.audit.aggregate import summarise
 from segrob.audit.data_source import AuditData, Fingerprint
 from segrob.audit.examples import ExampleKeeper
 from segrob.audit.gates import Bound, evaluate_gates
-from segrob.audit.inference import predict, softmax
-from segrob.audit.model_spec import ModelSpec, model_spec
+from segrob.audit.model_spec import AuditModel, model_spec
 from segrob.audit.records import CLEAN, CellRecord, PartialStore
+from segrob.audit.units import STAGES, CaseResult, Cell, CellSettings, ModelPlan, adopt_runtime, audit_cases
 from segrob.data.case import Case
 from segrob.errors import SegrobError
 from segrob.io_utils import file_sha256
@@ -33,6 +28,9 @@ from segrob.provenance import package_versions
 from segrob.report import AuditReport
 
 Progress = Callable[[int, int, str], None]
+#: Runs the units of work, here or elsewhere, and yields each case's result (in any order).
+Work = tuple[Case, list[Cell]]
+Engine = Callable[[Iterable[Work], ModelPlan, CellSettings], Iterator[CaseResult]]
 
 
 @dataclass(frozen=True)
@@ -78,27 +76,12 @@ class AuditOptions:
 
 
 @dataclass(frozen=True)
-class _Variant:
-    """One (perturbation, severity) version of a case, ready to infer and score."""
+class ModelIdentity:
+    """What the report says the audited model is: where it came from and what ran it."""
 
-    perturbation: str
-    severity: int
-    seed: int
-    params: dict
-    image: torch.Tensor
-    label: torch.Tensor | None
-
-
-class _Timer:
-    """Seconds per stage; metrics are timed on the scoring thread, so the stages overlap."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {"perturbation": 0.0, "inference": 0.0, "metrics": 0.0}
-        self._lock = threading.Lock()
-
-    def add(self, key: str, start: float) -> None:
-        with self._lock:
-            self.seconds[key] += time.perf_counter() - start
+    path: str
+    sha256: str
+    providers: tuple[str, ...]
 
 
 def audit(
@@ -107,216 +90,161 @@ def audit(
     options: AuditOptions,
     *,
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> AuditReport:
-    """Audit ``model_path`` on ``data`` under ``options.suite``; see the module docstring."""
+    """Audit the ONNX model ``model_path`` on ``data`` under ``options.suite``.
+
+    ``engine`` runs the units of work (:func:`segrob.audit.units.audit_cases` in this process by
+    default; :mod:`segrob.audit.ray_engine` shards them over a Ray cluster).
+    """
     from segrob.onnx.metadata import check_metadata
     from segrob.onnx.session import create_session
-    from segrob.perturb.suites import resolve_suite
 
     started = time.perf_counter()
-    suite = resolve_suite(options.suite)
     session = create_session(model_path, device=options.device, threads=options.threads)
     check_metadata({k: v for k, v in session.metadata.items() if k not in options.overrides}, model_path)
     try:
-        spec = model_spec(session, options)
+        model = model_spec(session, options)
+        inference = model.plan(options)
     except SegrobError as error:  # metadata or graph the audit cannot use: name the model
         raise SegrobError(f"{model_path}: {error}") from None
-    # Members that do not exist for the model's dimensionality are left out and reported.
-    suite, left_out = suite.for_spatial_dims(spec.spatial_dims)
-    cells = [(CLEAN, 0)] + [(e.perturbation, s) for e in suite.entries for s in e.severities]
     sha256 = file_sha256(model_path)
-    header = {
-        "model_sha256": sha256,
-        "data": data.identity,
-        "cases": data.names,
-        "suite": suite.to_dict(),
-        "seed": options.seed,
-        "settings": options.to_dict(),
-    }
+    plan = ModelPlan(source=str(model_path), key=sha256, inference=inference,
+                     classes=tuple(model.foreground_classes), device=options.device, threads=options.threads)
+    adopt_runtime(plan, model.run, model.torch_device)  # this process has the session open already
+    identity = ModelIdentity(str(model_path), sha256, tuple(session.providers))
+    return audit_plan(model, plan, identity, data, options, progress=progress, engine=engine, started=started)
+
+
+def audit_plan(
+    model: AuditModel,
+    plan: ModelPlan,
+    identity: ModelIdentity,
+    data: AuditData,
+    options: AuditOptions,
+    *,
+    progress: Progress | None = None,
+    engine: Engine | None = None,
+    started: float | None = None,
+) -> AuditReport:
+    """Audit any model described by ``model`` and ``plan`` (an ONNX file or a predict callable)."""
+    from segrob.perturb.suites import resolve_suite
+
+    started = time.perf_counter() if started is None else started
+    # Members that do not exist for the model's dimensionality are left out and reported.
+    suite, left_out = resolve_suite(options.suite).for_spatial_dims(model.spatial_dims)
+    cells = [(CLEAN, 0)] + [(e.perturbation, s) for e in suite.entries for s in e.severities]
+    header = {"model_sha256": identity.sha256, "data": data.identity, "cases": data.names,
+              "suite": suite.to_dict(), "seed": options.seed, "settings": options.to_dict()}
     store = PartialStore(options.partial_path, header) if options.partial_path else None
-    done = store.open(resume=options.resume) if store else {}
-    timer = _Timer()
-    keeper = ExampleKeeper(options.examples) if options.examples > 0 else None
-    records: list[CellRecord] = []
-    skipped: list[dict[str, str]] = []
-    fingerprint = Fingerprint()
-    total = len(data) * len(cells)
-    completed = 0
-    scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segrob-metrics")
-    previous: list[Future] = []
-
-    def collect(jobs: list[Future]) -> None:
-        for job in jobs:
-            for record in job.result():
-                records.append(record)
-                if store:
-                    store.append(record)
-
+    run = _Run(cells, store.open(resume=options.resume) if store else {}, len(data) * len(cells), progress)
+    settings = CellSettings(seed=options.seed, nsd_tolerance_mm=options.nsd_tolerance_mm,
+                            nsd_definition=options.nsd_definition, empty_policy=options.empty_policy,
+                            examples=options.examples > 0)
     try:
-        for name, case in data:
-            if isinstance(case, SegrobError):
-                if not options.skip_bad:
-                    raise SegrobError(f"{case} (use --skip-bad to audit the other cases)")
-                skipped.append({"name": name, "error": str(case)})
-                completed += len(cells)
-                continue
-            spec.check_case(case)
-            fingerprint.add(case)
-            todo = [cell for cell in cells if (case.name, *cell) not in done]
-            records.extend(done[(case.name, *cell)] for cell in cells if (case.name, *cell) in done)
-            jobs = _audit_case(case, todo, spec, options, timer, scorer, keeper)
-            # Collect the previous case's scores only now, so they overlap this case's inference.
-            collect(previous)
-            previous = jobs
-            completed += len(cells)
-            if progress is not None:
-                progress(completed, total, case.name)
-        collect(previous)
+        for result in (engine or audit_cases)(run.work(data, model, options), plan, settings):
+            run.add(result, store)
     except BaseException:
-        scorer.shutdown(wait=True, cancel_futures=True)
         if store:
             store.close(remove=False)
         raise
-    scorer.shutdown(wait=True)
-    if not records:
+    if not run.records:
         raise SegrobError(f"{data.source}: no case could be audited")
-    summary = summarise(
-        records, failure_dice=options.failure_dice, fbr_range=spec.fbr_range, seed=options.seed
-    )
-    gates = None
-    if options.bounds:
-        failures = evaluate_gates(summary, options.bounds)
-        gates = {
-            "bounds": [b.to_dict() for b in options.bounds],
-            "failures": [f.to_dict() for f in failures],
-            "passed": not failures,
-        }
-    timings = {k: round(v, 4) for k, v in timer.seconds.items()}
-    timings["total"] = round(time.perf_counter() - started, 4)
-    report = AuditReport(
-        model={
-            "path": str(model_path),
-            "sha256": sha256,
-            "metadata": spec.metadata,
-            **spec.describe(),
-        },
-        data={**data.describe(), "fingerprint": fingerprint.hexdigest()},
-        suite=suite.to_dict(),
-        settings={
-            **options.to_dict(),
-            "providers": list(session.providers),
-            "inference": spec.plan(options).to_dict(),
-            "classes": spec.foreground_classes,
-            "left_out_perturbations": left_out,
-        },
-        summary=summary,
-        records=[r.to_dict() for r in sorted(records, key=_record_order(cells))],
-        timings=timings,
-        versions=package_versions("onnxruntime", "torch", "numpy"),
-        gates=gates,
-        skipped_cases=skipped,
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        examples=keeper.examples() if keeper else [],
-    )
+    report = _report(run, model, plan, identity, data, options, suite.to_dict(), left_out, started)
     if store:
         store.close(remove=True)
     return report
 
 
+class _Run:
+    """The driver's side of an audit: what to do, what is done, and the progress of both."""
+
+    def __init__(self, cells: list[Cell], done: dict, total: int, progress: Progress | None):
+        self.cells = cells
+        self.done = done
+        self.total = total
+        self.progress = progress
+        self.completed = 0
+        self.records: list[CellRecord] = []
+        self.skipped: list[dict[str, str]] = []
+        self.fingerprint = Fingerprint()
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self.examples: dict[str, list] = {}
+
+    def work(self, data: AuditData, model: AuditModel, options: AuditOptions) -> Iterator[Work]:
+        """Read each case, check it and yield it with the cells still to do (runs in the driver)."""
+        for name, case in data:
+            if isinstance(case, SegrobError):
+                if not options.skip_bad:
+                    raise SegrobError(f"{case} (use --skip-bad to audit the other cases)")
+                self.skipped.append({"name": name, "error": str(case)})
+                self._advance(name)
+                continue
+            model.check_case(case)
+            self.fingerprint.add(case)
+            todo = [cell for cell in self.cells if (case.name, *cell) not in self.done]
+            self.records.extend(self.done[key] for c in self.cells if (key := (case.name, *c)) in self.done)
+            if todo:
+                yield case, todo
+            else:
+                self._advance(name)
+
+    def add(self, result: CaseResult, store: PartialStore | None) -> None:
+        for record in result.records:
+            self.records.append(record)
+            if store:
+                store.append(record)
+        for stage, seconds in result.seconds.items():
+            self.seconds[stage] += seconds
+        self.examples[result.case] = result.examples
+        self._advance(result.case)
+
+    def _advance(self, name: str) -> None:
+        self.completed += len(self.cells)
+        if self.progress is not None:
+            self.progress(self.completed, self.total, name)
+
+    def kept_examples(self, count: int, names: list[str]) -> list:
+        keeper = ExampleKeeper(count)
+        for name in names:  # in data order, whatever order the engine returned the cases in
+            keeper.merge(self.examples.get(name, []))
+        return keeper.examples()
+
+
+def _report(run: _Run, model: AuditModel, plan: ModelPlan, identity: ModelIdentity, data: AuditData,
+            options: AuditOptions, suite: dict, left_out: list, started: float) -> AuditReport:
+    summary = summarise(run.records, failure_dice=options.failure_dice, fbr_range=model.fbr_range,
+                        seed=options.seed)
+    gates = None
+    if options.bounds:
+        failures = evaluate_gates(summary, options.bounds)
+        gates = {"bounds": [b.to_dict() for b in options.bounds],
+                 "failures": [f.to_dict() for f in failures], "passed": not failures}
+    timings = {k: round(v, 4) for k, v in run.seconds.items()}
+    timings["total"] = round(time.perf_counter() - started, 4)
+    return AuditReport(
+        model={"path": identity.path, "sha256": identity.sha256, "metadata": model.metadata,
+               **model.describe()},
+        data={**data.describe(), "fingerprint": run.fingerprint.hexdigest()},
+        suite=suite,
+        settings={
+            **options.to_dict(),
+            "providers": list(identity.providers),
+            "inference": plan.inference.to_dict(),
+            "classes": list(plan.classes),
+            "left_out_perturbations": left_out,
+        },
+        summary=summary,
+        records=[r.to_dict() for r in sorted(run.records, key=_record_order(run.cells))],
+        timings=timings,
+        versions=package_versions("onnxruntime", "torch", "numpy"),
+        gates=gates,
+        skipped_cases=run.skipped,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        examples=run.kept_examples(options.examples, data.names) if options.examples > 0 else [],
+    )
+
+
 def _record_order(cells: list[tuple[str, int]]) -> Callable[[CellRecord], tuple]:
     position = {cell: i for i, cell in enumerate(cells)}
     return lambda r: (r.case, position.get((r.perturbation, r.severity), len(position)))
-
-
-def _audit_case(
-    case: Case,
-    cells: list[tuple[str, int]],
-    spec: ModelSpec,
-    options: AuditOptions,
-    timer: _Timer,
-    scorer: ThreadPoolExecutor,
-    keeper: ExampleKeeper | None = None,
-) -> list[Future]:
-    """Perturb and infer one case; returns the scoring jobs (futures of cell records)."""
-    from segrob.perturb.registry import apply_perturbation
-    from segrob.perturb.seeding import derive_seed
-
-    device = spec.torch_device
-    image = torch.from_numpy(case.image)[None].to(device)
-    label = torch.from_numpy(case.label)[None].to(device) if case.label is not None else None
-    variants: list[_Variant] = []
-    for name, severity in cells:
-        start = time.perf_counter()
-        seed = derive_seed(options.seed, case.name, name, severity)
-        if name == CLEAN:
-            variants.append(_Variant(name, severity, seed, {}, image, label))
-        else:
-            out_image, out_label, applied = apply_perturbation(
-                name, image, label, severity=severity, seed=seed
-            )
-            variants.append(_Variant(name, severity, seed, applied.params, out_image, out_label))
-        timer.add("perturbation", start)
-    plan = spec.plan(options)
-    pending = []
-    # Variants of one case share a shape: batch them through the model together. Scoring runs
-    # on a worker thread while the next batch is inferred (onnxruntime releases the GIL).
-    for begin in range(0, len(variants), max(1, options.batch_size)):
-        chunk = variants[begin : begin + options.batch_size]
-        start = time.perf_counter()
-        logits = predict(torch.cat([v.image for v in chunk]), plan, spec.run)
-        timer.add("inference", start)
-        pending.append(scorer.submit(_score_chunk, case, chunk, logits, spec, options, timer, keeper))
-    return pending
-
-
-def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, spec: ModelSpec,
-                 options: AuditOptions, timer: _Timer, keeper: ExampleKeeper | None) -> list[CellRecord]:
-    from segrob.metrics import case_metrics
-
-    start = time.perf_counter()
-    probabilities = softmax(logits)
-    predictions = probabilities.argmax(axis=1)
-    records = []
-    for index, variant in enumerate(chunk):
-        if variant.label is None:
-            where = case.source.get("image", case.name)
-            raise SegrobError(f"{where}: case has no label to score against")
-        truth = variant.label[0].cpu().numpy()
-        result = case_metrics(
-            predictions[index],
-            truth,
-            spacing=case.spacing,
-            classes=spec.foreground_classes,
-            nsd_tolerance_mm=options.nsd_tolerance_mm,
-            probabilities=probabilities[index],
-            nsd_definition=options.nsd_definition,
-            empty_policy=options.empty_policy,
-        )
-        record = _record(case, variant, result, truth)
-        records.append(record)
-        if keeper is not None:
-            keeper.offer(case, variant.perturbation, variant.severity, variant.image[0].cpu().numpy(),
-                         truth, predictions[index], record.metrics.get("dice"))
-    timer.add("metrics", start)
-    return records
-
-
-def _record(case: Case, variant: _Variant, result, truth: np.ndarray) -> CellRecord:
-    as_dict = result.to_dict()
-    mean = dict(as_dict["mean"])
-    mean["ece"] = as_dict.get("ece")
-    mean["entropy"] = as_dict.get("entropy")
-    per_class = {str(k): {m: v for m, v in values.items() if m != "empty"}
-                 for k, values in as_dict["per_class"].items()}
-    empty = {str(k): values.get("empty", "none") for k, values in as_dict["per_class"].items()}
-    return CellRecord(
-        case=case.name,
-        perturbation=variant.perturbation,
-        severity=int(variant.severity),
-        seed=int(variant.seed),
-        params=variant.params,
-        metrics=mean,
-        per_class=per_class,
-        empty=empty,
-        foreground_ratio=float(np.count_nonzero(truth)) / float(truth.size),
-    )

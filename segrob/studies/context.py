@@ -23,11 +23,11 @@ from segrob.errors import SegrobError
 from segrob.io_utils import write_json_atomic
 from segrob.models.registry import MODELS
 from segrob.studies.pipeline import (
+    LocalCells,
+    TrainCell,
     claim_folder,
     ensure_audited,
-    ensure_exported,
     ensure_synthetic,
-    ensure_trained,
 )
 
 TEST_SEED_OFFSET = 1000
@@ -70,8 +70,9 @@ class ContextStudyConfig:
         return data
 
 
-def run_context_study(config: ContextStudyConfig, *, notify: Callable[[str], None] | None = None) -> dict:
-    """Run (or resume) the study; returns and writes ``study.json``."""
+def run_context_study(config: ContextStudyConfig, *, notify: Callable[[str], None] | None = None,
+                      engine: LocalCells | None = None) -> dict:
+    """Run (or resume) the study; returns and writes ``study.json``. ``engine``: as in the skip study."""
     from segrob.training import TrainConfig
 
     config = config.check()
@@ -89,29 +90,22 @@ def run_context_study(config: ContextStudyConfig, *, notify: Callable[[str], Non
     train_dir = volumes("train", config.n_train, config.fg_fraction, 0)
     inside_dir = volumes("test-same-fbr", config.n_test, config.fg_fraction, TEST_SEED_OFFSET)
     outside_dir = volumes("test-shifted-fbr", config.n_test, config.fg_fraction_shifted, TEST_SEED_OFFSET + 1)
-    cells = []
+    engine = engine or LocalCells()
+    todo = []
     for patch in config.patches:
         for arch in config.archs:
             for seed in config.seeds:
                 name = f"p{patch}-{arch}-s{seed}"
                 run_dir = out / "runs" / name
-                run = ensure_trained(run_dir, TrainConfig(
+                request = TrainConfig(
                     data=str(train_dir), out=str(run_dir), arch=arch, epochs=config.epochs, seed=seed,
                     patch_size=patch, pos_ratio=config.pos_ratio, device=config.device,
-                ), notify)
-                model = ensure_exported(run_dir, out / "models" / f"{name}.onnx", notify)
-                same = ensure_audited(model, inside_dir, "clean", out / "audits" / f"{name}-same.json",
-                                      seed=seed, device=config.device, notify=notify)
-                shifted = ensure_audited(model, outside_dir, "clean", out / "audits" / f"{name}-shifted.json",
-                                         seed=seed, device=config.device, notify=notify)
-                cells.append({
-                    "patch": patch, "arch": arch, "seed": seed,
-                    "train_fbr": run.get("fbr_range"),
-                    "val_dice": (run.get("best") or {}).get("val_dice"),
-                    "dice_same_fbr": same.summary.clean.mean("dice"),
-                    "dice_shifted_fbr": shifted.summary.clean.mean("dice"),
-                    "shifted_outside_range": _outside(shifted),
-                })
+                )
+                model_path = out / "models" / f"{name}.onnx"
+                todo.append((patch, arch, seed, TrainCell(name, run_dir, model_path, request)))
+    runs = engine.train([cell for *_, cell in todo], notify)
+    cells = [_audited_cell(config, out, patch, arch, seed, cell, runs[cell.name], (inside_dir, outside_dir),
+                           engine, notify) for patch, arch, seed, cell in todo]
     table = []
     for patch in config.patches:
         for arch in config.archs:
@@ -126,6 +120,25 @@ def run_context_study(config: ContextStudyConfig, *, notify: Callable[[str], Non
     result = {"study": "context", "config": config.to_dict(), "cells": cells, "table": table}
     write_json_atomic(out / "study.json", result)
     return result
+
+
+def _audited_cell(config: ContextStudyConfig, out: Path, patch: int, arch: str, seed: int, cell: TrainCell,
+                  run: dict, tests: tuple[Path, Path], engine: LocalCells, notify) -> dict:
+    """Audit one trained cell on the same-FBR and shifted-FBR volumes and gather its numbers."""
+    name, model = cell.name, cell.model_path
+    inside_dir, outside_dir = tests
+    same = ensure_audited(model, inside_dir, "clean", out / "audits" / f"{name}-same.json",
+                          seed=seed, device=config.device, notify=notify, engine=engine.audit_engine)
+    shifted = ensure_audited(model, outside_dir, "clean", out / "audits" / f"{name}-shifted.json",
+                             seed=seed, device=config.device, notify=notify, engine=engine.audit_engine)
+    return {
+        "patch": patch, "arch": arch, "seed": seed,
+        "train_fbr": run.get("fbr_range"),
+        "val_dice": (run.get("best") or {}).get("val_dice"),
+        "dice_same_fbr": same.summary.clean.mean("dice"),
+        "dice_shifted_fbr": shifted.summary.clean.mean("dice"),
+        "shifted_outside_range": _outside(shifted),
+    }
 
 
 def _outside(report) -> int | None:

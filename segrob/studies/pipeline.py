@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,8 +48,8 @@ def ensure_trained(run_dir: Path, request: TrainConfig, notify: Notify | None = 
 
     config_path = run_dir / "config.json"
     if config_path.is_file():
-        stored = read_run_config(run_dir).to_dict()
-        if len(stored.get("history", [])) >= int(stored.get("train", {}).get("epochs", 0) or 0) > 0:
+        stored = finished_run(run_dir)
+        if stored is not None:
             return stored
         resumable = (run_dir / "last.pt").is_file()
         request = replace(request, resume=resumable, overwrite=not resumable)
@@ -60,6 +61,48 @@ def ensure_trained(run_dir: Path, request: TrainConfig, notify: Notify | None = 
         notify(f"train {run_dir.name}")
     train(request)
     return read_run_config(run_dir).to_dict()
+
+
+def finished_run(run_dir: Path) -> dict | None:
+    """The run's config.json when it has trained every epoch it asked for, else None."""
+    from segrob.training.checkpoint import read_run_config
+
+    if not (run_dir / "config.json").is_file():
+        return None
+    stored = read_run_config(run_dir).to_dict()
+    if len(stored.get("history", [])) >= int(stored.get("train", {}).get("epochs", 0) or 0) > 0:
+        return stored
+    return None
+
+
+@dataclass(frozen=True)
+class TrainCell:
+    """One model of a study, as a function of its settings: train into ``run_dir``, export."""
+
+    name: str
+    run_dir: Path
+    model_path: Path
+    request: TrainConfig
+
+    @property
+    def done(self) -> bool:
+        return self.model_path.is_file() and finished_run(self.run_dir) is not None
+
+
+def train_cell(cell: TrainCell, notify: Notify | None = None) -> dict:
+    """Train (or resume) and export one cell; returns the run's config.json."""
+    run = ensure_trained(cell.run_dir, cell.request, notify)
+    ensure_exported(cell.run_dir, cell.model_path, notify)
+    return run
+
+
+class LocalCells:
+    """Runs a study's cells here, one after another (:class:`segrob.ray_engine.RayCells`: on Ray)."""
+
+    audit_engine = None
+
+    def train(self, cells: list[TrainCell], notify: Notify | None = None) -> dict[str, dict]:
+        return {cell.name: train_cell(cell, notify) for cell in cells}
 
 
 def ensure_exported(run_dir: Path, model_path: Path, notify: Notify | None = None) -> Path:
@@ -83,8 +126,12 @@ def ensure_audited(
     seed: int = 0,
     device: str = "auto",
     notify: Notify | None = None,
+    engine=None,
 ):
-    """Audit ``model_path`` on ``data_dir`` under ``suite`` unless the report exists."""
+    """Audit ``model_path`` on ``data_dir`` under ``suite`` unless the report exists.
+
+    ``engine`` runs the audit's units of work (None: here; a Ray engine: sharded over the cluster).
+    """
     from segrob.audit import AuditOptions, audit
     from segrob.audit.data_source import resolve_audit_data
     from segrob.report import load_report, save_report
@@ -104,7 +151,7 @@ def ensure_audited(
         partial_path=report_path.with_name(report_path.name + ".partial.jsonl"),
         resume=True,
     )
-    report = audit(model_path, data, options)
+    report = audit(model_path, data, options, engine=engine)
     save_report(report, report_path)
     return report
 

@@ -22,11 +22,11 @@ from segrob.errors import SegrobError
 from segrob.io_utils import write_json_atomic
 from segrob.models.registry import MODELS
 from segrob.studies.pipeline import (
+    LocalCells,
+    TrainCell,
     claim_folder,
     ensure_audited,
-    ensure_exported,
     ensure_synthetic,
-    ensure_trained,
 )
 
 EASIER = "texture_blur_background"
@@ -91,8 +91,12 @@ def _mean_dice(report, perturbation: str) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def run_skip_study(config: SkipStudyConfig, *, notify: Callable[[str], None] | None = None) -> dict:
-    """Run (or resume) the study and return, and write, ``study.json`` with every number."""
+def run_skip_study(config: SkipStudyConfig, *, notify: Callable[[str], None] | None = None,
+                   engine: LocalCells | None = None) -> dict:
+    """Run (or resume) the study and return, and write, ``study.json`` with every number.
+
+    ``engine`` runs the cells: here by default, or as Ray tasks (:class:`segrob.ray_engine.RayCells`).
+    """
     from segrob.training import TrainConfig
 
     config = config.check()
@@ -100,7 +104,8 @@ def run_skip_study(config: SkipStudyConfig, *, notify: Callable[[str], None] | N
     settings = config.to_dict()
     settings.pop("out")
     claim_folder(out, json.loads(json.dumps(settings)))
-    cells: list[StudyCell] = []
+    engine = engine or LocalCells()
+    todo: list[tuple[str, str, int, Path, TrainCell]] = []
     for level in config.levels:
         blend, _ = blend_for(level, None)
         train_dir = ensure_synthetic(
@@ -118,34 +123,40 @@ def run_skip_study(config: SkipStudyConfig, *, notify: Callable[[str], None] | N
             for seed in config.seeds:
                 name = f"{level}-{arch}-s{seed}"
                 options = {"channels": list(config.channels)} if config.channels else None
-                run = ensure_trained(
-                    out / "runs" / name,
-                    TrainConfig(data=str(train_dir), out=str(out / "runs" / name), arch=arch,
-                                epochs=config.epochs, seed=seed, options=options, device=config.device),
-                    notify,
-                )
-                model = ensure_exported(out / "runs" / name, out / "models" / f"{name}.onnx", notify)
-                texture = ensure_audited(model, test_dir, "texture", out / "audits" / f"{name}-texture.json",
-                                         seed=seed, device=config.device, notify=notify)
-                shift = None
-                if config.shift_suite:
-                    shift = ensure_audited(model, test_dir, config.shift_suite,
-                                           out / "audits" / f"{name}-{config.shift_suite}.json",
-                                           seed=seed, device=config.device, notify=notify)
-                cells.append(StudyCell(
-                    level=level, arch=arch, seed=seed,
-                    in_domain=texture.summary.clean.mean("dice"),
-                    easier=_mean_dice(texture, EASIER),
-                    harder=_mean_dice(texture, HARDER),
-                    shift_rr=shift.summary.suite.relative_robustness if shift else None,
-                    shift_dice=shift.summary.suite.mean_dice if shift else None,
-                    val_dice=(run.get("best") or {}).get("val_dice"),
-                    reports={"texture": str(out / "audits" / f"{name}-texture.json")},
-                ))
+                request = TrainConfig(data=str(train_dir), out=str(out / "runs" / name), arch=arch,
+                                      epochs=config.epochs, seed=seed, options=options, device=config.device)
+                cell = TrainCell(name, out / "runs" / name, out / "models" / f"{name}.onnx", request)
+                todo.append((level, arch, seed, test_dir, cell))
+    runs = engine.train([cell for *_, cell in todo], notify)
+    cells = [_audited_cell(config, out, level, arch, seed, test_dir, cell, runs[cell.name], engine, notify)
+             for level, arch, seed, test_dir, cell in todo]
     result = {"study": "skip", "config": config.to_dict(), "cells": [c.to_dict() for c in cells],
               "table": summarise_cells(cells)}
     write_json_atomic(out / "study.json", result)
     return result
+
+
+def _audited_cell(config: SkipStudyConfig, out: Path, level: str, arch: str, seed: int, test_dir: Path,
+                  cell: TrainCell, run: dict, engine: LocalCells, notify) -> StudyCell:
+    """Audit one trained cell under the texture (and shift) suite and gather its numbers."""
+    name, model = cell.name, cell.model_path
+    texture = ensure_audited(model, test_dir, "texture", out / "audits" / f"{name}-texture.json",
+                             seed=seed, device=config.device, notify=notify, engine=engine.audit_engine)
+    shift = None
+    if config.shift_suite:
+        shift = ensure_audited(model, test_dir, config.shift_suite,
+                               out / "audits" / f"{name}-{config.shift_suite}.json",
+                               seed=seed, device=config.device, notify=notify, engine=engine.audit_engine)
+    return StudyCell(
+        level=level, arch=arch, seed=seed,
+        in_domain=texture.summary.clean.mean("dice"),
+        easier=_mean_dice(texture, EASIER),
+        harder=_mean_dice(texture, HARDER),
+        shift_rr=shift.summary.suite.relative_robustness if shift else None,
+        shift_dice=shift.summary.suite.mean_dice if shift else None,
+        val_dice=(run.get("best") or {}).get("val_dice"),
+        reports={"texture": str(out / "audits" / f"{name}-texture.json")},
+    )
 
 
 def summarise_cells(cells: list[StudyCell]) -> list[dict]:

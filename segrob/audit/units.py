@@ -1,0 +1,268 @@
+"""The audit's unit of work: the cells of one case (or a block of cases) against a model plan.
+
+A :class:`ModelPlan` is what a worker needs to run the model and nothing live: the ONNX file's
+path or bytes (or a predict callable), the device, the inference plan (normalisation, sizes,
+window) and the classes to score. It pickles, so it can be sent to another process or node;
+the onnxruntime session is opened lazily where the work runs and cached for the life of that
+process. :func:`audit_cases` and :func:`audit_block` are pure in the sense that matters here:
+the records they return depend only on the cases, the cells, the plan and the settings (every
+cell draws its own seed), so any split of the cases over any number of workers gives the same
+records as one process does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from segrob.audit.examples import Example, ExampleKeeper
+from segrob.audit.inference import InferencePlan, predict, softmax
+from segrob.audit.records import CLEAN, CellRecord
+from segrob.data.case import Case
+from segrob.errors import SegrobError
+
+#: A batch ``(N, C, *spatial)`` float32 array in, logits ``(N, K, *spatial)`` out.
+ArrayPredict = Callable[[np.ndarray], np.ndarray]
+Cell = tuple[str, int]
+STAGES = ("perturbation", "inference", "metrics")
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """A model as a worker receives it: no live session inside, so it can cross processes.
+
+    ``source`` is an ONNX path (every worker must be able to read it), the ONNX file's bytes
+    (sent through the object store), or a callable from a batch array to logits. ``key`` names
+    the model for the per-process session cache (the file's sha256).
+    """
+
+    source: str | bytes | ArrayPredict
+    key: str
+    inference: InferencePlan
+    classes: tuple[int, ...]
+    device: str = "auto"
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class CellSettings:
+    """How each cell is drawn and scored."""
+
+    seed: int = 0
+    nsd_tolerance_mm: float = 1.0
+    nsd_definition: str = "voxel"
+    empty_policy: str = "segrob"
+    #: Keep the 2D views of each case's worst cells, for the HTML gallery.
+    examples: bool = False
+
+
+@dataclass
+class CaseResult:
+    """A case's cell records, its example candidates and the seconds each stage took."""
+
+    case: str
+    records: list[CellRecord]
+    examples: list[Example] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+
+@dataclass(frozen=True)
+class _Runtime:
+    run: Callable[[torch.Tensor], np.ndarray]
+    torch_device: str
+
+
+_RUNTIMES: dict[tuple, _Runtime] = {}
+_RUNTIMES_LOCK = threading.Lock()
+
+
+def runtime_for(plan: ModelPlan) -> _Runtime:
+    """The plan's model, opened once per process (an onnxruntime session costs seconds)."""
+    if callable(plan.source):
+        predict_array = plan.source
+        return _Runtime(lambda batch: np.asarray(predict_array(batch.detach().cpu().numpy())), "cpu")
+    cache_key = (plan.key, plan.device, plan.threads)
+    with _RUNTIMES_LOCK:
+        if cache_key not in _RUNTIMES:
+            _RUNTIMES[cache_key] = _open_onnx(plan)
+        return _RUNTIMES[cache_key]
+
+
+def adopt_runtime(plan: ModelPlan, run: Callable[[torch.Tensor], np.ndarray], torch_device: str) -> None:
+    """Reuse a session the driver has open for ``plan``, rather than open a second one here."""
+    with _RUNTIMES_LOCK:
+        _RUNTIMES[plan.key, plan.device, plan.threads] = _Runtime(run, torch_device)
+
+
+def _open_onnx(plan: ModelPlan) -> _Runtime:
+    from segrob.audit.model_spec import _torch_device
+    from segrob.onnx.session import create_session
+    from segrob.onnx.session import run as run_session
+
+    path = plan.source
+    if isinstance(path, bytes):
+        # onnxruntime reads external weights beside a file, so the bytes become a file first.
+        folder = Path(tempfile.gettempdir()) / "segrob-models"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{hashlib.sha256(path).hexdigest()}.onnx"
+        if not path.is_file():
+            staging = path.with_name(f".{path.name}.{threading.get_ident()}")
+            staging.write_bytes(plan.source)  # type: ignore[arg-type]
+            staging.replace(path)
+    session = create_session(path, device=plan.device, threads=plan.threads)
+    return _Runtime(lambda batch: run_session(session, batch), _torch_device(session))
+
+
+def audit_cases(
+    work: Iterable[tuple[Case, list[Cell]]], plan: ModelPlan, settings: CellSettings
+) -> Iterator[CaseResult]:
+    """Audit each ``(case, cells)`` in turn, yielding each case's result in order.
+
+    A case's cells are scored on a helper thread while the next case is perturbed and inferred
+    (onnxruntime releases the GIL), so inference and metrics overlap.
+    """
+    runtime = runtime_for(plan)
+    scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segrob-metrics")
+    previous: _Pending | None = None
+    try:
+        for case, cells in work:
+            pending = _start_case(case, cells, runtime, plan, settings, scorer)
+            if previous is not None:
+                yield previous.result()
+            previous = pending
+        if previous is not None:
+            yield previous.result()
+    finally:
+        scorer.shutdown(wait=True, cancel_futures=True)
+
+
+def audit_block(block: list[tuple[Case, list[Cell]]], plan: ModelPlan,
+                settings: CellSettings) -> list[CaseResult]:
+    """A block of cases at once: what one remote task runs."""
+    return list(audit_cases(block, plan, settings))
+
+
+@dataclass(frozen=True)
+class _Variant:
+    """One (perturbation, severity) version of a case, ready to infer and score."""
+
+    perturbation: str
+    severity: int
+    seed: int
+    params: dict
+    image: torch.Tensor
+    label: torch.Tensor | None
+
+
+class _Pending:
+    def __init__(self, case: Case, keeper: ExampleKeeper | None, seconds: dict[str, float]):
+        self.case = case
+        self.keeper = keeper
+        self.seconds = seconds
+        self.jobs: list[Future] = []
+
+    def result(self) -> CaseResult:
+        records = [record for job in self.jobs for record in job.result()]
+        examples = self.keeper.candidates() if self.keeper else []
+        return CaseResult(self.case.name, records, examples, self.seconds)
+
+
+def _start_case(case: Case, cells: list[Cell], runtime: _Runtime, plan: ModelPlan,
+                settings: CellSettings, scorer: ThreadPoolExecutor) -> _Pending:
+    """Perturb and infer one case; its scoring is left running on ``scorer``."""
+    keeper = ExampleKeeper(len(cells)) if settings.examples else None
+    pending = _Pending(case, keeper, dict.fromkeys(STAGES, 0.0))
+    variants = _variants(case, cells, runtime.torch_device, settings.seed, pending.seconds)
+    size = max(1, plan.inference.batch_size)
+    # Variants of one case share a shape: batch them through the model together.
+    for begin in range(0, len(variants), size):
+        chunk = variants[begin : begin + size]
+        start = time.perf_counter()
+        logits = predict(torch.cat([v.image for v in chunk]), plan.inference, runtime.run)
+        pending.seconds["inference"] += time.perf_counter() - start
+        pending.jobs.append(scorer.submit(_score_chunk, case, chunk, logits, plan, settings, pending))
+    return pending
+
+
+def _variants(case: Case, cells: list[Cell], device: str, seed: int, seconds: dict) -> list[_Variant]:
+    from segrob.perturb.registry import apply_perturbation
+    from segrob.perturb.seeding import derive_seed
+
+    image = _tensor(case.image)[None].to(device)
+    label = _tensor(case.label)[None].to(device) if case.label is not None else None
+    variants: list[_Variant] = []
+    for name, severity in cells:
+        start = time.perf_counter()
+        cell_seed = derive_seed(seed, case.name, name, severity)
+        if name == CLEAN:
+            variants.append(_Variant(name, severity, cell_seed, {}, image, label))
+        else:
+            out_image, out_label, applied = apply_perturbation(
+                name, image, label, severity=severity, seed=cell_seed
+            )
+            variants.append(_Variant(name, severity, cell_seed, applied.params, out_image, out_label))
+        seconds["perturbation"] += time.perf_counter() - start
+    return variants
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    # Arrays that came through Ray's object store are read-only; torch wants to own writable ones.
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
+
+
+def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, plan: ModelPlan,
+                 settings: CellSettings, pending: _Pending) -> list[CellRecord]:
+    from segrob.metrics import case_metrics
+
+    start = time.perf_counter()
+    probabilities = softmax(logits)
+    predictions = probabilities.argmax(axis=1)
+    records = []
+    for index, variant in enumerate(chunk):
+        if variant.label is None:
+            where = case.source.get("image", case.name)
+            raise SegrobError(f"{where}: case has no label to score against")
+        truth = variant.label[0].cpu().numpy()
+        result = case_metrics(
+            predictions[index], truth, spacing=case.spacing, classes=list(plan.classes),
+            nsd_tolerance_mm=settings.nsd_tolerance_mm, probabilities=probabilities[index],
+            nsd_definition=settings.nsd_definition, empty_policy=settings.empty_policy,
+        )
+        record = _record(case, variant, result, truth)
+        records.append(record)
+        if pending.keeper is not None:
+            pending.keeper.offer(case, variant.perturbation, variant.severity,
+                                 variant.image[0].cpu().numpy(), truth, predictions[index],
+                                 record.metrics.get("dice"))
+    pending.seconds["metrics"] += time.perf_counter() - start
+    return records
+
+
+def _record(case: Case, variant: _Variant, result, truth: np.ndarray) -> CellRecord:
+    as_dict = result.to_dict()
+    mean = dict(as_dict["mean"])
+    mean["ece"] = as_dict.get("ece")
+    mean["entropy"] = as_dict.get("entropy")
+    per_class = {str(k): {m: v for m, v in values.items() if m != "empty"}
+                 for k, values in as_dict["per_class"].items()}
+    empty = {str(k): values.get("empty", "none") for k, values in as_dict["per_class"].items()}
+    return CellRecord(
+        case=case.name,
+        perturbation=variant.perturbation,
+        severity=int(variant.severity),
+        seed=int(variant.seed),
+        params=variant.params,
+        metrics=mean,
+        per_class=per_class,
+        empty=empty,
+        foreground_ratio=float(np.count_nonzero(truth)) / float(truth.size),
+    )

@@ -1,0 +1,90 @@
+"""The audit's units of work: records pinned to a saved audit, and independent of how cases are split."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+from pathlib import Path
+
+import pytest
+
+from segrob.audit import AuditOptions
+from segrob.audit import audit as run_audit
+from segrob.audit.data_source import resolve_audit_data
+from segrob.audit.records import CLEAN
+
+DATA = Path(__file__).parent / "data"
+MODEL = DATA / "tiny_unet.onnx"  # a 2-level U-Net exported once, so the pin does not depend on torch
+
+
+def same_values(a, b, path="records") -> None:
+    """Equal structure and values; floats equal to 1e-9 relative (what onnxruntime reproduces)."""
+    if isinstance(a, float) or isinstance(b, float):
+        assert a is not None and b is not None, path
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), f"{path}: {a} != {b}"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        for key in a:
+            same_values(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for index, (x, y) in enumerate(zip(a, b, strict=True)):
+            same_values(x, y, f"{path}[{index}]")
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+def tiny_data():
+    return resolve_audit_data("synth:low", n=2, size=32, spatial_dims=2, seed=0)
+
+
+def test_a_fixed_tiny_audit_gives_the_saved_records():
+    report = run_audit(MODEL, tiny_data(), AuditOptions(suite="texture", device="cpu", batch_size=3))
+    saved = json.loads((DATA / "tiny_audit_records.json").read_text())
+    assert len(saved) == 2 * 5 and saved[0]["perturbation"] == CLEAN
+    same_values(report.records, saved)
+
+
+def tiny_plan(source):
+    from segrob.audit.inference import InferencePlan
+    from segrob.audit.units import ModelPlan
+
+    inference = InferencePlan(spatial_dims=2, in_channels=1, normalization={"method": "zscore"}, batch_size=3)
+    return ModelPlan(source=source, key="tiny-" + type(source).__name__, inference=inference, classes=(1,),
+                     device="cpu")
+
+
+def test_any_split_of_the_cases_gives_the_same_records_and_examples():
+    """Case by case from a pickled plan (model bytes, fresh session) or all at once: same cells."""
+    from segrob.audit.examples import ExampleKeeper
+    from segrob.audit.units import CellSettings, audit_block, audit_cases
+
+    cells = [(CLEAN, 0), ("texture_speckle", 1), ("texture_speckle", 2)]
+    cases = [case for _, case in tiny_data()]
+    settings = CellSettings(seed=3, examples=True)
+    whole = list(audit_cases([(case, cells) for case in cases], tiny_plan(str(MODEL)), settings))
+    shipped = pickle.loads(pickle.dumps(tiny_plan(MODEL.read_bytes())))
+    split = [result for case in cases for result in audit_block([(case, cells)], shipped, settings)]
+    assert [r.case for r in whole] == [r.case for r in split] == [c.name for c in cases]
+    same_values([r.to_dict() for w in whole for r in w.records],
+                [r.to_dict() for s in split for r in s.records])
+    assert all(len(w.records) == 3 for w in whole)
+    assert all(set(w.seconds) == {"perturbation", "inference", "metrics"} for w in whole)
+    merged = ExampleKeeper(2)
+    for result in split:
+        merged.merge(result.examples)
+    kept = merged.examples()
+    assert len(kept) == 2 and {(e.perturbation, e.severity) for e in kept} == {("texture_speckle", 1),
+                                                                             ("texture_speckle", 2)}
+    assert all(e.arrays["image"].ndim == 2 for e in kept)
+
+
+def test_a_block_of_an_unlabelled_case_names_the_case():
+    from segrob.audit.units import CellSettings, audit_block
+    from segrob.errors import SegrobError
+
+    (_, case), *_ = tiny_data()
+    case.label = None
+    with pytest.raises(SegrobError, match="no label"):
+        audit_block([(case, [(CLEAN, 0)])], tiny_plan(str(MODEL)), CellSettings())
