@@ -8,6 +8,7 @@ import typer
 
 from .legacy import accepting, json_report_file
 from .options import (
+    AllowOutside,
     AuditData,
     BatchSize,
     Cases,
@@ -23,8 +24,12 @@ from .options import (
     Size,
     Suite,
     Threads,
+    bounds,
     fraction,
+    normalization_method,
+    number,
     whole_number,
+    whole_numbers,
 )
 from .output import Output, console, handles_errors, info
 from .pages import check_outputs, pages_from, write_and_tell
@@ -40,11 +45,14 @@ def audit(
     out: Out = None,
     as_json: Json = False,
     fail_under: str = typer.Option(
-        None, "--fail-under", help="Gate, e.g. dice=0.8,rr=0.9: exit 1 when a row falls under a bound."
+        None, "--fail-under", parser=bounds,
+        help="Gate, e.g. dice=0.8,rr=0.9 (Dice-like metrics in [0, 1], rr >= 0): exit 1 when a row "
+        "falls under a bound.",
     ),
     device: Device = "auto",
     batch_size: BatchSize = 8,
-    window: str = typer.Option(None, "--window", help="Sliding window size, e.g. 96,96,96."),
+    window: str = typer.Option(None, "--window", parser=whole_numbers(1),
+                               help="Sliding window size, e.g. 96,96,96."),
     overlap: float = typer.Option(
         0.5, "--overlap", parser=fraction(upper_open=True), help="Sliding window overlap in [0, 1)."
     ),
@@ -52,11 +60,16 @@ def audit(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip (and list) unreadable cases, not fail."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted audit (needs --out FILE)."),
     overwrite: Overwrite = False,
-    nsd_tolerance: float = typer.Option(1.0, "--nsd-tolerance", help="NSD tolerance in mm."),
-    failure_dice: float = typer.Option(0.5, "--failure-dice", help="Dice under which a case has failed."),
-    in_channels: int = typer.Option(None, "--in-channels", help="For models without segrob metadata."),
-    spatial_dims: int = typer.Option(None, "--spatial-dims", help="For models without segrob metadata."),
-    normalization: str = typer.Option(None, "--normalization", help="zscore, robust-minmax or none (ditto)."),
+    nsd_tolerance: float = typer.Option(1.0, "--nsd-tolerance", parser=number(0.0, low_open=True),
+                                        help="NSD tolerance in mm (> 0)."),
+    failure_dice: float = typer.Option(0.5, "--failure-dice", parser=fraction(upper_open=False),
+                                       help="Dice in [0, 1] under which a case has failed."),
+    in_channels: int = typer.Option(None, "--in-channels", parser=whole_number(1),
+                                    help="For models without segrob metadata."),
+    spatial_dims: int = typer.Option(None, "--spatial-dims", parser=whole_number(2, 3),
+                                     help="For models without segrob metadata."),
+    normalization: str = typer.Option(None, "--normalization", parser=normalization_method,
+                                      help="zscore, robust-minmax or none (ditto)."),
     threads: Threads = None,
     html: Html = None,
     markdown: Markdown = None,
@@ -66,6 +79,7 @@ def audit(
         None, "--examples", metavar="K", parser=whole_number(0),
         help="Keep the K worst cells for the HTML gallery, beside the --out report (default 8 with --html).",
     ),
+    allow_outside: AllowOutside = False,
 ) -> None:
     """Audit an ONNX model under a perturbation suite: tables, a JSON report, pages and a CI gate."""
     from segrob.audit import AuditOptions, parse_bounds
@@ -83,7 +97,8 @@ def audit(
     pages = pages_from(html, markdown, junit, metric)
     check_outputs(out, pages, overwrite=overwrite, inputs=(model, data))
     dims = spatial_dims or int(metadata.get("spatial_dims") or 2)
-    cases = resolve_audit_data(data, n=n, size=size, spatial_dims=dims, seed=seed)
+    cases = resolve_audit_data(data, n=n, size=size, spatial_dims=dims, seed=seed,
+                               allow_outside=allow_outside)
     given = {"in_channels": in_channels, "spatial_dims": spatial_dims, "normalization": normalization}
     overrides = {key: value for key, value in given.items() if value is not None}
     options = AuditOptions(

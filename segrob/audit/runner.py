@@ -174,6 +174,8 @@ def audit(
         raise
     scorer.shutdown(wait=True)
     if not records:
+        if store:
+            store.close(remove=True)  # nothing to resume: leave neither the store nor its lock
         raise SegrobError(f"{data.source}: no case could be audited")
     summary = summarise(
         records, failure_dice=options.failure_dice, fbr_range=spec.fbr_range, seed=options.seed
