@@ -168,6 +168,8 @@ def _chosen_suite(perturbation: str | None, severity: int | None, suite: str | N
     if suite is not None:
         return resolve_suite(suite)
     member = create_perturbation(perturbation)
+    if severity is not None and severity > member.n_levels:
+        raise UsageError(f"--severity {severity}: {member.name} has severities 0..{member.n_levels}")
     severities = (severity,) if severity is not None else tuple(range(1, member.n_levels + 1))
     for level in severities:
         check_severity(member, level)
