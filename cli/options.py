@@ -231,9 +231,7 @@ def second_metric(text: str) -> str:
 
 
 def device(text: str) -> str:
-    if text not in DEVICES:
-        raise typer.BadParameter(f"must be one of {', '.join(DEVICES)}; got {text!r}")
-    return text
+    return one_of(lambda: DEVICES)(text)
 
 
 Data = Annotated[Path, typer.Option(
