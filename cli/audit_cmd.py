@@ -9,6 +9,7 @@ import typer
 
 from .legacy import accepting, json_report_file
 from .options import (
+    AllowOutside,
     AuditData,
     BatchSize,
     Cases,
@@ -24,8 +25,12 @@ from .options import (
     Size,
     Suite,
     Threads,
+    bounds,
     fraction,
+    normalization_method,
+    number,
     whole_number,
+    whole_numbers,
 )
 from .output import Output, console, handles_errors, info
 from .pages import check_outputs, pages_from, write_and_tell
@@ -51,11 +56,14 @@ def audit(
     out: Out = None,
     as_json: Json = False,
     fail_under: str = typer.Option(
-        None, "--fail-under", help="Gate, e.g. dice=0.8,rr=0.9: exit 1 when a row falls under a bound."
+        None, "--fail-under", parser=bounds,
+        help="Gate, e.g. dice=0.8,rr=0.9 (Dice-like metrics in [0, 1], rr >= 0): exit 1 when a row "
+        "falls under a bound.",
     ),
     device: Device = "auto",
     batch_size: BatchSize = 8,
-    window: str = typer.Option(None, "--window", help="Sliding window size, e.g. 96,96,96."),
+    window: str = typer.Option(None, "--window", parser=whole_numbers(1),
+                               help="Sliding window size, e.g. 96,96,96."),
     overlap: float = typer.Option(
         0.5, "--overlap", parser=fraction(upper_open=True), help="Sliding window overlap in [0, 1)."
     ),
@@ -63,7 +71,8 @@ def audit(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip (and list) unreadable cases, not fail."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted audit (needs --out FILE)."),
     overwrite: Overwrite = False,
-    nsd_tolerance: float = typer.Option(1.0, "--nsd-tolerance", help="NSD tolerance in mm."),
+    nsd_tolerance: float = typer.Option(1.0, "--nsd-tolerance", parser=number(0.0, low_open=True),
+                                        help="NSD tolerance in mm (> 0)."),
     nsd_definition: str = typer.Option(
         "voxel", "--nsd-definition", metavar="voxel|area", parser=_one_of("voxel", "area"),
         help="voxel: each surface voxel counts once (MONAI's default); area: surface elements weighted "
@@ -73,10 +82,14 @@ def audit(
         "segrob", "--empty-policy", metavar="segrob|nnunet", parser=_one_of("segrob", "nnunet"),
         help="segrob: both masks empty scores 1 (HD95 0); nnunet: NaN, left out of the means, as nnU-Net.",
     ),
-    failure_dice: float = typer.Option(0.5, "--failure-dice", help="Dice under which a case has failed."),
-    in_channels: int = typer.Option(None, "--in-channels", help="For models without segrob metadata."),
-    spatial_dims: int = typer.Option(None, "--spatial-dims", help="For models without segrob metadata."),
-    normalization: str = typer.Option(None, "--normalization", help="zscore, robust-minmax or none (ditto)."),
+    failure_dice: float = typer.Option(0.5, "--failure-dice", parser=fraction(upper_open=False),
+                                       help="Dice in [0, 1] under which a case has failed."),
+    in_channels: int = typer.Option(None, "--in-channels", parser=whole_number(1),
+                                    help="For models without segrob metadata."),
+    spatial_dims: int = typer.Option(None, "--spatial-dims", parser=whole_number(2, 3),
+                                     help="For models without segrob metadata."),
+    normalization: str = typer.Option(None, "--normalization", parser=normalization_method,
+                                      help="zscore, robust-minmax or none (ditto)."),
     threads: Threads = None,
     html: Html = None,
     markdown: Markdown = None,
@@ -87,6 +100,7 @@ def audit(
         help="Keep the K worst cells for the HTML gallery, beside the --out report (default 8 with --html).",
     ),
     ray: RayAddress = None,
+    allow_outside: AllowOutside = False,
 ) -> None:
     """Audit ONNX models under a perturbation suite: tables, a JSON report, pages and a CI gate."""
     from segrob.audit import AuditOptions, parse_bounds
@@ -114,7 +128,7 @@ def audit(
     )
     output = Output(as_json=as_json)
     reports = _run_audits(models, metadata, targets, data, options, ray=ray, n=n, size=size,
-                          overwrite=overwrite, output=output)
+                          overwrite=overwrite, output=output, allow_outside=allow_outside)
     write_and_tell(reports, [m.stem for m in models], pages, overwrite=overwrite, inputs=(*models, data))
     if len(reports) == 1:
         output.result(reports[0], _view, serialize=report_json)
@@ -141,7 +155,8 @@ def _report_paths(models: list[Path], out: Path | None) -> list[Path | None]:
     return [out / f"{stem}.json" for stem in stems]
 
 
-def _run_audits(models, metadata, targets, data, options, *, ray, n, size, overwrite, output) -> list:
+def _run_audits(models, metadata, targets, data, options, *, ray, n, size, overwrite, output,
+                allow_outside=False) -> list:
     """Each model's audit, in turn: here, or sharded over Ray (one connection for all)."""
     from contextlib import nullcontext
     from dataclasses import replace
@@ -154,7 +169,8 @@ def _run_audits(models, metadata, targets, data, options, *, ray, n, size, overw
     with _ray_engine(ray) if ray else nullcontext() as engine:
         for model, target in zip(models, targets, strict=True):
             dims = options.overrides.get("spatial_dims") or int(metadata[model].get("spatial_dims") or 2)
-            cases = resolve_audit_data(data, n=n, size=size, spatial_dims=dims, seed=options.seed)
+            cases = resolve_audit_data(data, n=n, size=size, spatial_dims=dims, seed=options.seed,
+                                       allow_outside=allow_outside)
             partial = Path(f"{target}.partial.jsonl") if target else None
             with output.progress(f"audit {model.stem}", None) as bar:
                 report = run_audit(model, cases, replace(options, partial_path=partial),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .options import BatchSize, Device, Json, Threads
+from .options import BatchSize, Device, Json, Threads, whole_number
 from .output import Output, console, handles_errors, table
 
 STATUS_STYLE = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]",
@@ -17,7 +17,8 @@ STATUS_STYLE = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[r
 def check(
     model: Path = typer.Argument(..., help="The ONNX model to check."),
     device: Device = "auto",
-    runs: int = typer.Option(20, "--runs", help="Timed runs for the latency percentiles."),
+    runs: int = typer.Option(20, "--runs", parser=whole_number(1),
+                             help="Timed runs for the latency percentiles (>= 1)."),
     batch_size: BatchSize = 1,
     threads: Threads = None,
     as_json: Json = False,

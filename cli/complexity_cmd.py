@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .legacy import accepting, positional_data
-from .options import Data, Json
+from .options import AllowOutside, Data, Json
 from .output import Output, console, fmt, handles_errors, table, warn
 
 
@@ -14,12 +14,13 @@ def complexity(
     data: Data = ...,
     as_json: Json = False,
     cases: bool = typer.Option(False, "--cases", help="List every case's texture distance."),
+    allow_outside: AllowOutside = False,
 ) -> None:
     """Measure task complexity as LBP texture distance (Kamath et al. 2023)."""
     from segrob.data import load_dataset
     from segrob.data.complexity import measure_complexity
 
-    dataset = load_dataset(data)
+    dataset = load_dataset(data, allow_outside=allow_outside)
     output = Output(as_json=as_json)
     with output.progress("texture distance", len(dataset)) as bar:
         report = measure_complexity(dataset, progress=bar)

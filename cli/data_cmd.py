@@ -7,7 +7,22 @@ from pathlib import Path
 import typer
 
 from .legacy import accepting, positional_data
-from .options import Cases, Complexity, Data, Dims, Json, Out, Overwrite, Seed, Size
+from .options import (
+    AllowOutside,
+    Cases,
+    Complexity,
+    Data,
+    Dims,
+    Json,
+    Out,
+    Overwrite,
+    Seed,
+    Size,
+    fraction,
+    min_max,
+    synth_format,
+    texture_families,
+)
 from .output import Output, console, fmt, handles_errors, table
 
 data_app = typer.Typer(help="Generate synthetic datasets and inspect any dataset.", no_args_is_help=True)
@@ -20,19 +35,22 @@ def synth(
     dims: Dims = 2,
     complexity: Complexity = None,
     blend: float = typer.Option(
-        None, "--blend", help="Explicit blend in [0, 1): share of background texture in the foreground."
+        None, "--blend", parser=fraction(upper_open=True),
+        help="Explicit blend in [0, 1): share of background texture in the foreground.",
     ),
     n: Cases = 100,
     size: Size = 128,
     seed: Seed = 0,
     families: str = typer.Option(
-        None, "--families", help="Comma-separated texture families (default: all for the dims)."
+        None, "--families", parser=texture_families,
+        help="Comma-separated texture families (default: all for the dims).",
     ),
     fg_fraction: str = typer.Option(
-        "0.08,0.3", "--fg-fraction", help="Foreground share of each case as MIN,MAX."
+        "0.08,0.3", "--fg-fraction", parser=min_max,
+        help="Foreground share of each case as MIN,MAX (0 < MIN <= MAX < 0.9).",
     ),
     fmt_name: str = typer.Option(
-        None, "--format", help="tiff (2D default), nifti (3D default) or npy."
+        None, "--format", parser=synth_format, help="tiff (2D default), nifti (3D default) or npy."
     ),
     overwrite: Overwrite = False,
     as_json: Json = False,
@@ -43,23 +61,21 @@ def synth(
     """
     from segrob.data.blend import blend_for
     from segrob.data.synth import SynthConfig, write_synthetic
-    from segrob.errors import UsageError
+    from segrob.errors import SegrobError, UsageError
     from segrob.io_utils import atomic_output_dir
 
     if complexity is not None and blend is not None:
         raise UsageError("give --complexity or --blend, not both")
     blend_value, level = blend_for(complexity, blend)
-    config = SynthConfig(
-        dims=dims,
-        n=n,
-        size=size,
-        blend=blend_value,
-        level=level,
-        seed=seed,
-        families=tuple(f.strip() for f in families.split(",")) if families else (),
-        fg_fraction=_pair(fg_fraction, "--fg-fraction"),
-        fmt=fmt_name or ("tiff" if dims == 2 else "nifti"),
-    ).check()
+    try:
+        config = SynthConfig(
+            dims=dims, n=n, size=size, blend=blend_value, level=level, seed=seed,
+            families=tuple(f.strip() for f in families.split(",")) if families else (),
+            fg_fraction=_pair(fg_fraction, "--fg-fraction"),
+            fmt=fmt_name or ("tiff" if dims == 2 else "nifti"),
+        ).check()
+    except SegrobError as error:  # every setting is an option: a bad one is a usage error
+        raise UsageError(str(error)) from None
     output = Output(as_json=as_json)
     with atomic_output_dir(out, overwrite=overwrite) as staging, output.progress("synth", config.n) as bar:
         metadata = write_synthetic(config, staging, progress=lambda done, _total: bar(done))
@@ -95,12 +111,13 @@ def info(
     data: Data = ...,
     as_json: Json = False,
     cases: bool = typer.Option(False, "--cases", help="List every case."),
+    allow_outside: AllowOutside = False,
 ) -> None:
     """Summarise a dataset: cases, shapes, spacing, label values, foreground ratio."""
     from segrob.data import load_dataset
     from segrob.data.info import describe_dataset
 
-    dataset = load_dataset(data)
+    dataset = load_dataset(data, allow_outside=allow_outside)
     output = Output(as_json=as_json)
     with output.progress("reading", len(dataset)) as bar:
         summary = describe_dataset(dataset, progress=bar)

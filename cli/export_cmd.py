@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .options import Device, Json, Out, Overwrite
+from .options import Device, Json, Out, Overwrite, fraction, number, precision_name, whole_number
 from .output import Output, console, handles_errors, info, table, warn
 
 
@@ -15,22 +15,26 @@ def export(
     run_dir: Path = typer.Argument(..., help="Run folder written by `segrob train`."),
     out: Out = ...,
     precision: str = typer.Option(
-        "fp32", "--precision", help="fp32, fp16 (half weights and compute, float32 IO) or int8."
+        "fp32", "--precision", parser=precision_name,
+        help="fp32, fp16 (half weights and compute, float32 IO) or int8."
     ),
-    opset: int = typer.Option(18, "--opset", help="ONNX opset (at least 18)."),
-    parity_cases: int = typer.Option(8, "--parity-cases", help="Held-out cases for parity."),
+    opset: int = typer.Option(18, "--opset", parser=whole_number(18), help="ONNX opset (at least 18)."),
+    parity_cases: int = typer.Option(8, "--parity-cases", parser=whole_number(1),
+                                     help="Held-out cases for parity."),
     calibration_cases: int = typer.Option(
-        16, "--calibration-cases", help="Training cases to calibrate INT8 on."
+        16, "--calibration-cases", parser=whole_number(1), help="Training cases to calibrate INT8 on."
     ),
     min_agreement: float = typer.Option(
-        None, "--min-agreement",
+        None, "--min-agreement", parser=fraction(upper_open=False),
         help="Minimum argmax agreement (default .999 fp32, .995 fp16, .95 int8).",
     ),
     min_dice: float = typer.Option(
-        None, "--min-dice", help="Minimum PyTorch-vs-ONNX mask Dice (default .99, .98, .90)."
+        None, "--min-dice", parser=fraction(upper_open=False),
+        help="Minimum PyTorch-vs-ONNX mask Dice (default .99, .98, .90)."
     ),
     max_abs_diff: float = typer.Option(
-        None, "--max-abs-diff", help="Also fail when the largest logit difference exceeds this."
+        None, "--max-abs-diff", parser=number(0.0),
+        help="Also fail when the largest logit difference exceeds this."
     ),
     device: Device = "auto",
     overwrite: Overwrite = False,

@@ -8,7 +8,8 @@ names the option and the valid range, before any work starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -35,20 +36,189 @@ def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], in
     return parse
 
 
-def fraction(*, upper_open: bool) -> Callable[[str], float]:
-    """A parser of numbers in [0, 1] or [0, 1)."""
-    bounds = "[0, 1)" if upper_open else "[0, 1]"
+def number(low: float, high: float | None = None, *, low_open: bool = False,
+           high_open: bool = False) -> Callable[[str], float]:
+    """A parser of finite numbers in a range (open or closed at each end) whose error states it."""
+    shown = ("(" if low_open else "[") + f"{low:g}, " + (
+        "inf)" if high is None else f"{high:g}" + (")" if high_open else "]"))
 
     def parse(text: str | float) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise typer.BadParameter(f"takes a number in {bounds}, got {text!r}") from None
-        if not (0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0):
-            raise typer.BadParameter(f"must be in {bounds}, got {value:g}")
+            raise typer.BadParameter(f"takes a number in {shown}, got {text!r}") from None
+        above = value > low if low_open else value >= low
+        below = high is None or (value < high if high_open else value <= high)
+        if not (math.isfinite(value) and above and below):
+            raise typer.BadParameter(f"must be in {shown}, got {value:g}")
         return value
 
     return parse
+
+
+def fraction(*, upper_open: bool) -> Callable[[str], float]:
+    """A parser of numbers in [0, 1] or [0, 1)."""
+    return number(0.0, 1.0, high_open=upper_open)
+
+
+def one_of(valid: Callable[[], Iterable[str]]) -> Callable[[str], str]:
+    """A parser of one name among ``valid()`` (read from the library's registry when used)."""
+
+    def parse(text: str) -> str:
+        names = tuple(valid())
+        if text not in names:
+            raise typer.BadParameter(f"must be one of {', '.join(names)}; got {text!r}")
+        return text
+
+    return parse
+
+
+def names_of(valid: Callable[[], Iterable[str]]) -> Callable[[str], str]:
+    """A parser of comma-separated names, each among ``valid()``; returns the text."""
+
+    def parse(text: str) -> str:
+        names = tuple(valid())
+        given = [part.strip() for part in text.split(",") if part.strip()]
+        unknown = [part for part in given if part not in names]
+        if unknown or not given:
+            shown = repr(unknown[0]) if unknown else "nothing"
+            raise typer.BadParameter(f"takes names among {', '.join(names)}; got {shown}")
+        return text
+
+    return parse
+
+
+def whole_numbers(minimum: int, *, multiple_of: int = 1, by_x: bool = False) -> Callable[[str], str]:
+    """A parser of comma-separated integers >= ``minimum`` (and multiples of ``multiple_of``);
+    ``by_x``: sizes may also be written 64x64. Returns the text."""
+    rule = f"integers >= {minimum}" + (f" that are multiples of {multiple_of}" if multiple_of > 1 else "")
+
+    def parse(text: str) -> str:
+        parts = [part.strip() for part in (text.replace("x", ",") if by_x else text).split(",")
+                 if part.strip()]
+        try:
+            values = [int(part) for part in parts]
+        except ValueError:
+            raise typer.BadParameter(f"takes comma-separated {rule}, got {text!r}") from None
+        if not values or any(v < minimum or v % multiple_of for v in values):
+            raise typer.BadParameter(f"takes comma-separated {rule}, got {text!r}")
+        return text
+
+    return parse
+
+
+def complexity_level(text: str) -> str:
+    from segrob.data.blend import COMPLEXITY_LEVELS
+
+    return one_of(lambda: COMPLEXITY_LEVELS)(text)
+
+
+def complexity_levels(text: str) -> str:
+    from segrob.data.blend import COMPLEXITY_LEVELS
+
+    return names_of(lambda: COMPLEXITY_LEVELS)(text)
+
+
+def architectures(text: str) -> str:
+    from segrob.models.registry import MODELS
+
+    return names_of(lambda: MODELS)(text)
+
+
+def suite_name(text: str) -> str:
+    """A registered suite, or a .toml/.json file (whose content is checked when it is read)."""
+    from segrob.perturb.suites import SUITES
+
+    if text in SUITES or Path(text).suffix.lower() in (".toml", ".json"):
+        return text
+    raise typer.BadParameter(f"must be one of {', '.join(SUITES)} or a .toml/.json suite file; got {text!r}")
+
+
+def suite_or_none(text: str) -> str:
+    """A suite as for ``--suite``, or '' for none."""
+    return suite_name(text) if text else text
+
+
+def audit_data(text: str) -> str:
+    """``synth:LEVEL`` with a known level, or a folder (checked when it is opened)."""
+    from segrob.audit.data_source import SYNTH_PREFIX
+    from segrob.data.blend import COMPLEXITY_LEVELS
+
+    level = text[len(SYNTH_PREFIX):] if text.startswith(SYNTH_PREFIX) else None
+    if level is not None and level not in COMPLEXITY_LEVELS:
+        raise typer.BadParameter(f"synth: takes a level among {', '.join(COMPLEXITY_LEVELS)}; got {level!r}")
+    return text
+
+
+def bounds(text: str) -> str:
+    """``--fail-under``: every bound a finite number in its metric's range; returns the text."""
+    from segrob.audit.gates import parse_bounds
+    from segrob.errors import UsageError
+
+    try:
+        parse_bounds(text)
+    except UsageError as error:
+        raise typer.BadParameter(str(error).removeprefix("--fail-under: ")) from None
+    return text
+
+
+def normalization_method(text: str) -> str:
+    from segrob.data.normalize import NORMALIZATIONS
+
+    return one_of(lambda: NORMALIZATIONS)(text)
+
+
+def synth_format(text: str) -> str:
+    from segrob.data.synth import FORMATS
+
+    return one_of(lambda: FORMATS)(text)
+
+
+def texture_families(text: str) -> str:
+    from segrob.data.textures import TEXTURE_FAMILIES
+
+    return names_of(lambda: TEXTURE_FAMILIES)(text)
+
+
+def min_max(text: str) -> str:
+    """``MIN,MAX``: two finite numbers, the first not above the second (ranges: the library's)."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"takes MIN,MAX, e.g. 0.08,0.3; got {text!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise typer.BadParameter(f"takes finite MIN <= MAX, got {text!r}")
+    return text
+
+
+def priority_name(text: str) -> str:
+    from segrob.recommend import PRIORITY_WEIGHTS
+
+    return one_of(lambda: PRIORITY_WEIGHTS)(text)
+
+
+def perturbation_name(text: str) -> str:
+    from segrob.perturb.registry import PERTURBATIONS
+
+    return one_of(lambda: PERTURBATIONS)(text)
+
+
+def architecture(text: str) -> str:
+    from segrob.models.registry import MODELS
+
+    return one_of(lambda: MODELS)(text)
+
+
+def precision_name(text: str) -> str:
+    from segrob.onnx.parity import PRECISIONS
+
+    return one_of(lambda: PRECISIONS)(text)
+
+
+def key_value(text: str) -> str:
+    if not text.partition("=")[1] or not text.partition("=")[0].strip():
+        raise typer.BadParameter(f"takes KEY=VALUE, got {text!r}")
+    return text
 
 
 def second_metric(text: str) -> str:
@@ -61,16 +231,14 @@ def second_metric(text: str) -> str:
 
 
 def device(text: str) -> str:
-    if text not in DEVICES:
-        raise typer.BadParameter(f"must be one of {', '.join(DEVICES)}; got {text!r}")
-    return text
+    return one_of(lambda: DEVICES)(text)
 
 
 Data = Annotated[Path, typer.Option(
     "--data", metavar="DIR", help="Dataset folder: images/ + labels/, nnU-Net v2 raw, or MSD.",
 )]
 AuditData = Annotated[str, typer.Option(
-    "--data", metavar="DIR|synth:LEVEL",
+    "--data", metavar="DIR|synth:LEVEL", parser=audit_data,
     help="Dataset folder, or synth:low|medium|high to audit on fresh synthetic cases.",
 )]
 Out = Annotated[Path, typer.Option(
@@ -117,14 +285,16 @@ TestCases = Annotated[int, typer.Option(
     "--n-test", metavar="N", parser=whole_number(1), help="Unseen synthetic test cases per setting.",
 )]
 Suite = Annotated[str, typer.Option(
-    "--suite", metavar="NAME|FILE",
+    "--suite", metavar="NAME|FILE", parser=suite_name,
     help="A perturbation suite: a name from `segrob suites`, or a .toml/.json suite file.",
 )]
 Archs = Annotated[str, typer.Option(
-    "--archs", metavar="A,B", help="Architectures, comma-separated (see `segrob models`).",
+    "--archs", metavar="A,B", parser=architectures,
+    help="Architectures, comma-separated (see `segrob models`).",
 )]
 Complexity = Annotated[str, typer.Option(
-    "--complexity", "-c", metavar="LEVEL", help="Task complexity: low, medium or high.",
+    "--complexity", "-c", metavar="LEVEL", parser=complexity_level,
+    help="Task complexity: low, medium or high.",
 )]
 Dims = Annotated[int, typer.Option(
     "--dims", metavar="2|3", parser=whole_number(2, 3), help="Spatial dimensions: 2 or 3.",
@@ -141,4 +311,8 @@ Junit = Annotated[Path, typer.Option(
 SecondMetric = Annotated[str, typer.Option(
     "--metric", metavar="NAME", parser=second_metric,
     help="The HTML report's second metric against severity, beside Dice (default nsd).",
+)]
+AllowOutside = Annotated[bool, typer.Option(
+    "--allow-outside",
+    help="Read case files that resolve outside the dataset folder (links, ../ or absolute paths).",
 )]

@@ -8,7 +8,18 @@ from typing import Any
 import typer
 
 from .legacy import accepting, positional_data
-from .options import Cases, Data, Json, Out, Overwrite, Seed, Suite
+from .options import (
+    AllowOutside,
+    Cases,
+    Data,
+    Json,
+    Out,
+    Overwrite,
+    Seed,
+    Suite,
+    perturbation_name,
+    whole_number,
+)
 from .output import Output, console, handles_errors, info, table
 
 SEVERITY_COLUMNS = ("1", "2", "3", "4", "5")
@@ -84,17 +95,20 @@ def _catalog_view(everything: dict[str, Any]) -> None:
 @handles_errors
 def perturb(
     data: Data = ...,
-    perturbation: str = typer.Option(None, "--perturbation", help="One perturbation name."),
-    severity: int = typer.Option(None, "--severity",
+    perturbation: str = typer.Option(None, "--perturbation", parser=perturbation_name,
+                                     help="One perturbation name (see `segrob suites`)."),
+    severity: int = typer.Option(None, "--severity", parser=whole_number(0, 5),
                                  help="Severity 0..5 with --perturbation (default: every level)."),
     suite: Suite = None,
     out: Out = None,
     preview: Path = typer.Option(None, "--preview", help="Write a PNG contact sheet here."),
     seed: Seed = 0,
     n: Cases = None,
-    case: int = typer.Option(0, "--case", help="Which case (index) the contact sheet shows."),
+    case: int = typer.Option(0, "--case", parser=whole_number(0),
+                             help="Which case (index) the contact sheet shows."),
     overwrite: Overwrite = False,
     as_json: Json = False,
+    allow_outside: AllowOutside = False,
 ) -> None:
     """Apply a perturbation or a suite to a dataset: see what an audit does to your images.
 
@@ -108,7 +122,8 @@ def perturb(
     chosen = _chosen_suite(perturbation, severity, suite)
     if out is None and preview is None:
         raise UsageError("give --out DIR, --preview PNG, or both")
-    dataset = load_dataset(data)
+    dataset = load_dataset(data, allow_outside=allow_outside)
+    _check_outputs(dataset, out, preview, case, overwrite=overwrite)
     output = Output(as_json=as_json)
     result: dict[str, Any] = {"suite": chosen.to_dict(), "seed": seed}
     if out is not None:
@@ -122,6 +137,21 @@ def perturb(
                                    overwrite=overwrite)
         result.update(preview=str(preview), preview_rows=len(rows))
     output.result(result, _perturb_view)
+
+
+def _check_outputs(dataset, out: Path | None, preview: Path | None, case: int, *,
+                   overwrite: bool) -> None:
+    """Refuse every output, and a --case the dataset lacks, before anything is written."""
+    from segrob.errors import UsageError
+    from segrob.io_utils import check_output_dir, check_output_file
+    from segrob.perturb.preview import is_contact_sheet
+
+    if preview is not None:
+        if not 0 <= case < len(dataset):
+            raise UsageError(f"--case {case} is out of range: {dataset.root} has cases 0..{len(dataset) - 1}")
+        check_output_file(preview, overwrite=overwrite, inputs=(dataset.root,), is_ours=is_contact_sheet)
+    if out is not None:
+        check_output_dir(out, overwrite=overwrite, inputs=(dataset.root,))
 
 
 def _chosen_suite(perturbation: str | None, severity: int | None, suite: str | None):
@@ -138,6 +168,8 @@ def _chosen_suite(perturbation: str | None, severity: int | None, suite: str | N
     if suite is not None:
         return resolve_suite(suite)
     member = create_perturbation(perturbation)
+    if severity is not None and severity > member.n_levels:
+        raise UsageError(f"--severity {severity}: {member.name} has severities 0..{member.n_levels}")
     severities = (severity,) if severity is not None else tuple(range(1, member.n_levels + 1))
     for level in severities:
         check_severity(member, level)

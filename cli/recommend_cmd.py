@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .options import Archs, Complexity, Data, Dims, Json
+from .options import AllowOutside, Archs, Complexity, Data, Dims, Json, priority_name
 from .output import Output, console, fmt, handles_errors, table
 
 
@@ -22,10 +22,11 @@ def recommend(
     data: Data = None,
     dims: Dims = None,
     priority: str = typer.Option(
-        "robustness", "--priority", help="robustness (default) or accuracy."
+        "robustness", "--priority", parser=priority_name, help="robustness (default) or accuracy."
     ),
     archs: Archs = None,
     as_json: Json = False,
+    allow_outside: AllowOutside = False,
 ) -> None:
     """Rank architectures with reasons and citations; your own audits outweigh the papers.
 
@@ -48,6 +49,7 @@ def recommend(
         result = run_recommend(
             complexity=complexity, dims=dims, priority=priority, reports=loaded,
             report_paths=[str(p) for p in files or []], data=data, archs=names, progress=bar,
+            allow_outside=allow_outside,
         )
     output.result(result, render)
 

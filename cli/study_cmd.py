@@ -8,7 +8,19 @@ from pathlib import Path
 import typer
 
 from .legacy import accepting
-from .options import Archs, Device, Epochs, Json, Out, Size, TestCases, TrainCases
+from .options import (
+    Archs,
+    Device,
+    Epochs,
+    Json,
+    Out,
+    Size,
+    TestCases,
+    TrainCases,
+    complexity_levels,
+    suite_or_none,
+    whole_numbers,
+)
 from .output import Output, console, fmt, handles_errors, info, table
 from .ray_option import RayAddress, ray_address
 
@@ -52,14 +64,16 @@ def _pm(row: dict, key: str) -> str:
 @handles_errors
 def skip(
     out: Out = ...,
-    levels: str = typer.Option("low,medium,high", "--levels", help="Complexity levels."),
+    levels: str = typer.Option("low,medium,high", "--levels", parser=complexity_levels,
+                               help="Complexity levels."),
     archs: Archs = "unet,noskip,attention,gated",
-    seeds: str = typer.Option("0", "--seeds", help="Training seeds, e.g. 0,1,2."),
+    seeds: str = typer.Option("0", "--seeds", parser=whole_numbers(0), help="Training seeds, e.g. 0,1,2."),
     n_train: TrainCases = 60,
     n_test: TestCases = 20,
     size: Size = 64,
     epochs: Epochs = 20,
-    shift_suite: str = typer.Option("shift", "--shift-suite", help="Extra suite to audit ('' for none)."),
+    shift_suite: str = typer.Option("shift", "--shift-suite", parser=suite_or_none,
+                                    help="Extra suite to audit ('' for none)."),
     device: Device = "auto",
     as_json: Json = False,
     ray: RayAddress = None,
@@ -101,9 +115,10 @@ def _skip_view(result: dict, out: Path) -> None:
 @handles_errors
 def context(
     out: Out = ...,
-    patches: str = typer.Option("32,48,64", "--patches", help="Training patch sizes (multiples of 16)."),
+    patches: str = typer.Option("32,48,64", "--patches", parser=whole_numbers(16, multiple_of=16),
+                                help="Training patch sizes (multiples of 16, at most --size)."),
     archs: Archs = "unet,attention,unetr",
-    seeds: str = typer.Option("0", "--seeds", help="Training seeds, e.g. 0,1,2."),
+    seeds: str = typer.Option("0", "--seeds", parser=whole_numbers(0), help="Training seeds, e.g. 0,1,2."),
     n_train: TrainCases = 16,
     n_test: TestCases = 8,
     size: Size = 64,
@@ -116,7 +131,11 @@ def context(
 
     --out is the study folder, reused: finished steps are skipped; --json prints study.json.
     """
+    from segrob.errors import UsageError
     from segrob.studies.context import ContextStudyConfig, run_context_study
+
+    if max(_ints(patches, "--patches")) > size:
+        raise UsageError(f"--patches must be at most --size ({size}), got {patches!r}")
 
     config = ContextStudyConfig(
         out=out, patches=_ints(patches, "--patches"), archs=_names(archs), seeds=_ints(seeds, "--seeds"),

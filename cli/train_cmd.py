@@ -7,7 +7,25 @@ from typing import Any
 
 import typer
 
-from .options import BatchSize, Data, Device, Epochs, Json, Out, Overwrite, Seed, Threads
+from .options import (
+    AllowOutside,
+    BatchSize,
+    Data,
+    Device,
+    Epochs,
+    Json,
+    Out,
+    Overwrite,
+    Seed,
+    Threads,
+    architecture,
+    fraction,
+    key_value,
+    normalization_method,
+    number,
+    whole_number,
+    whole_numbers,
+)
 from .output import Output, console, fmt, handles_errors, info, progress_bar, table
 
 
@@ -15,35 +33,39 @@ from .output import Output, console, fmt, handles_errors, info, progress_bar, ta
 def train(
     out: Out = ...,
     arch: str = typer.Option(
-        None, "--arch", help="Architecture (see `segrob models`; default unet)."
+        None, "--arch", parser=architecture, help="Architecture (see `segrob models`; default unet)."
     ),
     data: Data = None,
     epochs: Epochs = None,
-    lr: float = typer.Option(None, "--lr", help="Peak AdamW learning rate (default 3e-3)."),
+    lr: float = typer.Option(None, "--lr", parser=number(0.0, low_open=True),
+                             help="Peak AdamW learning rate (> 0, default 3e-3)."),
     batch_size: BatchSize = None,
     seed: Seed = None,
     val_fraction: float = typer.Option(
-        None, "--val-fraction", help="Share of cases held out for validation (default 0.2)."
+        None, "--val-fraction", parser=fraction(upper_open=True),
+        help="Share of cases held out for validation (default 0.2)."
     ),
     patch: str = typer.Option(
-        None, "--patch",
+        None, "--patch", parser=whole_numbers(1, by_x=True),
         help="Train on patches: N or N,N[,N] (default: whole 2D images, 64^3 in 3D).",
     ),
     pos_ratio: float = typer.Option(
-        None, "--pos-ratio", help="Share of patches centred on a foreground voxel (default 0.5)."
+        None, "--pos-ratio", parser=fraction(upper_open=False),
+        help="Share of patches centred on a foreground voxel (default 0.5)."
     ),
     samples_per_epoch: int = typer.Option(
-        None, "--samples-per-epoch",
+        None, "--samples-per-epoch", parser=whole_number(1),
         help="Samples per epoch (default: the training cases, x2 for patches).",
     ),
-    channels: str = typer.Option(None, "--channels", help="U-Net widths, e.g. 16,32,64,128."),
+    channels: str = typer.Option(None, "--channels", parser=whole_numbers(1, by_x=True),
+                                 help="U-Net widths, e.g. 16,32,64,128."),
     option: list[str] = typer.Option(
-        None, "--option",
+        None, "--option", parser=key_value,
         help="Model option KEY=VALUE (JSON value), repeatable; e.g. hidden_size=768.",
     ),
     paper_size: bool = typer.Option(False, "--paper-size", help="Use the paper's model size."),
     norm: str = typer.Option(
-        None, "--normalization",
+        None, "--normalization", parser=normalization_method,
         help="Intensity normalisation: zscore (default), robust-minmax, none.",
     ),
     augment: bool = typer.Option(
@@ -55,6 +77,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress or per-epoch lines on stderr."),
     as_json: Json = False,
+    allow_outside: AllowOutside = False,
 ) -> None:
     """Train with Dice + CE, AdamW and a cosine schedule; keep the best validation checkpoint.
 
@@ -74,6 +97,7 @@ def train(
         options=options or None, paper_size=paper_size,
         normalization={"method": norm} if norm is not None else None, augment=augment,
         threads=threads, device=device, overwrite=overwrite, resume=resume,
+        allow_outside=allow_outside,
     )
     display = _Display(quiet=quiet)
     try:

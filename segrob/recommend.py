@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segrob.data.blend import COMPLEXITY_LEVELS
-from segrob.errors import SegrobError
+from segrob.errors import SegrobError, UsageError
 from segrob.evidence import Evidence, Expectation, Finding, load_evidence, show
 
 if TYPE_CHECKING:
@@ -126,13 +126,13 @@ def score(in_domain: float | None, retention: float | None, priority: str) -> fl
 
 
 def complexity_of(
-    path: str | Path, *, progress: Callable[[int], None] | None = None
+    path: str | Path, *, progress: Callable[[int], None] | None = None, allow_outside: bool = False
 ) -> tuple[str, ComplexityReport, int]:
     """Measure a dataset's level with ``segrob complexity``'s method: ``(level, report, dims)``."""
     from segrob.data import load_dataset
     from segrob.data.complexity import measure_complexity
 
-    dataset = load_dataset(path)
+    dataset = load_dataset(path, allow_outside=allow_outside)
     report = measure_complexity(dataset, progress=progress)
     if report.level is None:
         raise SegrobError(
@@ -152,6 +152,7 @@ def recommend(
     data: str | Path | None = None,
     archs: list[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    allow_outside: bool = False,
 ) -> Recommendation:
     """Rank architectures for a task from published evidence and, when given, the user's audits.
 
@@ -163,12 +164,13 @@ def recommend(
             the published evidence. ``report_paths`` names them in errors and tables.
         data: a dataset folder whose complexity is measured (LBP texture distance).
         archs: restrict the ranking to these architectures.
+        allow_outside: let ``data``'s case files resolve outside its folder.
     """
     evidence = load_evidence()
     _check_inputs(evidence, complexity, dims, priority, reports, data, archs)
     source, measured_data = ("given" if complexity else None), None
     if data is not None:
-        complexity, report, data_dims = complexity_of(data, progress=progress)
+        complexity, report, data_dims = complexity_of(data, progress=progress, allow_outside=allow_outside)
         source, dims = "measured", dims or data_dims
         measured_data = {"path": str(data), "level": complexity, "dims": data_dims,
                          "median_texture_distance": report.summary.get("median"),
@@ -200,24 +202,24 @@ def _check_inputs(
     reports: list[AuditReport] | None, data: str | Path | None, archs: list[str] | None,
 ) -> None:
     if priority not in PRIORITY_WEIGHTS:
-        raise SegrobError(f"unknown priority {priority!r} (valid: {', '.join(PRIORITY_WEIGHTS)})")
+        raise UsageError(f"unknown priority {priority!r} (valid: {', '.join(PRIORITY_WEIGHTS)})")
     if complexity is not None and complexity not in COMPLEXITY_LEVELS:
-        raise SegrobError(
+        raise UsageError(
             f"unknown complexity level {complexity!r} (valid: {', '.join(COMPLEXITY_LEVELS)})"
         )
     if complexity is not None and data is not None:
-        raise SegrobError("give --complexity or --data (which measures it), not both")
+        raise UsageError("give --complexity or --data (which measures it), not both")
     if dims not in (None, 2, 3):
-        raise SegrobError(f"--dims must be 2 or 3, got {dims}")
+        raise UsageError(f"--dims must be 2 or 3, got {dims}")
     for arch in archs or []:
         if arch not in evidence.architectures:
-            raise SegrobError(
+            raise UsageError(
                 f"unknown architecture {arch!r} (valid: {', '.join(evidence.architectures)})"
             )
     if reports is not None and not reports:
-        raise SegrobError("no audit reports given (did the file pattern match nothing?)")
+        raise UsageError("no audit reports given (did the file pattern match nothing?)")
     if complexity is None and data is None and not reports:
-        raise SegrobError("nothing to advise on: give --complexity LEVEL, --data DIR or --reports FILE...")
+        raise UsageError("nothing to advise on: give --complexity LEVEL, --data DIR or --reports FILE...")
 
 
 def _report_dims(reports: list[AuditReport]) -> int | None:

@@ -106,11 +106,12 @@ def test_resume_needs_a_report_file(workspace):
 def test_fail_under_gates_the_exit_code(workspace):
     passed = audit(workspace, "--fail-under", "dice=0.0,rr=0.0")
     assert passed.exit_code == 0 and "gate passed" in passed.stdout
-    failed = audit(workspace, "--fail-under", "dice=1.01")
+    failed = audit(workspace, "--fail-under", "dice=1")
     assert failed.exit_code == 1
     assert "gate failed" in failed.stderr and "texture_speckle s2: dice" in failed.stderr
     malformed = audit(workspace, "--fail-under", "dice>0.8")
     assert malformed.exit_code == 2 and "KEY=VALUE" in malformed.stderr
+    assert audit(workspace, "--fail-under", "dice=1.01").exit_code == 2  # no Dice reaches it
 
 
 def test_resume_skips_finished_cells(workspace, tmp_path):
@@ -182,7 +183,7 @@ def test_bad_inputs(workspace, tmp_path):
     result = invoke("audit", not_onnx, "--data", workspace / "data")
     assert result.exit_code == 1 and "model.onnx" in result.stderr and "Traceback" not in result.output
     result = audit(workspace, "--suite", "nope")
-    assert result.exit_code == 1 and "unknown suite 'nope'" in result.stderr
+    assert result.exit_code == 2 and "'--suite'" in result.stderr and "got 'nope'" in result.stderr
     rgb = tmp_path / "rgb"
     write_synthetic(SynthConfig(dims=2, n=2, size=32, seed=1), rgb)
     for name in ("case_0000", "case_0001"):

@@ -236,6 +236,29 @@ def study_folder_with_user_file(tmp: Path) -> Files:
     return {"study": tmp / "study", "folder": target, "user": target / "my-scan.nii.gz"}
 
 
+def model_ds_and_file(name: str, content: bytes) -> Callable[[Path], Files]:
+    """A model, a dataset and a file ``name`` holding ``content`` (a suite, a report, a model)."""
+    def build(tmp: Path) -> Files:
+        (tmp / name).write_bytes(content)
+        return {**model_and_ds()(tmp), "file": tmp / name}
+    return build
+
+
+def pickled_npy(tmp: Path) -> Files:
+    """An .npy image that holds a pickled object array: never unpickled, never run."""
+    root = images_labels(tmp / "ds", n=1, suffix=".npy")
+    np.save(root / "images" / "c0.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    return {"ds": root, "bad": root / "images" / "c0.npy"}
+
+
+def unreadable_cases(tmp: Path) -> Files:
+    """A dataset every case of which is unreadable, and a model to audit it."""
+    files = model_and_ds()(tmp)
+    for image in (files["ds"] / "images").iterdir():
+        image.write_bytes(SECRET.encode())
+    return {**files, "report": tmp / "r.json"}
+
+
 # --- library calls (a case's command when there is no CLI option for it yet) ----------------
 
 
@@ -332,7 +355,7 @@ class Bad:
     build: Callable[[Path], Files]
     command: tuple[str, ...] | Callable[[Files], object]
     code: int
-    names: str  # the key of the path the message must name
+    names: str  # the key of the path the message must name, or the option ("--seed") it must name
     says: str = ""  # a fragment the message must contain
     fault: tuple[str, Callable] | None = None  # "module.attr" replaced while the case runs
 
@@ -343,6 +366,11 @@ AUDIT = ("audit", "{model}", "--data", "{ds}")
 INFO = ("data", "info", "{ds}")
 EXPORT = ("export", "{run}", "--out", "{out}")
 SYNTH = ("data", "synth", "--n", "2", "--size", "32")
+SYNTH_TO = (*SYNTH, "--out", "{ds}/../s")
+STUDY = ("study", "skip", "--out", "{ds}/../st")
+CONTEXT = ("study", "context", "--out", "{ds}/../st")
+TOML_BROKEN = b"[[perturbation]\nname = " + SECRET.encode()
+REPORT_OTHER = json.dumps({"kind": "something-else"}).encode()
 
 CASES = [
     # 1. an output never equals, contains or sits inside an input
@@ -472,6 +500,85 @@ CASES = [
         "damaged"),
     Bad("partial-foreign-record", edited_partial(change=lambda r: r.update(extra=1)), resume_partial, 1,
         "partial"),
+    # 6. every option of every command at and past its limits: a usage error (exit 2) naming it
+    Bad("audit-gate-nan", model_and_ds(), (*AUDIT, "--fail-under", "dice=nan"), 2, "--fail-under", "[0, 1]"),
+    Bad("audit-gate-above-one", model_and_ds(), (*AUDIT, "--fail-under", "dice=2"), 2, "--fail-under",
+        "[0, 1]"),
+    Bad("audit-gate-iou-negative", model_and_ds(), (*AUDIT, "--fail-under", "iou=-0.1"), 2, "--fail-under"),
+    Bad("audit-gate-rr-negative", model_and_ds(), (*AUDIT, "--fail-under", "rr=-1"), 2, "--fail-under",
+        ">= 0"),
+    Bad("audit-gate-infinite", model_and_ds(), (*AUDIT, "--fail-under", "suite_rr=inf"), 2, "--fail-under"),
+    Bad("audit-gate-unknown-key", model_and_ds(), (*AUDIT, "--fail-under", "hd95=3"), 2, "--fail-under"),
+    Bad("audit-failure-dice", model_and_ds(), (*AUDIT, "--failure-dice", "5"), 2, "--failure-dice", "[0, 1]"),
+    Bad("audit-nsd-zero", model_and_ds(), (*AUDIT, "--nsd-tolerance", "0"), 2, "--nsd-tolerance", "(0, inf)"),
+    Bad("audit-nsd-negative", model_and_ds(), (*AUDIT, "--nsd-tolerance", "-1"), 2, "--nsd-tolerance"),
+    Bad("audit-window-zero", model_and_ds(), (*AUDIT, "--window", "0,96"), 2, "--window", ">= 1"),
+    Bad("audit-overlap-one", model_and_ds(), (*AUDIT, "--overlap", "1"), 2, "--overlap", "[0, 1)"),
+    Bad("audit-seed-negative", model_and_ds(), (*AUDIT, "--seed", "-1"), 2, "--seed", "at least 0"),
+    Bad("audit-spatial-dims", model_and_ds(), (*AUDIT, "--spatial-dims", "4"), 2, "--spatial-dims"),
+    Bad("audit-normalisation-name", model_and_ds(), (*AUDIT, "--normalization", "minmaxx"), 2,
+        "--normalization", "zscore"),
+    Bad("audit-synth-level", model_and_ds(), ("audit", "{model}", "--data", "synth:huge"), 2, "--data",
+        "low, medium, high"),
+    Bad("audit-resume-without-out", model_and_ds(), (*AUDIT, "--resume"), 2, "--resume"),
+    Bad("audit-suite-name", model_and_ds(), (*AUDIT, "--suite", "shfit"), 2, "--suite"),
+    Bad("check-runs-zero", model_and_ds(), ("check", "{model}", "--runs", "0"), 2, "--runs"),
+    Bad("synth-seed-negative", ds, (*SYNTH_TO, "--seed", "-1"), 2, "--seed"),
+    Bad("synth-blend-one", ds, (*SYNTH_TO, "--blend", "1"), 2, "--blend", "[0, 1)"),
+    Bad("synth-fg-fraction-order", ds, (*SYNTH_TO, "--fg-fraction", "0.5,0.1"), 2, "--fg-fraction"),
+    Bad("synth-fg-fraction-range", ds, (*SYNTH_TO, "--fg-fraction", "0.5,0.95"), 2, "--fg-fraction", "0.9"),
+    Bad("synth-families-unknown", ds, (*SYNTH_TO, "--families", "stripes,plaid"), 2, "--families"),
+    Bad("train-lr-nan", ds, (*TRAIN, "--out", "{ds}/../r", "--lr", "nan"), 2, "--lr"),
+    Bad("train-val-fraction-one", ds, (*TRAIN, "--out", "{ds}/../r", "--val-fraction", "1"), 2,
+        "--val-fraction", "[0, 1)"),
+    Bad("train-patch-zero", ds, (*TRAIN, "--out", "{ds}/../r", "--patch", "16,0"), 2, "--patch"),
+    Bad("train-no-data", ds, ("train", "--out", "{ds}/../r"), 2, "--data"),
+    Bad("train-resume-and-overwrite", ds, (*TRAIN, "--out", "{ds}/../r", "--resume", "--overwrite"), 2,
+        "--resume"),
+    Bad("perturb-severity-past-five", ds, (*PERTURB[:-1], "9", "--out", "{ds}/../p"), 2, "--severity"),
+    Bad("perturb-severity-past-texture-levels", ds,
+        ("perturb", "{ds}", "--perturbation", "texture_speckle", "--severity", "3", "--out", "{ds}/../p"),
+        2, "--severity", "0..2"),
+    Bad("perturb-case-past-the-data", ds, (*PERTURB, "--preview", "{ds}/../s.png", "--case", "2"), 2,
+        "--case", "0..1"),
+    Bad("export-min-dice-above-one", run_folder(), (*EXPORT, "--min-dice", "2"), 2, "--min-dice"),
+    Bad("export-opset-old", run_folder(), (*EXPORT, "--opset", "11"), 2, "--opset", "at least 18"),
+    Bad("study-seeds-negative", ds, (*STUDY, "--seeds", "0,-1"), 2, "--seeds", ">= 0"),
+    Bad("study-levels-unknown", ds, (*STUDY, "--levels", "low,huge"), 2, "--levels"),
+    Bad("study-patches-not-multiple", ds, (*CONTEXT, "--patches", "20"), 2, "--patches", "multiples of 16"),
+    Bad("study-patches-past-size", ds, (*CONTEXT, "--patches", "80", "--size", "64"), 2, "--patches",
+        "--size"),
+    Bad("recommend-priority", ds, ("recommend", "--complexity", "low", "--priority", "speed"), 2,
+        "--priority"),
+    Bad("recommend-nothing-asked", ds, ("recommend",), 2, "--complexity"),
+    Bad("demo-size-small", ds, ("demo", "--out", "{ds}/../d", "--size", "8"), 2, "--size", "16"),
+    # 7. more files segrob reads, corrupt or adversarial
+    Bad("suite-toml-broken", model_ds_and_file("s.toml", TOML_BROKEN),
+        ("suites", "--suite", "{file}"), 1, "file"),
+    Bad("suite-toml-binary", model_ds_and_file("s.toml", b"\xff\xfe" + SECRET.encode()),
+        (*AUDIT, "--suite", "{file}"), 1, "file"),
+    Bad("suite-json-list", model_ds_and_file("s.json", b"[1]"), ("suites", "--suite", "{file}"), 1, "file"),
+    Bad("suite-file-missing", model_and_ds(), ("suites", "--suite", "{ds}/none.toml"), 1, "ds", "not found"),
+    Bad("report-not-json", model_ds_and_file("r.json", b"\x89" + SECRET.encode()), ("report", "{file}"),
+        1, "file"),
+    Bad("report-other-kind", model_ds_and_file("r.json", REPORT_OTHER), ("report", "{file}"), 1, "file",
+        "not a segrob audit report"),
+    Bad("onnx-is-text", model_ds_and_file("x.onnx", SECRET.encode()), ("check", "{file}"), 1, "file"),
+    Bad("onnx-is-text-audit", model_ds_and_file("x.onnx", SECRET.encode()),
+        ("audit", "{file}", "--data", "{ds}"), 1, "file"),
+    Bad("npy-pickled-objects", pickled_npy, INFO, 1, "bad"),
+    Bad("outside-link-allowed-cli", linked("outside"), (*INFO, "--allow-outside"), 1, "link", "cannot read"),
+    # 8. interrupted runs and failures part-way
+    Bad("train-resume-no-checkpoint", run_folder(), ("train", "--out", "{run}", "--resume"), 1, "run",
+        "last.pt"),
+    Bad("train-disk-full-first-epoch", ds_and("run"), (*TRAIN, "--out", "{run}", "--epochs", "1"), 1,
+        "run", "no space left", fault=("segrob.training.checkpoint.torch.save", enospc)),
+    Bad("audit-no-case-readable", unreadable_cases,
+        (*AUDIT, "--out", "{report}", "--skip-bad"), 1, "ds", "no case could be audited"),
+    Bad("preview-disk-full", ds_and("sheet.png"), (*PERTURB, "--preview", "{sheet}"), 1, "sheet",
+        "no space left", fault=("segrob.io_utils.tempfile.mkstemp", enospc)),
+    Bad("perturb-read-only", ds_and("p"), (*PERTURB, "--out", "{p}"), 1, "p", "Permission denied",
+        fault=("segrob.io_utils.tempfile.mkdtemp", eacces)),
 ]
 
 
@@ -515,7 +622,8 @@ def test_bad_input(case: Bad, tmp_path: Path, monkeypatch) -> None:
     code, message = _run(case, files, monkeypatch)
     assert code == case.code, f"{case.name}: exit {code} ({message})"
     assert "\n" not in message.strip()
-    assert files[case.names].name in message, f"{case.name}: {message!r} does not name {files[case.names]}"
+    named = case.names if case.names.startswith("--") else files[case.names].name
+    assert named in message, f"{case.name}: {message!r} does not name {named}"
     assert case.says in message, f"{case.name}: {message!r} lacks {case.says!r}"
     assert SECRET not in message
     after = _snapshot(tmp_path)
@@ -524,7 +632,7 @@ def test_bad_input(case: Bad, tmp_path: Path, monkeypatch) -> None:
 
 
 def test_matrix_covers_enough_cases() -> None:
-    assert len(CASES) >= 60 and len({c.name for c in CASES}) == len(CASES)
+    assert len(CASES) >= 80 and len({c.name for c in CASES}) == len(CASES)
 
 
 # --- the same rules where the command succeeds -----------------------------------------------
@@ -634,3 +742,30 @@ def test_a_second_audit_on_the_same_file_stops_at_once(tmp_path: Path) -> None:
     again = PartialStore(path, PARTIAL_HEADER)
     assert again.open(resume=False) == {}  # free again once the first is done
     again.close(remove=True)
+
+
+def test_a_training_that_fails_before_its_first_checkpoint_leaves_no_run_folder(tmp_path, monkeypatch):
+    files = ds_and("run")(tmp_path)
+    monkeypatch.setattr("segrob.training.checkpoint.torch.save", enospc)
+    result = CliRunner().invoke(app, ["train", "--data", str(files["ds"]), "--out", str(files["run"]),
+                                      "--epochs", "1"])
+    assert result.exit_code == 1 and "no space left" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no run folder holding config.json
+
+
+def test_an_audit_of_no_readable_case_leaves_no_partial_file_or_lock(tmp_path):
+    files = unreadable_cases(tmp_path)
+    args = ["audit", str(files["model"]), "--data", str(files["ds"]), "--out", str(files["report"]),
+            "--skip-bad"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "no case could be audited" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "m.onnx", "notes.json"]
+
+
+def test_perturb_checks_the_preview_before_writing_the_perturbed_cases(tmp_path):
+    files = ds_and_png(tmp_path)
+    args = [*(a.replace("{ds}", str(files["ds"])) for a in PERTURB), "--out", str(tmp_path / "p"),
+            "--preview", str(files["file"])]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "--overwrite" in result.stderr
+    assert not (tmp_path / "p").exists()

@@ -55,7 +55,7 @@ def test_synth_refuses_non_empty_out_and_keeps_it(synth_dir):
 
 def test_synth_usage_errors(tmp_path):
     result = invoke("data", "synth", "--complexity", "extreme", "--out", tmp_path / "x")
-    assert result.exit_code == 1 and "low, medium, high" in result.stderr
+    assert result.exit_code == 2 and "low, medium, high" in result.stderr
     result = invoke("data", "synth", "--complexity", "low", "--blend", "0.2", "--out", tmp_path / "x")
     assert result.exit_code == 2
     assert not (tmp_path / "x").exists()

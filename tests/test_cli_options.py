@@ -92,3 +92,56 @@ def test_piped_tables_do_not_break_words(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "60")
     console.print(table("t", ("name", "why"), [("noskip", long_cell)]))
     assert long_cell not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("audit", "none.onnx", "--data", "d", "--fail-under", "dice=0,iou=1,rr=0,suite_rr=2.5",
+         "--failure-dice", "1", "--nsd-tolerance", "1e-6", "--overlap", "0", "--window", "16,16",
+         "--seed", "0", "--spatial-dims", "3", "--in-channels", "1", "--examples", "0"),
+        ("train", "--out", "x", "--data", "d", "--lr", "1e-9", "--val-fraction", "0", "--pos-ratio", "1",
+         "--samples-per-epoch", "1", "--patch", "16x16", "--channels", "1,1", "--option", "a=1"),
+        ("export", "d", "--out", "x.onnx", "--opset", "18", "--min-dice", "0", "--min-agreement", "1",
+         "--max-abs-diff", "0", "--parity-cases", "1", "--calibration-cases", "1", "--precision", "int8"),
+        ("perturb", "--data", "d", "--perturbation", "gamma_compression", "--severity", "0", "--case", "0",
+         "--preview", "x.png"),
+        ("complexity", "--data", "d", "--allow-outside"),
+        ("recommend", "--data", "d", "--priority", "accuracy", "--archs", "unet,unetr", "--allow-outside"),
+    ],
+)
+def test_values_at_their_limits_pass_the_parser(tmp_path, args):
+    """Each command gets past parsing (exit 1 for the missing input, not 2 for an option)."""
+    args = tuple(tmp_path / a if a in ("x", "d", "none.onnx", "x.onnx", "x.png") else a for a in args)
+    result = invoke(*args, env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert "Invalid value" not in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [("data", "info"), ("complexity",), ("perturb",), ("train",),
+                                     ("audit",), ("recommend",)])
+def test_every_command_that_reads_a_dataset_takes_allow_outside(command):
+    result = invoke(*command, "--help", env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "--allow-outside" in result.stdout
+
+
+def test_allow_outside_reads_a_case_linked_from_outside(images_labels_dataset, tmp_path):
+    outside = tmp_path / "elsewhere.tif"
+    (images_labels_dataset / "images" / "c0.tif").rename(outside)
+    (images_labels_dataset / "images" / "c0.tif").symlink_to(outside)
+    refused = invoke("data", "info", "--data", images_labels_dataset, "--json")
+    assert refused.exit_code == 1 and "outside the dataset" in refused.stderr
+    allowed = invoke("data", "info", "--data", images_labels_dataset, "--json", "--allow-outside")
+    assert allowed.exit_code == 0, allowed.output
+    assert json.loads(allowed.stdout)["n_cases"] == 3
+
+
+def test_gate_bounds_refuse_what_no_metric_can_reach():
+    from segrob.audit.gates import parse_bounds
+    from segrob.errors import UsageError
+
+    assert [b.minimum for b in parse_bounds("dice=0,nsd=1,rr=0,suite_rr=1.2")] == [0, 1, 0, 1.2]
+    for text in ("dice=nan", "dice=1.0001", "iou=-0.5", "rr=-1e-9", "rr=inf", "suite_rr=nan",
+                 "clean_dice=2", "sensitivity=-inf"):
+        with pytest.raises(UsageError, match=text.split("=")[0]):
+            parse_bounds(text)

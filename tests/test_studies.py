@@ -40,9 +40,9 @@ def test_skip_study_runs_and_resumes(tmp_path):
 def test_skip_study_cli_rejects_unknown_architecture(tmp_path):
     out = str(tmp_path / "x")
     result = CliRunner().invoke(app, ["study", "skip", "--out", out, "--archs", "unet,resnet"])
-    assert result.exit_code == 1 and "unknown architecture 'resnet'" in result.stderr
+    assert result.exit_code == 2 and "'--archs'" in result.stderr and "got 'resnet'" in result.stderr
     result = CliRunner().invoke(app, ["study", "skip", "--out", out, "--levels", "hard"])
-    assert result.exit_code == 1 and "unknown complexity level 'hard'" in result.stderr
+    assert result.exit_code == 2 and "'--levels'" in result.stderr and "got 'hard'" in result.stderr
 
 
 def test_context_study_measures_inside_and_outside_the_training_fbr(tmp_path):

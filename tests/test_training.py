@@ -293,7 +293,7 @@ def test_cli_train_json_and_errors(data2d, tmp_path):
     assert "Traceback" not in again.output
     bad = runner.invoke(app, ["train", "--arch", "vit", "--data", str(data2d), "--out",
                               str(tmp_path / "x")])
-    assert bad.exit_code == 1 and "valid: unet" in bad.stderr
+    assert bad.exit_code == 2 and "'--arch'" in bad.stderr and "unet" in bad.stderr
     usage = runner.invoke(app, ["train", "--data", str(data2d), "--out", str(tmp_path / "y"),
                                 "--patch", "a,b"])
     assert usage.exit_code == 2

@@ -12,6 +12,7 @@ Bounds and the rows they apply to:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from segrob.audit.summary import AuditSummary
@@ -20,6 +21,11 @@ from segrob.metrics.table import metric_names
 
 CELL_METRICS = metric_names(gateable=True)
 GATE_KEYS = (*CELL_METRICS, "clean_dice", "rr", "suite_rr")
+# Every gateable metric is a share (overlap or agreement) in [0, 1]; relative robustness is a
+# ratio of Dice values, which a perturbation may push above 1 but never below 0.
+BOUND_RANGES: dict[str, tuple[float, float | None]] = {
+    **{key: (0.0, 1.0) for key in (*CELL_METRICS, "clean_dice")}, "rr": (0.0, None), "suite_rr": (0.0, None),
+}
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,11 @@ class GateFailure:
 
 
 def parse_bounds(text: str | None) -> tuple[Bound, ...]:
-    """Parse ``key=value[,key=value...]``; a malformed bound is a usage error (exit 2)."""
+    """Parse ``key=value[,key=value...]``; a malformed bound is a usage error (exit 2).
+
+    A bound is refused unless it is a finite number in its metric's range: ``dice=nan`` would
+    pass every model and ``dice=2`` fail every one, both only after the whole audit.
+    """
     if not text:
         return ()
     bounds = []
@@ -58,12 +68,20 @@ def parse_bounds(text: str | None) -> tuple[Bound, ...]:
             raise UsageError(
                 f"--fail-under: cannot read {part!r} (use KEY=VALUE with KEY one of {', '.join(GATE_KEYS)})"
             )
-        try:
-            minimum = float(value)
-        except ValueError:
-            raise UsageError(f"--fail-under: {key} needs a number, got {value!r}") from None
-        bounds.append(Bound(key, minimum))
+        bounds.append(Bound(key, _minimum(key, value)))
     return tuple(bounds)
+
+
+def _minimum(key: str, value: str) -> float:
+    low, high = BOUND_RANGES[key]
+    shown = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+    try:
+        minimum = float(value)
+    except ValueError:
+        raise UsageError(f"--fail-under: {key} needs a number {shown}, got {value.strip()!r}") from None
+    if not math.isfinite(minimum) or minimum < low or (high is not None and minimum > high):
+        raise UsageError(f"--fail-under: {key} must be a number {shown}, got {value.strip()}")
+    return minimum
 
 
 def evaluate_gates(summary: AuditSummary, bounds: tuple[Bound, ...]) -> list[GateFailure]:

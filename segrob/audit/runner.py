@@ -149,6 +149,8 @@ def audit_plan(
             store.close(remove=False)
         raise
     if not run.records:
+        if store:
+            store.close(remove=True)  # nothing to resume: leave neither the store nor its lock
         raise SegrobError(f"{data.source}: no case could be audited")
     report = _report(run, model, plan, identity, data, options, suite.to_dict(), left_out, started)
     if store:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from segrob.errors import SegrobError
+from segrob.io_utils import file_errors
 from segrob.perturb.registry import PERTURBATIONS, create_perturbation
 
 FILE_KEYS = ("name", "description", "perturbation")
@@ -123,8 +124,10 @@ def resolve_suite(name_or_path: str) -> Suite:
 
 
 def _parse(path: Path) -> Any:
-    text = path.read_text(encoding="utf-8")
+    with file_errors(path):
+        raw = path.read_bytes()
     try:
+        text = raw.decode("utf-8")
         if path.suffix.lower() == ".toml":
             try:
                 import tomllib

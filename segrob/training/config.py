@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from segrob.errors import SegrobError, UsageError
+from segrob.errors import UsageError
 from segrob.tiling import DEFAULT_OVERLAP
 from segrob.training.checkpoint import RunConfig
 
@@ -74,6 +74,7 @@ class TrainConfig:
         threads: CPU threads for torch while training (``None``: torch's choice).
         device: ``auto``, ``cpu`` or ``cuda``.
         overwrite: replace a non-empty ``out``. resume: continue the run in ``out``.
+        allow_outside: let ``data``'s case files resolve outside its folder.
     """
 
     data: str | None = None
@@ -96,6 +97,7 @@ class TrainConfig:
     device: str = "auto"
     overwrite: bool = False
     resume: bool = False
+    allow_outside: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -117,11 +119,11 @@ class TrainConfig:
     def check(self) -> TrainConfig:
         """Refuse values that can never work, before any file is touched."""
         if self.out is None:
-            raise SegrobError("--out is required (the run folder to write)")
+            raise UsageError("--out is required (the run folder to write)")
         if self.resume and self.overwrite:
-            raise SegrobError("--resume and --overwrite contradict each other; choose one")
+            raise UsageError("--resume and --overwrite contradict each other; choose one")
         if not self.resume and self.data is None:
-            raise SegrobError("--data is required (a dataset folder)")
+            raise UsageError("--data is required (a dataset folder)")
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads must be at least 1, got {self.threads}")
         checks = (
@@ -135,9 +137,9 @@ class TrainConfig:
         )
         for name, value, ok, rule in checks:
             if value is not None and not ok(value):
-                raise SegrobError(f"--{name.replace('_', '-')} must be {rule}, got {value}")
+                raise UsageError(f"--{name.replace('_', '-')} must be {rule}, got {value}")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise SegrobError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+            raise UsageError(f"--device must be auto, cpu or cuda, got {self.device!r}")
         return self
 
 

@@ -8,6 +8,7 @@ where the interrupted one stopped.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 from segrob.errors import SegrobError
-from segrob.io_utils import atomic_output_dir, check_output_dir
+from segrob.io_utils import atomic_output_dir, check_output_dir, foreign_files, read_marker
 from segrob.models.sizes import input_size_problem
 from segrob.training.checkpoint import (
     LAST_FILE,
@@ -107,14 +108,30 @@ def train(config: TrainConfig, *, progress: Progress | None = None) -> TrainResu
         ctx.emit(TrainProgress("start", ctx.state.epoch, settings.epochs,
                                steps=settings.steps_per_epoch, best_val_dice=ctx.state.best_dice))
         epochs = range(ctx.state.epoch + 1, settings.epochs + 1)
-        for epoch in epochs:
-            _run_epoch(ctx, run, out, epoch)
+        try:
+            for epoch in epochs:
+                _run_epoch(ctx, run, out, epoch)
+        except BaseException:
+            if stored is None:
+                _drop_unresumable(out)
+            raise
         ctx.emit(TrainProgress("done", ctx.state.epoch, settings.epochs,
                                best_val_dice=ctx.state.best_dice,
                                seconds=time.perf_counter() - started))
     return TrainResult(run_dir=str(out), config=run, device=settings.device,
                        epochs_run=len(epochs), resumed_from=resumed_from,
                        seconds=time.perf_counter() - started, notes=notes)
+
+
+def _drop_unresumable(out: Path) -> None:
+    """Remove a new run folder that failed before its first checkpoint (a full disk, Ctrl-C).
+
+    Without last.pt it cannot be resumed, and a folder holding only config.json would look like
+    a run; so it goes, unless someone put files of their own in it meanwhile.
+    """
+    if (out / LAST_FILE).is_file() or read_marker(out) is None or foreign_files(out):
+        return
+    shutil.rmtree(out, ignore_errors=True)
 
 
 def _run_to_resume(config: TrainConfig, out: Path) -> RunConfig | None:

@@ -82,6 +82,7 @@ def load_training_data(
     seed: int,
     val_fraction: float,
     normalization: dict[str, Any],
+    allow_outside: bool = False,
 ) -> TrainingData:
     """Read every case of ``path``, check it can train one model, normalise and split it.
 
@@ -89,7 +90,7 @@ def load_training_data(
         SegrobError: an unlabelled case, mixed 2D/3D cases or channel counts, or too few cases.
     """
     spec = check_normalization(normalization)
-    dataset = load_dataset(path)
+    dataset = load_dataset(path, allow_outside=allow_outside)
     names = dataset.names
     if len(names) < 2 and val_fraction > 0:
         raise SegrobError(
@@ -185,7 +186,7 @@ def resolve_settings(
     device = resolve_device(config.device)
     normalization = asked["normalization"] or DEFAULTS["normalization"]
     data = load_training_data(asked["data"], seed=asked["seed"], val_fraction=asked["val_fraction"],
-                              normalization=normalization)
+                              normalization=normalization, allow_outside=config.allow_outside)
     patch = _patch_size(asked["patch_size"], data)
     input_size = patch or next(iter(data.shapes))
     options = dict(asked["options"] or {})
