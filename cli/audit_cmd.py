@@ -56,7 +56,20 @@ def audit(
     failure_dice: float = typer.Option(0.5, "--failure-dice", help="Dice under which a case has failed."),
     in_channels: int = typer.Option(None, "--in-channels", help="For models without segrob metadata."),
     spatial_dims: int = typer.Option(None, "--spatial-dims", help="For models without segrob metadata."),
-    normalization: str = typer.Option(None, "--normalization", help="zscore, robust-minmax or none (ditto)."),
+    normalization: str = typer.Option(None, "--normalization", help="Old name of --intensity."),
+    preprocessing: Path = typer.Option(
+        None, "--preprocessing", metavar="SPEC",
+        help="What the model expects (a .toml/.json spec); default: the model's metadata, else z-score.",
+    ),
+    intensity: str = typer.Option(
+        None, "--intensity", help="zscore, fixed, ct-window, percentile, robust-minmax or none."
+    ),
+    window_level: float = typer.Option(None, "--window-level", help="CT window centre (HU)."),
+    window_width: float = typer.Option(None, "--window-width", help="CT window width (HU)."),
+    target_spacing: str = typer.Option(
+        None, "--target-spacing", help="Resample to this spacing (mm per axis, e.g. 1,1,3) for the model."
+    ),
+    orientation: str = typer.Option(None, "--orientation", help="as-stored or ras (NIfTI only)."),
     threads: Threads = None,
     html: Html = None,
     markdown: Markdown = None,
@@ -73,6 +86,7 @@ def audit(
     from segrob.audit.data_source import resolve_audit_data
     from segrob.errors import UsageError
     from segrob.perturb.suites import resolve_suite
+    from segrob.preprocessing import spec_from_options
     from segrob.report import report_json, save_report
 
     bounds = parse_bounds(fail_under)
@@ -80,6 +94,9 @@ def audit(
     if resume and out is None:
         raise UsageError("--resume needs --out FILE (the partial results live beside it)")
     metadata = _metadata(model)  # a missing or broken model fails before any data is read
+    prep = spec_from_options(preprocessing, intensity=intensity or normalization, window_level=window_level,
+                             window_width=window_width, target_spacing=target_spacing,
+                             orientation=orientation, model=metadata)
     pages = pages_from(html, markdown, junit, metric)
     check_outputs(out, pages, overwrite=overwrite, inputs=(model, data))
     dims = spatial_dims or int(metadata.get("spatial_dims") or 2)
@@ -90,7 +107,7 @@ def audit(
         suite=suite, seed=seed, device=device, batch_size=batch_size, window=_window(window),
         overlap=overlap, nsd_tolerance_mm=nsd_tolerance, failure_dice=failure_dice, bounds=bounds,
         skip_bad=skip_bad, partial_path=Path(f"{out}.partial.jsonl") if out else None,
-        resume=resume, threads=threads, overrides=overrides,
+        resume=resume, threads=threads, overrides=overrides, preprocessing=prep,
         examples=examples if examples is not None else (8 if html else 0),
     )
     output = Output(as_json=as_json)

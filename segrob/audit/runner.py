@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from segrob.audit.records import CLEAN, CellRecord, PartialStore
 from segrob.data.case import Case
 from segrob.errors import SegrobError
 from segrob.io_utils import file_sha256
+from segrob.preprocessing import PreprocessingSpec, canonical_case
 from segrob.provenance import package_versions
 from segrob.report import AuditReport
 
@@ -55,6 +56,8 @@ class AuditOptions:
     overrides: dict = field(default_factory=dict)
     #: Keep the views of this many worst cells for the HTML gallery (0: none).
     examples: int = 0
+    #: Preprocessing asked for (``--preprocessing`` or flags); ``None``: the model's own.
+    preprocessing: PreprocessingSpec | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -69,6 +72,7 @@ class AuditOptions:
             "bounds": [b.to_dict() for b in self.bounds],
             "skip_bad": self.skip_bad,
             "overrides": self.overrides,
+            "preprocessing": self.preprocessing.to_dict() if self.preprocessing else None,
         }
 
 
@@ -116,6 +120,7 @@ def audit(
         spec = model_spec(session, options)
     except SegrobError as error:  # metadata or graph the audit cannot use: name the model
         raise SegrobError(f"{model_path}: {error}") from None
+    preprocessing = _preprocessing(spec, options, model_path)  # issue 11: preprocessing spec
     # Members that do not exist for the model's dimensionality are left out and reported.
     suite, left_out = suite.for_spatial_dims(spec.spatial_dims)
     cells = [(CLEAN, 0)] + [(e.perturbation, s) for e in suite.entries for s in e.severities]
@@ -126,7 +131,7 @@ def audit(
         "cases": data.names,
         "suite": suite.to_dict(),
         "seed": options.seed,
-        "settings": options.to_dict(),
+        "settings": {**options.to_dict(), "preprocessing": preprocessing.to_dict()},
     }
     store = PartialStore(options.partial_path, header) if options.partial_path else None
     done = store.open(resume=options.resume) if store else {}
@@ -155,11 +160,12 @@ def audit(
                 skipped.append({"name": name, "error": str(case)})
                 completed += len(cells)
                 continue
+            case = canonical_case(case, preprocessing)  # issue 11: orientation, before perturbing
             spec.check_case(case)
             fingerprint.add(case)
             todo = [cell for cell in cells if (case.name, *cell) not in done]
             records.extend(done[(case.name, *cell)] for cell in cells if (case.name, *cell) in done)
-            jobs = _audit_case(case, todo, spec, options, timer, scorer, keeper)
+            jobs = _audit_case(case, todo, spec, options, timer, scorer, keeper, preprocessing)
             # Collect the previous case's scores only now, so they overlap this case's inference.
             collect(previous)
             previous = jobs
@@ -201,6 +207,7 @@ def audit(
             **options.to_dict(),
             "providers": list(session.providers),
             "inference": spec.plan(options).to_dict(),
+            "preprocessing": preprocessing.to_dict(),
             "classes": spec.foreground_classes,
             "left_out_perturbations": left_out,
         },
@@ -218,6 +225,24 @@ def audit(
     return report
 
 
+def _preprocessing(spec: ModelSpec, options: AuditOptions, model_path) -> PreprocessingSpec:
+    """The spec asked for, else the one the model's metadata states (a legacy
+    ``--normalization`` replaces its intensity part); its intensity becomes the plan's."""
+    from segrob.preprocessing import from_normalization, model_preprocessing
+
+    try:
+        chosen = options.preprocessing or model_preprocessing(spec.metadata)
+    except SegrobError as error:
+        raise SegrobError(f"{model_path}: metadata {error}") from None
+    if options.preprocessing is None and "normalization" in options.overrides:
+        chosen = replace(chosen, intensity=from_normalization(spec.normalization).intensity)
+    if chosen.channel_order is not None and len(chosen.channel_order) != spec.in_channels:
+        raise SegrobError(f"preprocessing: channel_order {list(chosen.channel_order)} does not "
+                          f"cover the model's {spec.in_channels} input channel(s)")
+    spec.normalization = chosen.intensity
+    return chosen
+
+
 def _record_order(cells: list[tuple[str, int]]) -> Callable[[CellRecord], tuple]:
     position = {cell: i for i, cell in enumerate(cells)}
     return lambda r: (r.case, position.get((r.perturbation, r.severity), len(position)))
@@ -231,6 +256,7 @@ def _audit_case(
     timer: _Timer,
     scorer: ThreadPoolExecutor,
     keeper: ExampleKeeper | None = None,
+    preprocessing: PreprocessingSpec | None = None,
 ) -> list[Future]:
     """Perturb and infer one case; returns the scoring jobs (futures of cell records)."""
     from segrob.perturb.registry import apply_perturbation
@@ -247,18 +273,18 @@ def _audit_case(
             variants.append(_Variant(name, severity, seed, {}, image, label))
         else:
             out_image, out_label, applied = apply_perturbation(
-                name, image, label, severity=severity, seed=seed
+                name, image, label, severity=severity, seed=seed, spacing=case.spacing
             )
             variants.append(_Variant(name, severity, seed, applied.params, out_image, out_label))
         timer.add("perturbation", start)
-    plan = spec.plan(options)
+    plan = replace(spec.plan(options), preprocessing=preprocessing)  # issue 11: resampling
     pending = []
     # Variants of one case share a shape: batch them through the model together. Scoring runs
     # on a worker thread while the next batch is inferred (onnxruntime releases the GIL).
     for begin in range(0, len(variants), max(1, options.batch_size)):
         chunk = variants[begin : begin + options.batch_size]
         start = time.perf_counter()
-        logits = predict(torch.cat([v.image for v in chunk]), plan, spec.run)
+        logits = predict(torch.cat([v.image for v in chunk]), plan, spec.run, spacing=case.spacing)
         timer.add("inference", start)
         pending.append(scorer.submit(_score_chunk, case, chunk, logits, spec, options, timer, keeper))
     return pending
