@@ -241,3 +241,18 @@ def test_check_shows_the_preprocessing(tmp_path: Path):
     table = runner.invoke(app, ["check", str(model), "--runs", "1", "--preprocessing", str(spec)],
                           env={"COLUMNS": "200"})
     assert "preprocessing: none; own spacing; orientation as-stored (from --preprocessing)" in table.stdout
+
+
+def test_a_spec_that_does_not_fit_the_model_is_one_line(tmp_path: Path):
+    model = tmp_path / "id.onnx"
+    onnx.save(set_metadata(identity_model(), {"spatial_dims": 3, "in_channels": 1, "out_channels": 2}),
+              model)
+    data = box_data(tmp_path / "data", spacing=(1.0, 1.0, 1.0))
+    for extra, code, words in (
+            (["--target-spacing", "1,1"], 1, "target_spacing has 2 values; the model is 3D"),
+            (["--target-spacing", "1,0,1"], 2, "target_spacing must be 2 or 3 numbers"),
+            (["--orientation", "lps"], 2, "orientation 'lps' is not one of")):
+        result = runner.invoke(app, ["audit", str(model), "--data", str(data), "--in-channels", "1",
+                                     *extra], env={"COLUMNS": "200"})
+        assert result.exit_code == code and words in result.output, result.output
+        assert "Traceback" not in result.output

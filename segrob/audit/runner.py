@@ -239,6 +239,9 @@ def _preprocessing(spec: ModelSpec, options: AuditOptions, model_path) -> Prepro
     if chosen.channel_order is not None and len(chosen.channel_order) != spec.in_channels:
         raise SegrobError(f"preprocessing: channel_order {list(chosen.channel_order)} does not "
                           f"cover the model's {spec.in_channels} input channel(s)")
+    if chosen.target_spacing is not None and len(chosen.target_spacing) != spec.spatial_dims:
+        raise SegrobError(f"preprocessing: target_spacing has {len(chosen.target_spacing)} values; "
+                          f"the model is {spec.spatial_dims}D")
     spec.normalization = chosen.intensity
     return chosen
 

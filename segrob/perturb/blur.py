@@ -47,8 +47,10 @@ def line_kernel(length: int, direction: Tensor, spacing: tuple[float, ...] | Non
     sizes = [size] * dims
     if spacing is not None:
         step = step / torch.tensor(spacing, dtype=torch.float32)
-        # Each axis as long as the line's extent along it, odd, so the centre is a voxel.
-        sizes = [2 * math.ceil((length - 1) / 2.0 * abs(float(v)) - 1e-6) + 1 for v in step]
+        # Each axis as long as the line's extent along it (rounded as the points are), odd, so
+        # the centre is a voxel.
+        half = torch.round((length - 1) / 2.0 * step.abs())
+        sizes = [2 * int(h) + 1 for h in half]
     centre = (torch.tensor(sizes, dtype=torch.float32) - 1) / 2.0
     steps = torch.linspace(-(length - 1) / 2.0, (length - 1) / 2.0, steps=4 * length)
     points = torch.round(centre + steps[:, None] * step[None, :]).long()
