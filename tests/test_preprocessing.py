@@ -256,3 +256,16 @@ def test_a_spec_that_does_not_fit_the_model_is_one_line(tmp_path: Path):
                                      *extra], env={"COLUMNS": "200"})
         assert result.exit_code == code and words in result.output, result.output
         assert "Traceback" not in result.output
+
+
+def test_a_segrob_export_carries_the_spec_of_its_run(tmp_path: Path):
+    from segrob.models import create_model
+    from segrob.onnx.export import export_model
+    from segrob.onnx.session import read_metadata
+
+    torch.manual_seed(0)
+    spec = PreprocessingSpec(intensity=CT, target_spacing=(0.8, 2.0))
+    model = create_model("unet", spatial_dims=2, in_channels=1, out_channels=2, channels=(4, 8))
+    export_model(model, tmp_path / "m.onnx", config={"preprocessing": spec.to_dict()})
+    metadata = read_metadata(tmp_path / "m.onnx")
+    assert model_preprocessing(metadata) == spec and metadata["normalization"] == CT
