@@ -130,7 +130,7 @@ def test_spec_round_trips_through_export_metadata_a_file_and_the_report(tmp_path
     # The flags replaced the window of the model's own spec and kept the rest of it.
     assert recorded == PreprocessingSpec(intensity={**CT, "level": 0.5, "width": 1.0},
                                          target_spacing=SPEC.target_spacing, orientation="ras")
-    assert report.records[0]["metrics"]["dice"] == pytest.approx(1.0, abs=0.02)
+    assert report.records[0]["metrics"]["dice"] == pytest.approx(1.0, abs=0.01)
 
 
 def identity_model() -> onnx.ModelProto:
@@ -149,8 +149,10 @@ def identity_model() -> onnx.ModelProto:
 
 
 def box_mask(shape=(24, 20, 8)) -> np.ndarray:
+    """A box on even voxel boundaries: resampling by 2 and back loses nothing but the rounding
+    at its edges, so Dice 1 within resampling error is a tight bound."""
     mask = np.zeros(shape, np.int32)
-    mask[5:19, 4:15, 2:6] = 1
+    mask[4:18, 4:14, 2:6] = 1
     return mask
 
 
@@ -194,7 +196,7 @@ def test_resampling_in_and_back_scores_an_identity_model_at_dice_one(spacing, ta
     assert seen[0] == tuple(round(n * s / t) for n, s, t in zip(mask.shape, spacing, target, strict=True))
     assert logits.shape == (1, 2, *mask.shape)
     dice = case_metrics(logits[0].argmax(0), mask, spacing=spacing, classes=[1]).to_dict()["mean"]["dice"]
-    assert dice == pytest.approx(1.0, abs=0.02)
+    assert dice == pytest.approx(1.0, abs=0.01)
 
 
 def test_the_audit_resamples_to_the_target_spacing_and_scores_on_the_label_grid(tmp_path: Path):
@@ -205,7 +207,7 @@ def test_the_audit_resamples_to_the_target_spacing_and_scores_on_the_label_grid(
     report = audit(model, data, tmp_path / "r.json", "--intensity", "none", "--target-spacing", "1,1,1")
     assert report.settings["preprocessing"]["target_spacing"] == [1.0, 1.0, 1.0]
     clean = [r for r in report.records if r["perturbation"] == "clean"]
-    assert clean[0]["metrics"]["dice"] == pytest.approx(1.0, abs=0.02)
+    assert clean[0]["metrics"]["dice"] == pytest.approx(1.0, abs=0.01)
     # Without a spec the model's own (none stated: z-score) applies, at the images' own spacing.
     plain = audit(model, data, tmp_path / "p.json")
     assert plain.settings["preprocessing"]["target_spacing"] is None
