@@ -89,7 +89,20 @@ def audit(
     spatial_dims: int = typer.Option(None, "--spatial-dims", parser=whole_number(2, 3),
                                      help="For models without segrob metadata."),
     normalization: str = typer.Option(None, "--normalization", parser=normalization_method,
-                                      help="zscore, robust-minmax or none (ditto)."),
+                                      help="Old name of --intensity."),
+    preprocessing: Path = typer.Option(
+        None, "--preprocessing", metavar="SPEC",
+        help="What the model expects (a .toml/.json spec); default: the model's metadata, else z-score.",
+    ),
+    intensity: str = typer.Option(
+        None, "--intensity", help="zscore, fixed, ct-window, percentile, robust-minmax or none."
+    ),
+    window_level: float = typer.Option(None, "--window-level", help="CT window centre (HU)."),
+    window_width: float = typer.Option(None, "--window-width", help="CT window width (HU)."),
+    target_spacing: str = typer.Option(
+        None, "--target-spacing", help="Resample to this spacing (mm per axis, e.g. 1,1,3) for the model."
+    ),
+    orientation: str = typer.Option(None, "--orientation", help="as-stored or ras (NIfTI only)."),
     threads: Threads = None,
     html: Html = None,
     markdown: Markdown = None,
@@ -106,6 +119,7 @@ def audit(
     from segrob.audit import AuditOptions, parse_bounds
     from segrob.errors import UsageError
     from segrob.perturb.suites import resolve_suite
+    from segrob.preprocessing import spec_from_options
     from segrob.report import report_json
 
     bounds = parse_bounds(fail_under)
@@ -114,6 +128,10 @@ def audit(
         raise UsageError("--resume needs --out FILE (the partial results live beside it)")
     metadata = {model: _metadata(model) for model in models}  # a broken model fails before any work
     targets = _report_paths(models, out)
+    preps = {model: spec_from_options(preprocessing, intensity=intensity or normalization,
+                                      window_level=window_level, window_width=window_width,
+                                      target_spacing=target_spacing, orientation=orientation,
+                                      model=metadata[model]) for model in models}
     pages = pages_from(html, markdown, junit, metric)
     for target in targets:
         check_outputs(target, pages, overwrite=overwrite, inputs=(*models, data))
@@ -128,7 +146,7 @@ def audit(
     )
     output = Output(as_json=as_json)
     reports = _run_audits(models, metadata, targets, data, options, ray=ray, n=n, size=size,
-                          overwrite=overwrite, output=output, allow_outside=allow_outside)
+                          overwrite=overwrite, output=output, allow_outside=allow_outside, preps=preps)
     write_and_tell(reports, [m.stem for m in models], pages, overwrite=overwrite, inputs=(*models, data))
     if len(reports) == 1:
         output.result(reports[0], _view, serialize=report_json)
@@ -156,7 +174,7 @@ def _report_paths(models: list[Path], out: Path | None) -> list[Path | None]:
 
 
 def _run_audits(models, metadata, targets, data, options, *, ray, n, size, overwrite, output,
-                allow_outside=False) -> list:
+                allow_outside=False, preps=None) -> list:
     """Each model's audit, in turn: here, or sharded over Ray (one connection for all)."""
     from contextlib import nullcontext
     from dataclasses import replace
@@ -173,7 +191,8 @@ def _run_audits(models, metadata, targets, data, options, *, ray, n, size, overw
                                        allow_outside=allow_outside)
             partial = Path(f"{target}.partial.jsonl") if target else None
             with output.progress(f"audit {model.stem}", None) as bar:
-                report = run_audit(model, cases, replace(options, partial_path=partial),
+                chosen = replace(options, partial_path=partial, preprocessing=(preps or {}).get(model))
+                report = run_audit(model, cases, chosen,
                                    progress=lambda done, total, name: bar(done, total, name), engine=engine)
             if target is not None:
                 target.parent.mkdir(parents=True, exist_ok=True)

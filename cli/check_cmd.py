@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from .options import BatchSize, Device, Json, Threads, whole_number
-from .output import Output, console, handles_errors, table
+from .output import Output, console, handles_errors, table, to_json
 
 STATUS_STYLE = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]",
                 "skip": "[dim]skip[/]"}
@@ -22,19 +22,27 @@ def check(
     batch_size: BatchSize = 1,
     threads: Threads = None,
     as_json: Json = False,
+    preprocessing: Path = typer.Option(
+        None, "--preprocessing", metavar="SPEC",
+        help="Show this preprocessing spec (.toml/.json) as the audit would apply it, not the model's.",
+    ),
 ) -> None:
     """Check an ONNX model for deployment: validity, metadata, shapes, provider, speed,
     determinism. Exit 1 when a check fails."""
     from segrob.onnx.checks import check_model_file
+    from segrob.preprocessing import load_preprocessing, stated_preprocessing
 
+    given = load_preprocessing(preprocessing) if preprocessing is not None else None
     report = check_model_file(model, device=device, runs=runs, batch_size=batch_size,
                               threads=threads)
-    Output(as_json=as_json).result(report, _render)
+    prep = stated_preprocessing(report.metadata, given)
+    Output(as_json=as_json).result(report, lambda r: _render(r, prep),
+                                   serialize=lambda r: to_json({**r.to_dict(), "preprocessing": prep}))
     if not report.passed:
         raise typer.Exit(1)
 
 
-def _render(report) -> None:
+def _render(report, prep: dict) -> None:
     rows = [(item.name, STATUS_STYLE.get(item.status, item.status), item.detail)
             for item in report.items]
     opsets = ", ".join(v if d == "ai.onnx" else f"{d} {v}" for d, v in
@@ -54,6 +62,7 @@ def _render(report) -> None:
     missing = report.metadata.get("missing") or []
     if report.metadata.get("segrob") and missing:
         console.print(f"missing segrob metadata: {', '.join(missing)}")
+    console.print(f"preprocessing: {prep['text']}")
     verdict = "[green]passed[/]" if report.passed else "[red]failed[/]"
     console.print(f"deployment checks {verdict}")
 

@@ -31,7 +31,7 @@ def _value(value: Any) -> str:
 
 def _parameter_rows(member: dict[str, Any], used: list[int] | None = None,
                      leading: tuple[str, ...] = ()) -> list[list[str]]:
-    """One row per parameter: its name, then its nominal value at each severity 1..5."""
+    """One row per parameter: its name and unit, then its nominal value at each severity 1..5."""
     rows = []
     levels = member["severities"]
     for index, parameter in enumerate(levels[1]):
@@ -40,7 +40,7 @@ def _parameter_rows(member: dict[str, Any], used: list[int] | None = None,
             for s in range(1, len(SEVERITY_COLUMNS) + 1)
         ]
         lead = list(leading) if index == 0 else [""] * len(leading)
-        rows.append([*lead, parameter, *cells])
+        rows.append([*lead, parameter, member.get("units", {}).get(parameter, ""), *cells])
     return rows
 
 
@@ -69,7 +69,7 @@ def _suite_view(described: dict[str, Any]) -> None:
         lead = (member["name"], _dims(member))
         rows += _parameter_rows(member, member["suite_severities"], lead)
     console.print(table(f"Suite {described['name']}: {described['description']}",
-                        ("perturbation", "dims", "parameter", *SEVERITY_COLUMNS), rows,
+                        ("perturbation", "dims", "parameter", "unit", *SEVERITY_COLUMNS), rows,
                         justify_numbers=False,
                         caption="nominal parameters per severity (0 = clean); – = not run"))
     for member in described["members"]:
@@ -85,10 +85,10 @@ def _catalog_view(everything: dict[str, Any]) -> None:
     rows = []
     for member in everything["perturbations"]:
         rows += _parameter_rows(member, None, (member["name"], member["family"], _dims(member)))
-    console.print(table("Perturbations", ("perturbation", "family", "dims", "parameter",
+    console.print(table("Perturbations", ("perturbation", "family", "dims", "parameter", "unit",
                                           *SEVERITY_COLUMNS), rows, justify_numbers=False,
                         caption="nominal parameters per severity; texture members have the paper's "
-                        "2 levels; intensities are shares of each image's robust range"))
+                        "2 levels; lengths in mm follow each image's voxel spacing"))
     console.print("[dim]segrob suites --suite NAME: one suite's members and what each does[/]")
 
 

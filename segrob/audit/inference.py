@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from segrob.data.normalize import normalize
+from segrob.preprocessing import PreprocessingSpec, resample, resampled_shape
 from segrob.tiling import DEFAULT_OVERLAP, tiled_logits
 
 #: A batch (a torch tensor, on the GPU when the session runs there) in, logits on the host out.
@@ -32,6 +33,8 @@ class InferencePlan:
     fixed_size: bool = False
     overlap: float = DEFAULT_OVERLAP
     batch_size: int = 8
+    #: Resampling and channel order (issue 11); its intensity part is ``normalization``.
+    preprocessing: PreprocessingSpec | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -46,14 +49,25 @@ class InferencePlan:
         }
 
 
-def predict(images: torch.Tensor, plan: InferencePlan, run: PredictFn) -> np.ndarray:
-    """Logits ``(B, K, *spatial)`` for a raw batch ``(B, C, *spatial)``.
+def predict(images: torch.Tensor, plan: InferencePlan, run: PredictFn,
+            spacing: tuple[float, ...] | None = None) -> np.ndarray:
+    """Logits ``(B, K, *spatial)`` for a raw batch ``(B, C, *spatial)`` at ``spacing`` (mm).
+
+    With a ``target_spacing`` in ``plan.preprocessing`` the normalised batch is resampled to it
+    (linear) and the logits back to the batch's own grid (linear), so they are scored against
+    the label as stored.
 
     The batch stays a torch tensor on its device until ``run``: on CUDA the session binds it in
     place (IOBinding), so perturbed batches never travel to the host and back. ``run`` returns
     host arrays, so windows are stitched on the host, where the scores are computed.
     """
     batch = normalize(images, plan.normalization).float()
+    prep = plan.preprocessing
+    if prep is not None and prep.channel_order is not None:
+        batch = batch[:, list(prep.channel_order)]
+    grid = tuple(batch.shape[2:])
+    if prep is not None and prep.target_spacing is not None and spacing is not None:
+        batch = resample(batch, resampled_shape(grid, spacing, prep.target_spacing))
     logits = tiled_logits(
         batch,
         lambda tiles: torch.from_numpy(np.asarray(run(tiles), dtype=np.float32)),
@@ -63,7 +77,7 @@ def predict(images: torch.Tensor, plan: InferencePlan, run: PredictFn) -> np.nda
         overlap=plan.overlap,
         batch_size=plan.batch_size,
     )
-    return logits.numpy()
+    return resample(logits, grid).numpy()
 
 
 def softmax(logits: np.ndarray, axis: int = 1) -> np.ndarray:

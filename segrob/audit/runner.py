@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from segrob.audit.units import STAGES, CaseResult, Cell, CellSettings, ModelPlan
 from segrob.data.case import Case
 from segrob.errors import SegrobError
 from segrob.io_utils import file_sha256
+from segrob.preprocessing import PreprocessingSpec, canonical_case
 from segrob.provenance import package_versions
 from segrob.report import AuditReport
 
@@ -56,6 +57,8 @@ class AuditOptions:
     overrides: dict = field(default_factory=dict)
     #: Keep the views of this many worst cells for the HTML gallery (0: none).
     examples: int = 0
+    #: Preprocessing asked for (``--preprocessing`` or flags); ``None``: the model's own.
+    preprocessing: PreprocessingSpec | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -72,6 +75,7 @@ class AuditOptions:
             "bounds": [b.to_dict() for b in self.bounds],
             "skip_bad": self.skip_bad,
             "overrides": self.overrides,
+            "preprocessing": self.preprocessing.to_dict() if self.preprocessing else None,
         }
 
 
@@ -105,9 +109,10 @@ def audit(
     check_metadata({k: v for k, v in session.metadata.items() if k not in options.overrides}, model_path)
     try:
         model = model_spec(session, options)
-        inference = model.plan(options)
     except SegrobError as error:  # metadata or graph the audit cannot use: name the model
         raise SegrobError(f"{model_path}: {error}") from None
+    preprocessing = _preprocessing(model, options, model_path)
+    inference = replace(model.plan(options), preprocessing=preprocessing)
     sha256 = file_sha256(model_path)
     plan = ModelPlan(source=str(model_path), key=sha256, inference=inference,
                      classes=tuple(model.foreground_classes), device=options.device, threads=options.threads)
@@ -135,14 +140,15 @@ def audit_plan(
     suite, left_out = resolve_suite(options.suite).for_spatial_dims(model.spatial_dims)
     cells = [(CLEAN, 0)] + [(e.perturbation, s) for e in suite.entries for s in e.severities]
     header = {"model_sha256": identity.sha256, "data": data.identity, "cases": data.names,
-              "suite": suite.to_dict(), "seed": options.seed, "settings": options.to_dict()}
+              "suite": suite.to_dict(), "seed": options.seed, "settings": _settings(options, plan)}
     store = PartialStore(options.partial_path, header) if options.partial_path else None
     run = _Run(cells, store.open(resume=options.resume) if store else {}, len(data) * len(cells), progress)
     settings = CellSettings(seed=options.seed, nsd_tolerance_mm=options.nsd_tolerance_mm,
                             nsd_definition=options.nsd_definition, empty_policy=options.empty_policy,
                             examples=options.examples > 0)
     try:
-        for result in (engine or audit_cases)(run.work(data, model, options), plan, settings):
+        work = run.work(data, model, options, plan.inference.preprocessing)
+        for result in (engine or audit_cases)(work, plan, settings):
             run.add(result, store)
     except BaseException:
         if store:
@@ -173,8 +179,11 @@ class _Run:
         self.seconds = dict.fromkeys(STAGES, 0.0)
         self.examples: dict[str, list] = {}
 
-    def work(self, data: AuditData, model: AuditModel, options: AuditOptions) -> Iterator[Work]:
-        """Read each case, check it and yield it with the cells still to do (runs in the driver)."""
+    def work(self, data: AuditData, model: AuditModel, options: AuditOptions,
+             preprocessing: PreprocessingSpec | None = None) -> Iterator[Work]:
+        """Read each case, check it and yield it with the cells still to do (runs in the driver).
+
+        A case is put in the model's canonical orientation here, before any perturbation."""
         for name, case in data:
             if isinstance(case, SegrobError):
                 if not options.skip_bad:
@@ -182,6 +191,7 @@ class _Run:
                 self.skipped.append({"name": name, "error": str(case)})
                 self._advance(name)
                 continue
+            case = canonical_case(case, preprocessing)
             model.check_case(case)
             self.fingerprint.add(case)
             todo = [cell for cell in self.cells if (case.name, *cell) not in self.done]
@@ -230,7 +240,7 @@ def _report(run: _Run, model: AuditModel, plan: ModelPlan, identity: ModelIdenti
         data={**data.describe(), "fingerprint": run.fingerprint.hexdigest()},
         suite=suite,
         settings={
-            **options.to_dict(),
+            **_settings(options, plan),
             "providers": list(identity.providers),
             "inference": plan.inference.to_dict(),
             "classes": list(plan.classes),
@@ -245,6 +255,33 @@ def _report(run: _Run, model: AuditModel, plan: ModelPlan, identity: ModelIdenti
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         examples=run.kept_examples(options.examples, data.names) if options.examples > 0 else [],
     )
+
+
+def _settings(options: AuditOptions, plan: ModelPlan) -> dict:
+    """The options as recorded, with the preprocessing the model was fed (when there is one)."""
+    preprocessing = plan.inference.preprocessing
+    return {**options.to_dict(), **({"preprocessing": preprocessing.to_dict()} if preprocessing else {})}
+
+
+def _preprocessing(spec: AuditModel, options: AuditOptions, model_path) -> PreprocessingSpec:
+    """The spec asked for, else the one the model's metadata states (a legacy
+    ``--normalization`` replaces its intensity part); its intensity becomes the plan's."""
+    from segrob.preprocessing import from_normalization, model_preprocessing
+
+    try:
+        chosen = options.preprocessing or model_preprocessing(spec.metadata)
+    except SegrobError as error:
+        raise SegrobError(f"{model_path}: metadata {error}") from None
+    if options.preprocessing is None and "normalization" in options.overrides:
+        chosen = replace(chosen, intensity=from_normalization(spec.normalization).intensity)
+    if chosen.channel_order is not None and len(chosen.channel_order) != spec.in_channels:
+        raise SegrobError(f"preprocessing: channel_order {list(chosen.channel_order)} does not "
+                          f"cover the model's {spec.in_channels} input channel(s)")
+    if chosen.target_spacing is not None and len(chosen.target_spacing) != spec.spatial_dims:
+        raise SegrobError(f"preprocessing: target_spacing has {len(chosen.target_spacing)} values; "
+                          f"the model is {spec.spatial_dims}D")
+    spec.normalization = chosen.intensity
+    return chosen
 
 
 def _record_order(cells: list[tuple[str, int]]) -> Callable[[CellRecord], tuple]:

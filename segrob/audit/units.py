@@ -187,7 +187,8 @@ def _start_case(case: Case, cells: list[Cell], runtime: _Runtime, plan: ModelPla
     for begin in range(0, len(variants), size):
         chunk = variants[begin : begin + size]
         start = time.perf_counter()
-        logits = predict(torch.cat([v.image for v in chunk]), plan.inference, runtime.run)
+        batch = torch.cat([v.image for v in chunk])
+        logits = predict(batch, plan.inference, runtime.run, spacing=case.spacing)
         pending.seconds["inference"] += time.perf_counter() - start
         pending.jobs.append(scorer.submit(_score_chunk, case, chunk, logits, plan, settings, pending))
     return pending
@@ -207,7 +208,7 @@ def _variants(case: Case, cells: list[Cell], device: str, seed: int, seconds: di
             variants.append(_Variant(name, severity, cell_seed, {}, image, label))
         else:
             out_image, out_label, applied = apply_perturbation(
-                name, image, label, severity=severity, seed=cell_seed
+                name, image, label, severity=severity, seed=cell_seed, spacing=case.spacing
             )
             variants.append(_Variant(name, severity, cell_seed, applied.params, out_image, out_label))
         seconds["perturbation"] += time.perf_counter() - start

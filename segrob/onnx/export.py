@@ -21,7 +21,13 @@ from torch import nn
 
 from segrob.errors import SegrobError, UsageError
 from segrob.io_utils import atomic_output_file, check_output_file
-from segrob.onnx.metadata import build_metadata, checker_problem, is_segrob_onnx, set_metadata
+from segrob.onnx.metadata import (
+    build_metadata,
+    checker_problem,
+    export_preprocessing,
+    is_segrob_onnx,
+    set_metadata,
+)
 from segrob.onnx.parity import PRECISIONS, ParityResult, ParityThresholds, compare_logits
 from segrob.onnx.parity import require_parity as _require_parity
 from segrob.onnx.quantize import HalfPrecision, quantize_proto
@@ -153,7 +159,7 @@ def export_model(
     fixed = getattr(model, "fixed_size", None) is not None
     window = config.get("patch_size") if dims == 3 else None
     rules = SizeRules.from_model(model, window=window)
-    normalization = dict(config.get("normalization") or {"method": "zscore"})
+    normalization = export_preprocessing(config)["intensity"]  # what the metadata states
     notes: list[str] = []
 
     example = example_input(model, options.batch_size)

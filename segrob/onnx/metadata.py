@@ -28,6 +28,7 @@ EXPECTED_KEYS = (
     "out_channels",
     "classes",
     "normalization",
+    "preprocessing",
     "patch_size",
     "size_multiple",
     "min_size",
@@ -99,10 +100,23 @@ def _sizes(value: Any) -> bool:
 
 
 def _normalization(value: Any) -> bool:
-    from segrob.data.normalize import NORMALIZATIONS
+    from segrob.data.normalize import check_normalization
 
-    method = value.get("method") if isinstance(value, dict) else value
-    return isinstance(method, str) and method in NORMALIZATIONS
+    try:
+        check_normalization({"method": value} if isinstance(value, str) else value)
+    except SegrobError:
+        return False
+    return True
+
+
+def _preprocessing(value: Any) -> bool:
+    from segrob.preprocessing import PreprocessingSpec
+
+    try:
+        PreprocessingSpec.from_dict(value)
+    except SegrobError:
+        return False
+    return True
 
 
 #: What each metadata value the audit uses must be, and how to say so.
@@ -114,7 +128,10 @@ _VALUE_RULES = {
     "min_size": (_positive_int, "a whole number >= 1"),
     "patch_size": (_sizes, "a list of whole numbers >= 1, or null"),
     "fixed_size": (_sizes, "a list of whole numbers >= 1, or null"),
-    "normalization": (_normalization, "zscore, robust-minmax or none"),
+    "normalization": (_normalization, "a normalisation: zscore, fixed, ct-window, percentile, "
+                                      "robust-minmax or none, with its parameters"),
+    "preprocessing": (_preprocessing, "a preprocessing spec (intensity, target_spacing, "
+                                      "orientation, channel_order)"),
 }
 
 
@@ -167,6 +184,7 @@ def build_metadata(
     data_meta = {k: v for k, v in dict(data.get("metadata") or {}).items() if k != "cases"}
     out_channels = int(model.out_channels)
     fixed = getattr(model, "fixed_size", None)
+    preprocessing = export_preprocessing(config)
     return {
         "format": FORMAT,
         "arch": config.get("arch") or getattr(model, "arch", type(model).__name__),
@@ -175,7 +193,9 @@ def build_metadata(
         "in_channels": int(model.in_channels),
         "out_channels": out_channels,
         "classes": _classes(data_meta, out_channels),
-        "normalization": config.get("normalization") or {"method": "zscore"},
+        # The intensity part again under its old key, for readers that predate the spec.
+        "normalization": preprocessing["intensity"],
+        "preprocessing": preprocessing,
         "patch_size": config.get("patch_size"),
         "size_multiple": int(getattr(model, "size_multiple", 1)),
         "min_size": int(getattr(model, "min_size", 1)),
@@ -194,6 +214,17 @@ def build_metadata(
         "best": config.get("best"),
         "versions": {"training": config.get("versions"), "export": versions},
     }
+
+
+def export_preprocessing(config: dict[str, Any] | None) -> dict[str, Any]:
+    """The preprocessing spec of a run: its ``preprocessing`` when it states one, else the
+    run's ``normalization`` at the images' own spacing (segrob trains without resampling)."""
+    from segrob.preprocessing import PreprocessingSpec, from_normalization
+
+    config = dict(config or {})
+    if config.get("preprocessing") is not None:
+        return PreprocessingSpec.from_dict(config["preprocessing"]).to_dict()
+    return from_normalization(config.get("normalization")).to_dict()
 
 
 def _classes(data_meta: dict[str, Any], out_channels: int) -> dict[str, str]:

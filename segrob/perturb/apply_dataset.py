@@ -37,10 +37,10 @@ def case_tensors(case: Case) -> tuple[torch.Tensor, torch.Tensor | None]:
 def perturb_case(
     case: Case, name: str, severity: int, *, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor | None, AppliedPerturbation]:
-    """Apply ``name`` at ``severity`` to one case with the audit's per-case seed."""
+    """Apply ``name`` at ``severity`` to one case with the audit's per-case seed and its spacing."""
     image, label = case_tensors(case)
     case_seed = derive_seed(seed, case.name, name, severity)
-    return apply_perturbation(name, image, label, severity=severity, seed=case_seed)
+    return apply_perturbation(name, image, label, severity=severity, seed=case_seed, spacing=case.spacing)
 
 
 def _label_array(label: torch.Tensor) -> np.ndarray:

@@ -77,6 +77,7 @@ class Ghosting(Perturbation):
     modalities = ("mri",)
     draws_field = False
     levels = {"intensity": (0.2, 0.35, 0.5, 0.65, 0.8), "ghosts": (4.0, 4.0, 4.0, 4.0, 4.0)}
+    units = {"intensity": "share of each ghost line removed", "ghosts": "every n-th k-space line"}
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
@@ -104,6 +105,7 @@ class Spike(Perturbation):
     modalities = ("mri",)
     draws_field = False
     levels = {"intensity": (0.02, 0.05, 0.1, 0.2, 0.35)}
+    units = {"intensity": "share of the k-space peak"}
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
@@ -137,6 +139,7 @@ class GibbsRinging(Perturbation):
     modalities = ("mri",)
     draws_field = False
     levels = {"keep": (0.8, 0.65, 0.5, 0.38, 0.25)}
+    units = {"keep": "share of k-space kept per axis"}
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
               stats: ImageStats | None = None) -> Result:
@@ -159,6 +162,7 @@ class MRIMotion(Perturbation):
     modalities = ("mri",)
     draws_field = False
     levels = {"lines": (0.1, 0.2, 0.3, 0.4, 0.5), "shift": (1.0, 2.0, 3.0, 4.0, 5.0)}
+    units = {"lines": "share of k-space lines", "shift": "voxels"}
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
@@ -201,6 +205,7 @@ class UltrasoundShadowing(Perturbation):
     modalities = ("us",)
     draws_field = False
     levels = {"attenuation": (0.2, 0.35, 0.5, 0.65, 0.8), "width": (0.06, 0.08, 0.1, 0.13, 0.16)}
+    units = {"attenuation": "share of intensity removed", "width": "share of the image width"}
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
@@ -228,6 +233,7 @@ class UltrasoundGain(Perturbation):
     modalities = ("us",)
     draws_field = False
     levels = {"ramp": (0.2, 0.35, 0.5, 0.65, 0.8)}
+    units = {"ramp": "gain change over the depth (share)"}
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
@@ -251,6 +257,7 @@ class StainShift(Perturbation):
     modalities = ("histology",)
     draws_field = False
     levels = {"strength": (0.05, 0.1, 0.15, 0.22, 0.3)}
+    units = {"strength": "share of the robust range"}
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
@@ -300,6 +307,7 @@ class JPEG(Perturbation):
     modalities = ("histology", "us")
     draws_field = False
     levels = {"quality": (80.0, 60.0, 40.0, 25.0, 10.0)}
+    units = {"quality": "JPEG quality (1-100)"}
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
               stats: ImageStats | None = None) -> Result:

@@ -10,6 +10,11 @@ with the call's seed, and every random field (noise, displacement) from a CPU ge
 the recorded ``field_seed``, then moved to the batch's device. Drawing on the CPU costs a copy on
 a GPU, but the same seed then gives the same perturbation on every machine, with or without a
 GPU, which is what the audit's "results do not depend on how work is split" rests on.
+
+Spacing: parameters that are lengths (``units`` says ``mm``) are in millimetres and follow the
+voxel spacing passed to :func:`~segrob.perturb.registry.apply_perturbation`; a spacing other than
+isotropic 1 mm is recorded in the applied ``params`` (``spacing``), so the record still
+reproduces the perturbation. No spacing (``None``) means isotropic 1 mm: lengths in voxels.
 """
 
 from __future__ import annotations
@@ -59,6 +64,10 @@ class Perturbation:
     levels: ClassVar[dict[str, tuple[float, ...]]] = {}
     # False where apply() uses no random field: no field_seed is drawn or recorded then.
     draws_field: ClassVar[bool] = True
+    #: The unit of every parameter in ``levels`` (the catalogue shows them).
+    units: ClassVar[dict[str, str]] = {}
+    #: True where apply() reads the voxel spacing (its lengths are in mm).
+    uses_spacing: ClassVar[bool] = False
 
     @property
     def n_levels(self) -> int:
@@ -79,6 +88,13 @@ class Perturbation:
             params["field_seed"] = sub_seed(generator)
         return params
 
+    def with_spacing(self, params: dict[str, Any], spacing: tuple[float, ...] | None) -> dict[str, Any]:
+        """Record ``spacing`` in ``params`` where :attr:`uses_spacing` and it is not isotropic
+        1 mm (which is what no record means, so today's records on 1 mm data stay as they are)."""
+        if self.uses_spacing and not is_unit_spacing(spacing):
+            params["spacing"] = [float(s) for s in spacing]
+        return params
+
     def apply(
         self, image: torch.Tensor, label: torch.Tensor | None, params: dict[str, Any],
         stats: ImageStats | None = None,
@@ -97,7 +113,28 @@ class Perturbation:
             "modalities": list(self.modalities),
             "n_levels": self.n_levels,
             "severities": {s: self.severity_params(s) for s in range(1, self.n_levels + 1)},
+            "units": {key: self.units[key] for key in self.levels},
         }
+
+
+def is_unit_spacing(spacing: tuple[float, ...] | list[float] | None) -> bool:
+    return spacing is None or all(float(s) == 1.0 for s in spacing)
+
+
+def voxel_spacing(params: dict[str, Any], dims: int) -> tuple[float, ...]:
+    """The spacing recorded in ``params`` (mm per voxel along each spatial axis), or 1 mm."""
+    return tuple(float(s) for s in params.get("spacing") or (1.0,) * dims)
+
+
+def check_spacing(perturbation: Perturbation, image: torch.Tensor,
+                  spacing: tuple[float, ...] | None) -> None:
+    """Refuse a spacing that is not one positive finite value (mm) per spatial axis."""
+    if spacing is None:
+        return
+    dims = image.ndim - 2
+    if len(spacing) != dims or not all(0 < float(s) < float("inf") for s in spacing):
+        raise SegrobError(f"{perturbation.name}: spacing must be {dims} positive numbers (mm per "
+                          f"voxel along each spatial axis), got {tuple(spacing)}")
 
 
 def spatial_axes(image: torch.Tensor) -> tuple[int, ...]:

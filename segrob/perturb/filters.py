@@ -54,11 +54,15 @@ def _conv_axis(x: torch.Tensor, kernel: torch.Tensor, axis: int) -> torch.Tensor
     return (F.conv2d if len(spatial) == 2 else F.conv3d)(x, kernel.view(shape))
 
 
-def separable_filter(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Filter every spatial axis of ``(N, C, *spatial)`` with the same odd 1D ``kernel``."""
+def separable_filter(image: torch.Tensor, kernel: torch.Tensor | list) -> torch.Tensor:
+    """Filter every spatial axis of ``(N, C, *spatial)`` with the same odd 1D ``kernel``, or
+    axis ``i`` with ``kernel[i]`` when given a list (``None``: leave that axis alone)."""
     x = image.float()
-    kernel = kernel.to(device=image.device, dtype=torch.float32)
+    kernels = kernel if isinstance(kernel, list) else [kernel] * (x.ndim - 2)
     for axis in range(2, x.ndim):
+        if kernels[axis - 2] is None:
+            continue
+        kernel = kernels[axis - 2].to(device=image.device, dtype=torch.float32)
         n = x.shape[axis]
         if n <= MATRIX_MAX:
             matrix = filter_matrix(n, kernel)
@@ -70,11 +74,15 @@ def separable_filter(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return x.contiguous().to(image.dtype)
 
 
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``(N, C, *spatial)`` with ``sigma`` in voxels, reflect borders."""
-    if sigma <= 0:
-        return image
-    return separable_filter(image, gaussian_kernel1d(sigma, image.device))
+def gaussian_blur(image: torch.Tensor, sigma: float | list[float]) -> torch.Tensor:
+    """Separable Gaussian blur of ``(N, C, *spatial)`` with ``sigma`` in voxels (one value, or one
+    per spatial axis), reflect borders."""
+    if not isinstance(sigma, list):
+        if sigma <= 0:
+            return image
+        return separable_filter(image, gaussian_kernel1d(sigma, image.device))
+    return separable_filter(image, [gaussian_kernel1d(s, image.device) if s > 0 else None
+                                    for s in sigma])
 
 
 def fft_convolve(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,9 @@
 
 The label follows the image through the same transform with nearest-neighbour sampling, so it
 stays a map of class ids. Areas brought in from outside the image take the image's robust
-minimum (background), and label 0.
+minimum (background), and label 0. Both act in mm when given a voxel spacing: the affine is
+rigid in physical space (a rotation of anisotropic voxels does not shear the anatomy) and the
+elastic displacement is a length in mm.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from segrob.perturb.base import Perturbation, random_field
+from segrob.perturb.base import Perturbation, random_field, voxel_spacing
 from segrob.perturb.seeding import sign, uniform
 from segrob.perturb.stats import ImageStats, stats_for
 
@@ -66,9 +68,12 @@ class Affine(Perturbation):
     name = "affine"
     family = "geometry"
     kind = "geometric"
-    description = "rotation (random sign/axis), translation (share of the size) and scale"
+    description = "rigid rotation (random sign/axis), translation (share of the extent) and scale"
     modalities = ("ct", "us", "histology", "mri")
     draws_field = False
+    uses_spacing = True
+    units = {"degrees": "degrees", "translation": "share of the image extent per axis",
+             "scale": "relative zoom"}
     levels = {
         "degrees": (6.0, 12.0, 18.0, 24.0, 30.0),
         "translation": (0.02, 0.04, 0.06, 0.08, 0.1),
@@ -92,12 +97,13 @@ class Affine(Perturbation):
               stats: ImageStats | None = None) -> Result:
         """Output voxel ``x`` samples the input at ``R x / zoom + shift`` (centred coordinates).
 
-        The rotation acts in voxel units, ``S^-1 R S`` in the grid's normalised units with ``S``
-        the half sizes, so a rotation stays rigid on a non-square image.
+        The rotation acts in mm, ``S^-1 R S`` in the grid's normalised units with ``S`` the half
+        extents in mm, so a rotation stays rigid on a non-square image and on anisotropic voxels.
         """
         dims = image.ndim - 2
         rotation = _rotation(dims, params["degrees"], params["axis"] or [0, 0, 1]) / params["zoom"]
-        half = torch.tensor([s / 2.0 for s in reversed(image.shape[2:])])  # grid order: x, y(, z)
+        extent = [n * s for n, s in zip(image.shape[2:], voxel_spacing(params, dims), strict=True)]
+        half = torch.tensor([e / 2.0 for e in reversed(extent)])  # grid order: x, y(, z)
         matrix = rotation * half[None, :] / half[:, None]
         theta = torch.cat([matrix, torch.tensor(params["shift"])[:, None]], dim=1)
         theta = theta.to(image.device, torch.float32).expand(image.shape[0], -1, -1)
@@ -108,9 +114,11 @@ class Elastic(Perturbation):
     name = "elastic"
     family = "geometry"
     kind = "geometric"
-    description = "smooth random displacement (6 control points per axis), maximum in voxels"
+    description = "smooth random displacement (6 control points per axis), maximum in mm"
     modalities = ("us", "histology", "mri")
+    uses_spacing = True
     levels = {"displacement": (1.5, 3.0, 4.5, 6.0, 8.0)}
+    units = {"displacement": "mm"}
     control_points = 6
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
@@ -121,9 +129,11 @@ class Elastic(Perturbation):
         mode = "bicubic" if dims == 2 else "trilinear"
         field = F.interpolate(coarse, size=tuple(spatial), mode=mode, align_corners=True)
         field = field / field.abs().amax().clamp_min(1e-6)
-        # Displacement in voxels -> grid units (2 / size per voxel); grid channels are x, y(, z).
-        scale = torch.tensor([2.0 * params["displacement"] / s for s in reversed(spatial)],
-                             device=image.device)
+        # Displacement in mm -> voxels -> grid units (2 / size per voxel); grid channels are x,
+        # y(, z).
+        voxels = [params["displacement"] / s for s in voxel_spacing(params, dims)]
+        scale = torch.tensor([2.0 * v / s for v, s in zip(reversed(voxels), reversed(spatial),
+                                                          strict=True)], device=image.device)
         displacement = field[0].flip(0).movedim(0, -1) * scale
         theta = torch.eye(dims, dims + 1, device=image.device)[None].expand(image.shape[0], -1, -1)
         grid = affine_grid(theta, list(image.shape)).add_(displacement)

@@ -28,6 +28,7 @@ class GaussianNoise(Perturbation):
     description = "additive Gaussian noise u + n, n ~ N(0, variance), on the robust range"
     modalities = ("ct", "mri", "histology")
     levels = {"variance": (0.02, 0.05, 0.1, 0.2, 0.3)}
+    units = {"variance": "squared share of the robust range"}
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
               stats: ImageStats | None = None) -> Result:
@@ -44,6 +45,7 @@ class RicianNoise(Perturbation):
     description = "MRI magnitude noise sqrt((u + n1)^2 + n2^2), n1, n2 ~ N(0, sigma^2)"
     modalities = ("mri",)
     levels = {"sigma": (0.05, 0.1, 0.15, 0.22, 0.3)}
+    units = {"sigma": "share of the robust range"}
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
               stats: ImageStats | None = None) -> Result:
@@ -60,6 +62,7 @@ class SpeckleNoise(Perturbation):
     description = "multiplicative speckle u + u n, n ~ N(0, variance) (ultrasound)"
     modalities = ("us",)
     levels = {"variance": (0.02, 0.05, 0.1, 0.2, 0.3)}
+    units = {"variance": "squared share of the robust range"}
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
               stats: ImageStats | None = None) -> Result:
@@ -76,6 +79,7 @@ class ImpulseNoise(Perturbation):
     description = "salt and pepper: a share of voxels set to the robust minimum or maximum"
     modalities = ("ct", "histology")
     levels = {"amount": (0.01, 0.03, 0.06, 0.1, 0.17)}
+    units = {"amount": "share of voxels"}
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
               stats: ImageStats | None = None) -> Result:
@@ -94,6 +98,7 @@ class PoissonNoise(Perturbation):
     description = "photon counts Poisson(u peak) / peak: fewer photons, more noise (CT dose)"
     modalities = ("ct",)
     levels = {"peak": (200.0, 80.0, 30.0, 12.0, 5.0)}
+    units = {"peak": "photon counts at the robust maximum"}
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
               stats: ImageStats | None = None) -> Result:

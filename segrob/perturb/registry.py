@@ -20,7 +20,13 @@ from segrob.perturb.artifact import (
     UltrasoundGain,
     UltrasoundShadowing,
 )
-from segrob.perturb.base import AppliedPerturbation, Perturbation, check_batch, check_severity
+from segrob.perturb.base import (
+    AppliedPerturbation,
+    Perturbation,
+    check_batch,
+    check_severity,
+    check_spacing,
+)
 from segrob.perturb.blur import GaussianBlur, MotionBlur
 from segrob.perturb.geometry import Affine, Elastic
 from segrob.perturb.noise import (
@@ -78,6 +84,7 @@ def apply_perturbation(
     severity: int,
     seed: int,
     stats: ImageStats | None = None,
+    spacing: tuple[float, ...] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, AppliedPerturbation]:
     """Draw the parameters of ``name`` at ``severity`` from ``seed`` and apply them.
 
@@ -91,6 +98,9 @@ def apply_perturbation(
             the case (:func:`derive_seed`), so each case's draw is independent of batch order.
         stats: the image's :func:`~segrob.perturb.stats.image_stats`, to compute them once for
             every perturbation of one clean image; computed per call when not given.
+        spacing: mm per voxel along each spatial axis; parameters in mm (blur sigma, motion
+            length, elastic displacement, the rigid affine) follow it, and resolution loss acts
+            along the through-plane axis of an anisotropic volume. ``None``: isotropic 1 mm.
 
     Returns:
         The perturbed image and label (same shape, dtype and device) and the applied record.
@@ -98,9 +108,11 @@ def apply_perturbation(
     perturbation = create_perturbation(name)
     check_severity(perturbation, severity)
     check_batch(perturbation, image, label)
+    check_spacing(perturbation, image, spacing)
     if severity == 0:
         return image, label, AppliedPerturbation(name, 0, int(seed), {})
     gen = generator(seed, "cpu")
     params = perturbation.make_params(severity, gen, image_shape=tuple(image.shape))
+    params = perturbation.with_spacing(params, spacing)
     out_image, out_label = perturbation.apply(image, label, params, stats)
     return out_image, out_label, AppliedPerturbation(name, severity, int(seed), params)

@@ -2,7 +2,8 @@
 
 Gamma compression (.86 -> .3) and expansion (1.4 -> 3.0), contrast, brightness, a smooth
 multiplicative bias field (polynomial coefficients .3 -> 1.5), a random monotone histogram warp
-and resolution loss (down- then up-sampling by 1.5 -> 5). All work on 2D and 3D batches.
+and resolution loss (down- then up-sampling by 1.5 -> 5; along the through-plane axis only on an
+anisotropic volume, as a thicker-slice scanner does). All work on 2D and 3D batches.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class GammaCompression(Perturbation):
     modalities = ("mri", "ct", "us", "histology")
     draws_field = False
     levels = {"gamma": (0.86, 0.7, 0.55, 0.42, 0.3)}
+    units = {"gamma": "exponent on the robust range"}
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
               stats: ImageStats | None = None) -> Result:
@@ -48,6 +50,7 @@ class Contrast(Perturbation):
     modalities = ("ct", "us", "histology", "mri")
     draws_field = False
     levels = {"factor": (0.8, 0.65, 0.5, 0.35, 0.2)}
+    units = {"factor": "contrast kept (1 = unchanged)"}
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
               stats: ImageStats | None = None) -> Result:
@@ -62,6 +65,7 @@ class Brightness(Perturbation):
     modalities = ("ct", "histology", "us")
     draws_field = False
     levels = {"offset": (0.1, 0.2, 0.3, 0.4, 0.5)}
+    units = {"offset": "share of the robust range"}
 
     def make_params(self, severity: int, generator: torch.Generator, *,
                     image_shape: tuple[int, ...]) -> dict[str, Any]:
@@ -83,6 +87,7 @@ class BiasField(Perturbation):
     modalities = ("mri",)
     draws_field = False
     levels = {"coefficient": (0.3, 0.6, 0.9, 1.2, 1.5)}
+    units = {"coefficient": "log-intensity, on coordinates in [-1, 1]"}
     order = 3
 
     def make_params(self, severity: int, generator: torch.Generator, *,
@@ -127,6 +132,7 @@ class HistogramWarp(Perturbation):
     modalities = ("mri", "ct", "us", "histology")
     draws_field = False
     levels = {"strength": (0.15, 0.3, 0.45, 0.6, 0.8)}
+    units = {"strength": "share of the robust range (1 - minimum slope)"}
     harmonics = 3
 
     def make_params(self, severity: int, generator: torch.Generator, *,
@@ -175,15 +181,29 @@ def sine_series(weights: list[float], strength: float) -> list[float]:
 class ResolutionLoss(Perturbation):
     name = "resolution_loss"
     family = "shift"
-    description = "down-sample by a factor (area) and back (linear): a lower-resolution scanner"
+    description = ("down-sample by a factor (area) and back (linear): a lower-resolution scanner; "
+                   "on an anisotropic volume along its through-plane axis only (thicker slices)")
     modalities = ("mri", "ct", "us", "histology")
     draws_field = False
+    uses_spacing = True
     levels = {"factor": (1.5, 2.0, 3.0, 4.0, 5.0)}
+    units = {"factor": "voxel size multiplier"}
+    #: A volume whose coarsest axis is this many times its finest is anisotropic (nnU-Net's 3).
+    anisotropy = 3.0
+
+    def with_spacing(self, params: dict[str, Any], spacing: tuple[float, ...] | None) -> dict[str, Any]:
+        """Record ``axes``, the through-plane axis, on an anisotropic volume; the factor is a
+        ratio, so the spacing itself is not needed."""
+        if spacing is not None and len(spacing) == 3 and max(spacing) >= self.anisotropy * min(spacing):
+            params["axes"] = [max(range(3), key=lambda axis: spacing[axis])]
+        return params
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
               stats: ImageStats | None = None) -> Result:
         spatial = tuple(image.shape[2:])
-        small = tuple(max(2, round(s / params["factor"])) for s in spatial)
+        axes = params.get("axes", range(len(spatial)))
+        small = tuple(max(2, round(s / params["factor"])) if axis in axes else s
+                      for axis, s in enumerate(spatial))
         return resample(resample(image, small, mode="area"), spatial, mode="linear"), label
 
 

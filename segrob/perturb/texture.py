@@ -34,6 +34,7 @@ class BackgroundBlur(Perturbation):
     modalities = ("us", "mri", "ct", "histology")
     draws_field = False
     levels = {"sigma": (3.0, 7.0)}
+    units = {"sigma": "voxels (the paper's protocol)"}
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
               stats: ImageStats | None = None) -> Result:
@@ -52,3 +53,4 @@ class TextureSpeckle(SpeckleNoise):
     description = "the paper's harder shift: speckle over the whole image, variance .1 and .3"
     modalities = ("us", "mri", "ct", "histology")
     levels = {"variance": (0.1, 0.3)}
+    units = {"variance": "squared share of the robust range"}
