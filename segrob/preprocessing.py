@@ -250,11 +250,11 @@ def resample(batch: torch.Tensor, size: tuple[int, ...], *, label: bool = False)
     return F.interpolate(batch.float(), size=size, mode=mode, align_corners=False)
 
 
-def canonical_case(case: Case, spec: PreprocessingSpec) -> Case:
+def canonical_case(case: Case, spec: PreprocessingSpec | None) -> Case:
     """``case`` turned to RAS+ axis order when the spec asks for it and the image is NIfTI
     (image, label and spacing together); any other case comes back unchanged."""
     path = case.source.get("image", "")
-    if spec.orientation != "ras" or not path.endswith((".nii", ".nii.gz")):
+    if spec is None or spec.orientation != "ras" or not path.endswith((".nii", ".nii.gz")):
         return case
     import nibabel as nib
     from nibabel import orientations
