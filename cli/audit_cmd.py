@@ -57,6 +57,16 @@ def audit(
     in_channels: int = typer.Option(None, "--in-channels", help="For models without segrob metadata."),
     spatial_dims: int = typer.Option(None, "--spatial-dims", help="For models without segrob metadata."),
     normalization: str = typer.Option(None, "--normalization", help="zscore, robust-minmax or none (ditto)."),
+    output_name: str = typer.Option(None, "--output", metavar="NAME|INDEX",
+                                    help="The graph output to score (default: the first at full size)."),
+    activation: str = typer.Option(None, "--activation", metavar="softmax|sigmoid|none",
+                                   help="What turns the output into probabilities (none: it already is)."),
+    size_multiple: int = typer.Option(None, "--size-multiple", metavar="N", parser=whole_number(1),
+                                      help="Sizes the model takes are multiples of N (default: probed)."),
+    threshold: float = typer.Option(None, "--threshold", parser=fraction(upper_open=False),
+                                    help="Foreground probability threshold of a one-channel output (0.5)."),
+    label_map: str = typer.Option(None, "--label-map", metavar="3=1,4=0",
+                                  help="Map label values to model classes before scoring."),
     threads: Threads = None,
     html: Html = None,
     markdown: Markdown = None,
@@ -71,6 +81,7 @@ def audit(
     from segrob.audit import AuditOptions, parse_bounds
     from segrob.audit import audit as run_audit
     from segrob.audit.data_source import resolve_audit_data
+    from segrob.audit.labels import parse_label_map
     from segrob.errors import UsageError
     from segrob.perturb.suites import resolve_suite
     from segrob.report import report_json, save_report
@@ -84,7 +95,9 @@ def audit(
     check_outputs(out, pages, overwrite=overwrite, inputs=(model, data))
     dims = spatial_dims or int(metadata.get("spatial_dims") or 2)
     cases = resolve_audit_data(data, n=n, size=size, spatial_dims=dims, seed=seed)
-    given = {"in_channels": in_channels, "spatial_dims": spatial_dims, "normalization": normalization}
+    given = {"in_channels": in_channels, "spatial_dims": spatial_dims, "normalization": normalization,
+             "output": output_name, "activation": activation, "size_multiple": size_multiple,
+             "threshold": threshold, "label_map": parse_label_map(label_map)}
     overrides = {key: value for key, value in given.items() if value is not None}
     options = AuditOptions(
         suite=suite, seed=seed, device=device, batch_size=batch_size, window=_window(window),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from segrob.data.case import Case
 from segrob.data.dataset import Dataset, load_dataset
+from segrob.data.layouts import DatasetLabels
 from segrob.errors import SegrobError, UsageError
 
 SYNTH_PREFIX = "synth:"
@@ -40,6 +41,11 @@ class AuditData:
 
             for index, name in enumerate(self.names):
                 yield name, generate_case(self._synth, index)[0]  # type: ignore[arg-type]
+
+    @property
+    def labels(self) -> DatasetLabels:
+        """Label names and the ignore label a dataset's ``dataset.json`` declares (none for synth)."""
+        return self._dataset.layout.labels if self._dataset is not None else DatasetLabels({})
 
     @property
     def identity(self) -> str:

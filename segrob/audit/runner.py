@@ -23,7 +23,8 @@ from segrob.audit.aggregate import summarise
 from segrob.audit.data_source import AuditData, Fingerprint
 from segrob.audit.examples import ExampleKeeper
 from segrob.audit.gates import Bound, evaluate_gates
-from segrob.audit.inference import predict, softmax
+from segrob.audit.inference import predict
+from segrob.audit.labels import LabelPlan, absent_classes, label_plan, without_classes
 from segrob.audit.model_spec import ModelSpec, model_spec
 from segrob.audit.records import CLEAN, CellRecord, PartialStore
 from segrob.data.case import Case
@@ -118,6 +119,7 @@ def audit(
         raise SegrobError(f"{model_path}: {error}") from None
     # Members that do not exist for the model's dimensionality are left out and reported.
     suite, left_out = suite.for_spatial_dims(spec.spatial_dims)
+    labels = label_plan(spec.out_channels, data.labels, options.overrides.get("label_map"), data.source)
     cells = [(CLEAN, 0)] + [(e.perturbation, s) for e in suite.entries for s in e.severities]
     sha256 = file_sha256(model_path)
     header = {
@@ -157,9 +159,10 @@ def audit(
                 continue
             spec.check_case(case)
             fingerprint.add(case)
+            case = labels.prepare(case)
             todo = [cell for cell in cells if (case.name, *cell) not in done]
             records.extend(done[(case.name, *cell)] for cell in cells if (case.name, *cell) in done)
-            jobs = _audit_case(case, todo, spec, options, timer, scorer, keeper)
+            jobs = _audit_case(case, todo, spec, options, timer, scorer, keeper, labels)
             # Collect the previous case's scores only now, so they overlap this case's inference.
             collect(previous)
             previous = jobs
@@ -175,6 +178,8 @@ def audit(
     scorer.shutdown(wait=True)
     if not records:
         raise SegrobError(f"{data.source}: no case could be audited")
+    absent = absent_classes(records, spec.foreground_classes)
+    without_classes(records, absent)
     summary = summarise(
         records, failure_dice=options.failure_dice, fbr_range=spec.fbr_range, seed=options.seed
     )
@@ -203,6 +208,9 @@ def audit(
             "inference": spec.plan(options).to_dict(),
             "classes": spec.foreground_classes,
             "left_out_perturbations": left_out,
+            "labels": {**labels.to_dict(), "absent_classes": absent, "warnings": [
+                f"model class {k} is absent from every label: left out of the foreground mean"
+                for k in absent]},
         },
         summary=summary,
         records=[r.to_dict() for r in sorted(records, key=_record_order(cells))],
@@ -231,6 +239,7 @@ def _audit_case(
     timer: _Timer,
     scorer: ThreadPoolExecutor,
     keeper: ExampleKeeper | None = None,
+    labels: LabelPlan | None = None,
 ) -> list[Future]:
     """Perturb and infer one case; returns the scoring jobs (futures of cell records)."""
     from segrob.perturb.registry import apply_perturbation
@@ -260,25 +269,28 @@ def _audit_case(
         start = time.perf_counter()
         logits = predict(torch.cat([v.image for v in chunk]), plan, spec.run)
         timer.add("inference", start)
-        pending.append(scorer.submit(_score_chunk, case, chunk, logits, spec, options, timer, keeper))
+        pending.append(scorer.submit(_score_chunk, case, chunk, logits, spec, options, timer, keeper, labels))
     return pending
 
 
 def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, spec: ModelSpec,
-                 options: AuditOptions, timer: _Timer, keeper: ExampleKeeper | None) -> list[CellRecord]:
+                 options: AuditOptions, timer: _Timer, keeper: ExampleKeeper | None,
+                 labels: LabelPlan | None = None) -> list[CellRecord]:
     from segrob.metrics import case_metrics
 
     start = time.perf_counter()
-    probabilities = softmax(logits)
-    predictions = probabilities.argmax(axis=1)
+    probabilities = spec.head.probabilities(logits)
+    predictions = spec.head.labels(probabilities)
     records = []
     for index, variant in enumerate(chunk):
         if variant.label is None:
             where = case.source.get("image", case.name)
             raise SegrobError(f"{where}: case has no label to score against")
-        truth = variant.label[0].cpu().numpy()
+        prediction, truth = predictions[index], variant.label[0].cpu().numpy()
+        if labels is not None:
+            prediction, truth = labels.mask(prediction, truth)
         result = case_metrics(
-            predictions[index],
+            prediction,
             truth,
             spacing=case.spacing,
             classes=spec.foreground_classes,
@@ -289,7 +301,7 @@ def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, spec: Mo
         records.append(record)
         if keeper is not None:
             keeper.offer(case, variant.perturbation, variant.severity, variant.image[0].cpu().numpy(),
-                         truth, predictions[index], record.metrics.get("dice"))
+                         truth, prediction, record.metrics.get("dice"))
     timer.add("metrics", start)
     return records
 
