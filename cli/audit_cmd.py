@@ -26,7 +26,7 @@ from .options import (
     fraction,
     whole_number,
 )
-from .output import Output, console, handles_errors, info
+from .output import Output, console, handles_errors, info, warn
 from .pages import check_outputs, pages_from, write_and_tell
 
 
@@ -109,6 +109,8 @@ def audit(
     output = Output(as_json=as_json)
     with output.progress("audit", None) as bar:
         report = run_audit(model, cases, options, progress=lambda done, total, name: bar(done, total, name))
+    for line in (report.settings.get("labels") or {}).get("warnings", []):
+        warn(line)
     if out is not None:
         save_report(report, out, overwrite=overwrite, inputs=(model, data))
         info(f"report written to {out}")

@@ -95,10 +95,12 @@ def render_report(report) -> None:
 def _render_extras(report) -> None:
     summary = report.summary
     per_class = summary.per_class or {}
-    if len(per_class) > 1:
+    names = (report.settings.get("labels") or {}).get("names") or {}
+    if len(per_class) > 1 or names:
         console.print(
             "per class Dice (clean / perturbed): "
-            + ", ".join(f"{k}: {fmt(v.clean)} / {fmt(v.perturbed)}" for k, v in per_class.items())
+            + ", ".join(f"{k}{f' {names[k]}' if k in names else ''}: {fmt(v.clean)} / {fmt(v.perturbed)}"
+                        for k, v in per_class.items())
         )
     empty = summary.clean_empty
     if empty and (empty.both or empty.pred or empty.gt):

@@ -119,6 +119,20 @@ def read_contract(info: SessionInfo, overrides: dict | None = None, *,
     )
 
 
+def contract_text(contract: GraphContract) -> str:
+    """One line for people: what is static, the size multiple, the output and its activation."""
+    batch = f"batch {contract.static_batch}" if contract.static_batch else "dynamic batch"
+    spatial = ("fixed size " + "x".join(map(str, contract.static_spatial)) if contract.static_spatial
+               else f"sizes multiple of {contract.size_multiple} ({contract.sources['size_multiple']})"
+               if contract.size_multiple else "size multiple unknown: pass --size-multiple to audit")
+    output = contract.output
+    shape = "x".join(map(str, output.probed_shape or output.dims))
+    ending = f", ends in {output.ends_in}" if output.ends_in else ""
+    kind = "binary" if contract.binary else f"{contract.n_classes} classes"
+    return (f"{batch}; {spatial}; output {output.name} ({contract.output_index + 1} of "
+            f"{len(contract.outputs)}, {shape}{ending}, {kind}); activation {contract.activation}")
+
+
 def select_output(info: SessionInfo, contract: GraphContract) -> SessionInfo:
     """``info`` with the contract's output first, the one :func:`segrob.onnx.session.run` reads."""
     names = list(info.output_names)
