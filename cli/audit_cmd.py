@@ -81,7 +81,6 @@ def audit(
     from segrob.audit import AuditOptions, parse_bounds
     from segrob.audit import audit as run_audit
     from segrob.audit.data_source import resolve_audit_data
-    from segrob.audit.labels import parse_label_map
     from segrob.errors import UsageError
     from segrob.perturb.suites import resolve_suite
     from segrob.report import report_json, save_report
@@ -95,10 +94,9 @@ def audit(
     check_outputs(out, pages, overwrite=overwrite, inputs=(model, data))
     dims = spatial_dims or int(metadata.get("spatial_dims") or 2)
     cases = resolve_audit_data(data, n=n, size=size, spatial_dims=dims, seed=seed)
-    given = {"in_channels": in_channels, "spatial_dims": spatial_dims, "normalization": normalization,
-             "output": output_name, "activation": activation, "size_multiple": size_multiple,
-             "threshold": threshold, "label_map": parse_label_map(label_map)}
-    overrides = {key: value for key, value in given.items() if value is not None}
+    overrides = _overrides(in_channels=in_channels, spatial_dims=spatial_dims, normalization=normalization,
+                           output=output_name, activation=activation, size_multiple=size_multiple,
+                           threshold=threshold, label_map=label_map)
     options = AuditOptions(
         suite=suite, seed=seed, device=device, batch_size=batch_size, window=_window(window),
         overlap=overlap, nsd_tolerance_mm=nsd_tolerance, failure_dice=failure_dice, bounds=bounds,
@@ -109,8 +107,7 @@ def audit(
     output = Output(as_json=as_json)
     with output.progress("audit", None) as bar:
         report = run_audit(model, cases, options, progress=lambda done, total, name: bar(done, total, name))
-    for line in (report.settings.get("labels") or {}).get("warnings", []):
-        warn(line)
+    _warn_labels(report)
     if out is not None:
         save_report(report, out, overwrite=overwrite, inputs=(model, data))
         info(f"report written to {out}")
@@ -118,6 +115,19 @@ def audit(
     output.result(report, _view, serialize=report_json)
     if report.gates and not report.gates["passed"]:
         raise typer.Exit(1)
+
+
+def _overrides(**given) -> dict:
+    """What the user says about a model its graph and metadata cannot tell (unset ones left out)."""
+    from segrob.audit.labels import parse_label_map
+
+    given["label_map"] = parse_label_map(given["label_map"])
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def _warn_labels(report) -> None:
+    for line in (report.settings.get("labels") or {}).get("warnings", []):
+        warn(line)
 
 
 def _metadata(model: Path) -> dict:

@@ -137,6 +137,7 @@ def test_label_value_the_model_cannot_predict_is_refused_or_mapped(models, tmp_p
     data = _write(tmp_path / "data", images, labels)
     result, _ = _audit(models["sigmoid"], data, tmp_path)
     assert result.exit_code == 1 and "label value 2" in result.output and "--label-map 2=K" in result.output
+    assert "labels/c" in result.output  # found in the label files, before any image was read
     result, report = _audit(models["sigmoid"], data, tmp_path, "--label-map", "2=1")
     assert result.exit_code == 0, result.output
     assert report["settings"]["labels"]["map"] == {"2": 1} and report["settings"]["classes"] == [1]

@@ -15,6 +15,7 @@ from segrob_cli.main import app
 from typer.testing import CliRunner
 
 from segrob.data import write_array
+from segrob.report import validate_report
 
 monai = pytest.importorskip("monai")
 torch = pytest.importorskip("torch")
@@ -118,6 +119,7 @@ def _audit(model, data, tmp_path, *extra):
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     report = json.loads(out.read_text())
+    validate_report(report)
     clean = [r["metrics"]["dice"] for r in report["records"] if r["perturbation"] == "clean"]
     assert len(clean) == CASES
     return float(np.mean(clean)), report

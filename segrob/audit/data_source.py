@@ -48,6 +48,14 @@ class AuditData:
         return self._dataset.layout.labels if self._dataset is not None else DatasetLabels({})
 
     @property
+    def label_files(self) -> list[Path]:
+        """The label files of the audited cases (none for synthetic data)."""
+        if self._dataset is None:
+            return []
+        wanted = set(self.names)
+        return [c.label for c in self._dataset.layout.cases if c.name in wanted and c.label is not None]
+
+    @property
     def identity(self) -> str:
         """What resuming compares: the resolved folder (however it was spelled) or the spec."""
         return self.source if self._dataset is None else str(Path(self.source).resolve())

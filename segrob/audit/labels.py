@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -81,8 +82,9 @@ class LabelPlan:
 
 
 def label_plan(n_classes: int, declared: DatasetLabels, mapping: dict[int, int] | None,
-               source: str) -> LabelPlan:
-    """The plan, with the values a ``dataset.json`` declares checked before any case is read."""
+               source: str, label_files: list[Path] = ()) -> LabelPlan:
+    """The plan, with the values a ``dataset.json`` declares, and those found in ``label_files``,
+    checked before any image is read: a wrong class count fails in seconds, not after hours."""
     mapping = dict(mapping or {})
     bad = {k: v for k, v in mapping.items() if not 0 <= v < n_classes}
     if bad:
@@ -90,7 +92,26 @@ def label_plan(n_classes: int, declared: DatasetLabels, mapping: dict[int, int] 
         raise UsageError(f"--label-map {value}={target}: the model predicts classes 0-{n_classes - 1}")
     plan = LabelPlan(n_classes, dict(declared.names), declared.ignore, mapping)
     plan.check_values(declared.names, f"{source}/dataset.json")
+    for value, where in _values_in(label_files).items():
+        plan.check_values([value], str(where))
     return plan
+
+
+def _values_in(label_files) -> dict[int, Path]:
+    """Each label value found, with the first file holding it; an unreadable file is left to the
+    audit, which reports it (or skips it with ``--skip-bad``)."""
+    from segrob.data.formats import read_array
+
+    found: dict[int, Path] = {}
+    for path in label_files:
+        try:
+            values = np.unique(read_array(path)[0])
+        except SegrobError:
+            continue
+        for value in values:
+            if float(value).is_integer():
+                found.setdefault(int(value), path)
+    return found
 
 
 def absent_classes(records, classes: list[int]) -> list[int]:

@@ -119,7 +119,8 @@ def audit(
         raise SegrobError(f"{model_path}: {error}") from None
     # Members that do not exist for the model's dimensionality are left out and reported.
     suite, left_out = suite.for_spatial_dims(spec.spatial_dims)
-    labels = label_plan(spec.out_channels, data.labels, options.overrides.get("label_map"), data.source)
+    labels = label_plan(spec.out_channels, data.labels, options.overrides.get("label_map"), data.source,
+                        data.label_files)
     cells = [(CLEAN, 0)] + [(e.perturbation, s) for e in suite.entries for s in e.severities]
     sha256 = file_sha256(model_path)
     header = {
