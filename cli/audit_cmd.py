@@ -121,7 +121,9 @@ def _overrides(**given) -> dict:
     """What the user says about a model its graph and metadata cannot tell (unset ones left out)."""
     from segrob.audit.labels import parse_label_map
 
-    given["label_map"] = parse_label_map(given["label_map"])
+    mapping = parse_label_map(given["label_map"])
+    # String keys, as JSON has them: resuming compares the settings read back from the partial file.
+    given["label_map"] = {str(k): v for k, v in mapping.items()} if mapping else None
     return {key: value for key, value in given.items() if value is not None}
 
 

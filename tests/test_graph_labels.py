@@ -172,3 +172,29 @@ def test_ignore_label_is_masked_and_names_are_shown(models, tmp_path):
     assert report["summary"]["clean"]["dice"]["mean"] == pytest.approx(expected, abs=1e-6)
     assert report["settings"]["labels"]["names"] == {"0": "background", "1": "lesion"}
     assert "1 lesion:" in result.output
+
+
+def test_threshold_and_activation_overrides(models, tmp_path):
+    images, labels = _cases(32)
+    data = _write(tmp_path / "data", images, labels)
+    result, report = _audit(models["sigmoid"], data, tmp_path, "--threshold", 0.9)
+    assert result.exit_code == 0, result.output
+    # sigmoid(10 x) >= 0.9 where x >= ln(9) / 10
+    expected = np.mean([_dice(i >= np.log(9) / 10, lab == 1) for i, lab in zip(images, labels, strict=True)])
+    assert report["summary"]["clean"]["dice"]["mean"] == pytest.approx(expected, abs=1e-6)
+    assert report["model"]["graph"]["threshold"] == 0.9
+    assert report["model"]["graph"]["sources"]["threshold"] == "override"
+    result, _ = _audit(models["two"], data, tmp_path, "--threshold", 0.9)
+    assert result.exit_code == 2 and "one-channel output" in result.output
+    result, _ = _audit(models["sigmoid"], data, tmp_path, "--activation", "softmax")
+    assert result.exit_code == 2 and "use sigmoid" in result.output
+    result, _ = _audit(models["two"], data, tmp_path, "--output", "logits")
+    assert result.exit_code == 2 and "outputs: 0=out" in result.output
+
+
+def test_label_map_survives_the_json_round_trip_of_a_resumable_header():
+    from segrob.audit import AuditOptions
+
+    settings = AuditOptions(overrides={"label_map": {"2": 1}}).to_dict()
+    assert json.loads(json.dumps(settings)) == settings
+    assert label_plan(2, DatasetLabels({}), {"2": 1}, "data").mapping == {2: 1}

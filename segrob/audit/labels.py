@@ -85,7 +85,7 @@ def label_plan(n_classes: int, declared: DatasetLabels, mapping: dict[int, int] 
                source: str, label_files: list[Path] = ()) -> LabelPlan:
     """The plan, with the values a ``dataset.json`` declares, and those found in ``label_files``,
     checked before any image is read: a wrong class count fails in seconds, not after hours."""
-    mapping = dict(mapping or {})
+    mapping = {int(k): int(v) for k, v in (mapping or {}).items()}
     bad = {k: v for k, v in mapping.items() if not 0 <= v < n_classes}
     if bad:
         value, target = next(iter(bad.items()))

@@ -116,7 +116,7 @@ def audit(
     try:
         spec = model_spec(session, options)
     except SegrobError as error:  # metadata or graph the audit cannot use: name the model
-        raise SegrobError(f"{model_path}: {error}") from None
+        raise type(error)(f"{model_path}: {error}") from None  # a usage error stays one (exit 2)
     # Members that do not exist for the model's dimensionality are left out and reported.
     suite, left_out = suite.for_spatial_dims(spec.spatial_dims)
     labels = label_plan(spec.out_channels, data.labels, options.overrides.get("label_map"), data.source,

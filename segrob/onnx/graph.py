@@ -107,10 +107,14 @@ def read_contract(info: SessionInfo, overrides: dict | None = None, *,
     if base is not None:
         for output, shape in zip(outputs, probe_outputs(info, base), strict=True):
             output.probed_shape = shape
-    index, sources["output"] = _choose_output(info, outputs, overrides.get("output"), base)
+    index, sources["output"] = _choose_output(outputs, overrides.get("output"), base)
     activation, sources["activation"] = _activation(outputs[index], overrides.get("activation"))
     threshold = overrides.get("threshold")
     sources["threshold"] = "override" if threshold is not None else "default"
+    if threshold is not None and not _one_channel(outputs[index]):
+        shape = outputs[index].probed_shape or outputs[index].dims
+        raise UsageError(f"--threshold applies to a one-channel output; output "
+                         f"{outputs[index].name} has shape {shape} (classes are taken by argmax)")
     return GraphContract(
         input_name=info.input_name, input_dims=dims, static_batch=static_batch,
         static_spatial=static_spatial, outputs=outputs, output_index=index, activation=activation,
@@ -160,7 +164,7 @@ def _base_shape(dims: list, static_batch, channels, multiple) -> list[int] | Non
     return [static_batch or 1, channels, *spatial]
 
 
-def _choose_output(info, outputs: list[OutputInfo], wanted, base) -> tuple[int, str]:
+def _choose_output(outputs: list[OutputInfo], wanted, base) -> tuple[int, str]:
     """``--output`` by name or index; else the first output at the input's full resolution."""
     if wanted is not None:
         text = str(wanted)
@@ -169,7 +173,7 @@ def _choose_output(info, outputs: list[OutputInfo], wanted, base) -> tuple[int, 
             return names.index(text), "override"
         if text.lstrip("-").isdigit() and -len(outputs) <= int(text) < len(outputs):
             return int(text) % len(outputs), "override"
-        raise UsageError(f"{info.path}: --output {text!r} is not an output of the model "
+        raise UsageError(f"--output {text!r} is not an output of the model "
                          f"(outputs: {', '.join(f'{i}={n}' for i, n in enumerate(names))})")
     if len(outputs) == 1 or base is None:
         return 0, "graph"
@@ -185,12 +189,18 @@ def _activation(output: OutputInfo, wanted: str | None) -> tuple[str, str]:
     if wanted is not None:
         if wanted not in ACTIVATIONS:
             raise UsageError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {wanted!r}")
+        if wanted == "softmax" and _one_channel(output):
+            raise UsageError(f"--activation softmax: output {output.name} has one channel (softmax over it"
+                             " is 1 everywhere); use sigmoid, or none for probabilities")
         return wanted, "override"
     if output.ends_in in ("softmax", "sigmoid"):
         return "none", "graph"
+    return ("sigmoid" if _one_channel(output) else "softmax"), "default"
+
+
+def _one_channel(output: OutputInfo) -> bool:
     shape = output.probed_shape or output.dims
-    one_channel = len(shape) > 1 and shape[1] == 1
-    return ("sigmoid" if one_channel else "softmax"), "default"
+    return len(shape) > 1 and shape[1] == 1
 
 
 def _output_endings(info: SessionInfo) -> dict[str, str]:
