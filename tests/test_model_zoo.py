@@ -163,6 +163,10 @@ def test_static_batch_one_fixed_size_unet(zoo, tmp_path):
     _check(clean, _torch_dice(net, zoo["data2"]))
     graph = report["model"]["graph"]
     assert graph["static_batch"] == 1 and graph["static_spatial"] == [32, 32]
+    # On larger images the fixed size becomes a sliding window, still one image at a time.
+    _, windowed = _audit(path, zoo["odd2"], tmp_path, "--batch-size", 8)
+    assert windowed["settings"]["inference"]["window"] == [32, 32]
+    assert windowed["settings"]["inference"]["fixed_size"] is True
 
 
 def test_network_needing_multiples_of_32_on_other_sizes(zoo, tmp_path):
