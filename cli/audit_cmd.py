@@ -32,7 +32,7 @@ from .options import (
     whole_number,
     whole_numbers,
 )
-from .output import Output, console, handles_errors, info
+from .output import Output, console, handles_errors, info, warn
 from .pages import check_outputs, pages_from, write_and_tell
 from .ray_option import RayAddress, ray_address
 
@@ -103,6 +103,16 @@ def audit(
         None, "--target-spacing", help="Resample to this spacing (mm per axis, e.g. 1,1,3) for the model."
     ),
     orientation: str = typer.Option(None, "--orientation", help="as-stored or ras (NIfTI only)."),
+    output_name: str = typer.Option(None, "--output", metavar="NAME|INDEX",
+                                    help="The graph output to score (default: the first at full size)."),
+    activation: str = typer.Option(None, "--activation", metavar="softmax|sigmoid|none",
+                                   help="What turns the output into probabilities (none: it already is)."),
+    size_multiple: int = typer.Option(None, "--size-multiple", metavar="N", parser=whole_number(1),
+                                      help="Sizes the model takes are multiples of N (default: probed)."),
+    threshold: float = typer.Option(None, "--threshold", parser=fraction(upper_open=False),
+                                    help="Foreground probability threshold of a one-channel output (0.5)."),
+    label_map: str = typer.Option(None, "--label-map", metavar="3=1,4=0",
+                                  help="Map label values to model classes before scoring."),
     threads: Threads = None,
     html: Html = None,
     markdown: Markdown = None,
@@ -135,13 +145,15 @@ def audit(
     pages = pages_from(html, markdown, junit, metric)
     for target in targets:
         check_outputs(target, pages, overwrite=overwrite, inputs=(*models, data))
-    given = {"in_channels": in_channels, "spatial_dims": spatial_dims, "normalization": normalization}
+    overrides = _overrides(in_channels=in_channels, spatial_dims=spatial_dims, normalization=normalization,
+                           output=output_name, activation=activation, size_multiple=size_multiple,
+                           threshold=threshold, label_map=label_map)
     options = AuditOptions(
         suite=suite, seed=seed, device=device, batch_size=batch_size, window=_window(window),
         overlap=overlap, nsd_tolerance_mm=nsd_tolerance, nsd_definition=nsd_definition,
         empty_policy=empty_policy, failure_dice=failure_dice, bounds=bounds,
         skip_bad=skip_bad, resume=resume, threads=threads,
-        overrides={key: value for key, value in given.items() if value is not None},
+        overrides=overrides,
         examples=examples if examples is not None else (8 if html else 0),
     )
     output = Output(as_json=as_json)
@@ -194,6 +206,7 @@ def _run_audits(models, metadata, targets, data, options, *, ray, n, size, overw
                 chosen = replace(options, partial_path=partial, preprocessing=(preps or {}).get(model))
                 report = run_audit(model, cases, chosen,
                                    progress=lambda done, total, name: bar(done, total, name), engine=engine)
+            _warn_labels(report)
             if target is not None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 save_report(report, target, overwrite=overwrite, inputs=(*models, data))
@@ -213,6 +226,21 @@ def _ray_engine(address: str):
 def _views(reports: list) -> None:
     for report in reports:
         _view(report)
+
+
+def _overrides(**given) -> dict:
+    """What the user says about a model its graph and metadata cannot tell (unset ones left out)."""
+    from segrob.audit.labels import parse_label_map
+
+    mapping = parse_label_map(given["label_map"])
+    # String keys, as JSON has them: resuming compares the settings read back from the partial file.
+    given["label_map"] = {str(k): v for k, v in mapping.items()} if mapping else None
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def _warn_labels(report) -> None:
+    for line in (report.settings.get("labels") or {}).get("warnings", []):
+        warn(line)
 
 
 def _metadata(model: Path) -> dict:

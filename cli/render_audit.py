@@ -108,10 +108,12 @@ def _scoring(settings: dict) -> str:
 def _render_extras(report) -> None:
     summary = report.summary
     per_class = summary.per_class or {}
-    if len(per_class) > 1:
+    names = (report.settings.get("labels") or {}).get("names") or {}
+    if len(per_class) > 1 or names:
         console.print(
             "per class Dice (clean / perturbed): "
-            + ", ".join(f"{k}: {fmt(v.clean)} / {fmt(v.perturbed)}" for k, v in per_class.items())
+            + ", ".join(f"{k}{f' {names[k]}' if k in names else ''}: {fmt(v.clean)} / {fmt(v.perturbed)}"
+                        for k, v in per_class.items())
         )
     empty = summary.clean_empty
     if empty and (empty.both or empty.pred or empty.gt):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from segrob.data.case import Case
 from segrob.data.dataset import Dataset, load_dataset
+from segrob.data.layouts import DatasetLabels
 from segrob.errors import SegrobError, UsageError
 
 SYNTH_PREFIX = "synth:"
@@ -40,6 +41,19 @@ class AuditData:
 
             for index, name in enumerate(self.names):
                 yield name, generate_case(self._synth, index)[0]  # type: ignore[arg-type]
+
+    @property
+    def labels(self) -> DatasetLabels:
+        """Label names and the ignore label a dataset's ``dataset.json`` declares (none for synth)."""
+        return self._dataset.layout.labels if self._dataset is not None else DatasetLabels({})
+
+    @property
+    def label_files(self) -> list[Path]:
+        """The label files of the audited cases (none for synthetic data)."""
+        if self._dataset is None:
+            return []
+        wanted = set(self.names)
+        return [c.label for c in self._dataset.layout.cases if c.name in wanted and c.label is not None]
 
     @property
     def identity(self) -> str:

@@ -80,6 +80,37 @@ def predict(images: torch.Tensor, plan: InferencePlan, run: PredictFn,
     return resample(logits, grid).numpy()
 
 
+@dataclass(frozen=True)
+class OutputHead:
+    """From the model's output to class probabilities and a label map.
+
+    ``activation`` is what segrob applies (``none``: the graph already ends in Softmax or
+    Sigmoid). A binary head has one channel, the foreground: probabilities ``[1 - p, p]`` and
+    foreground where ``p >= threshold``. Several sigmoid channels are rescaled to sum to one.
+    """
+
+    activation: str = "softmax"
+    binary: bool = False
+    threshold: float = 0.5
+
+    def probabilities(self, output: np.ndarray) -> np.ndarray:
+        if self.activation == "softmax":
+            return softmax(output)
+        values = sigmoid(output) if self.activation == "sigmoid" else np.clip(output, 0.0, 1.0)
+        if self.binary:
+            return np.concatenate([1.0 - values, values], axis=1)
+        return values / np.maximum(values.sum(axis=1, keepdims=True), 1e-12)
+
+    def labels(self, probabilities: np.ndarray) -> np.ndarray:
+        if self.binary:
+            return (probabilities[:, 1] >= self.threshold).astype(np.int64)
+        return probabilities.argmax(axis=1)
+
+
+def sigmoid(values: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * values))  # no overflow warning for large |values|
+
+
 def softmax(logits: np.ndarray, axis: int = 1) -> np.ndarray:
     shifted = logits - logits.max(axis=axis, keepdims=True)
     exp = np.exp(shifted)

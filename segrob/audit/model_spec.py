@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from segrob.audit.inference import InferencePlan
+from segrob.audit.inference import InferencePlan, OutputHead
 from segrob.data.case import Case
 from segrob.data.normalize import DEFAULT_NORMALIZATION, check_normalization
 from segrob.errors import SegrobError
@@ -28,6 +28,8 @@ class AuditModel:
     metadata: dict
     run: Callable[[np.ndarray], np.ndarray]
     torch_device: str = "cpu"
+    head: OutputHead = field(default_factory=OutputHead)
+    graph: dict | None = None
 
     @property
     def foreground_classes(self) -> list[int]:
@@ -42,6 +44,7 @@ class AuditModel:
             "normalization": self.normalization,
             "fixed_shape": list(self.fixed_shape) if self.fixed_shape else None,
             "fbr_range": self.fbr_range,
+            "graph": self.graph,
         }
 
     def plan(self, options) -> InferencePlan:
@@ -85,12 +88,12 @@ def _meta(metadata: dict, key: str):
 
 def model_spec(session_info, options) -> AuditModel:
     """Combine the session's input/output shapes, segrob metadata and ``options.overrides``."""
+    from segrob.onnx.graph import guarded_run, read_contract, select_output
     from segrob.onnx.session import run as run_session
 
     metadata = dict(session_info.metadata or {})
     overrides = options.overrides
     input_shape = list(session_info.input_shape)
-    output_shape = list(getattr(session_info, "output_shape", []) or [])
     spatial_dims = overrides.get("spatial_dims") or _meta(metadata, "spatial_dims") or len(input_shape) - 2
     spatial_dims = int(spatial_dims)
     if spatial_dims not in (2, 3) or len(input_shape) != spatial_dims + 2:
@@ -102,9 +105,12 @@ def model_spec(session_info, options) -> AuditModel:
         raise SegrobError(
             "the model's channel count is not fixed and not in its metadata: pass --in-channels"
         )
-    out_channels = _meta(metadata, "out_channels") or (output_shape[1] if len(output_shape) > 1 else None)
+    contract = read_contract(session_info, overrides, in_channels=in_channels)
+    selected = select_output(session_info, contract)
+    out_channels = _meta(metadata, "out_channels") or contract.n_classes
     if not isinstance(out_channels, int):
-        raise SegrobError("the model's class count is unknown (no segrob metadata, dynamic output)")
+        raise SegrobError("the model's class count is unknown (no segrob metadata, dynamic output)"
+                          " and a probe could not run it: pass --in-channels or --size-multiple")
     normalization = (
         overrides.get("normalization") or _meta(metadata, "normalization") or DEFAULT_NORMALIZATION
     )
@@ -114,7 +120,7 @@ def model_spec(session_info, options) -> AuditModel:
     spatial = input_shape[2:]
     fixed = tuple(spatial) if all(isinstance(s, int) and s > 0 for s in spatial) else None
     patch = _meta(metadata, "patch_size")
-    multiple = _meta(metadata, "size_multiple") or 16
+    multiple = _meta(metadata, "size_multiple") or contract.size_multiple or 16
     return AuditModel(
         spatial_dims=spatial_dims,
         in_channels=int(in_channels),
@@ -125,8 +131,10 @@ def model_spec(session_info, options) -> AuditModel:
         patch_size=tuple(patch) if patch else None,
         fbr_range=_meta(metadata, "fbr_range"),
         metadata=metadata,
-        run=lambda batch: run_session(session_info, batch),
+        run=guarded_run(selected, contract, lambda batch: run_session(selected, batch)),
         torch_device=_torch_device(session_info),
+        head=OutputHead(contract.activation, contract.binary, contract.threshold),
+        graph=contract.to_dict(),
     )
 
 

@@ -18,6 +18,7 @@ from segrob.audit.aggregate import summarise
 from segrob.audit.data_source import AuditData, Fingerprint
 from segrob.audit.examples import ExampleKeeper
 from segrob.audit.gates import Bound, evaluate_gates
+from segrob.audit.labels import LabelPlan, absent_classes, label_plan, without_classes
 from segrob.audit.model_spec import AuditModel, model_spec
 from segrob.audit.records import CLEAN, CellRecord, PartialStore
 from segrob.audit.units import STAGES, CaseResult, Cell, CellSettings, ModelPlan, adopt_runtime, audit_cases
@@ -110,11 +111,11 @@ def audit(
     try:
         model = model_spec(session, options)
     except SegrobError as error:  # metadata or graph the audit cannot use: name the model
-        raise SegrobError(f"{model_path}: {error}") from None
+        raise type(error)(f"{model_path}: {error}") from None  # a usage error stays one (exit 2)
     preprocessing = _preprocessing(model, options, model_path)
     inference = replace(model.plan(options), preprocessing=preprocessing)
     sha256 = file_sha256(model_path)
-    plan = ModelPlan(source=str(model_path), key=sha256, inference=inference,
+    plan = ModelPlan(source=str(model_path), key=sha256, inference=inference, head=model.head,
                      classes=tuple(model.foreground_classes), device=options.device, threads=options.threads)
     adopt_runtime(plan, model.run, model.torch_device)  # this process has the session open already
     identity = ModelIdentity(str(model_path), sha256, tuple(session.providers))
@@ -143,11 +144,13 @@ def audit_plan(
               "suite": suite.to_dict(), "seed": options.seed, "settings": _settings(options, plan)}
     store = PartialStore(options.partial_path, header) if options.partial_path else None
     run = _Run(cells, store.open(resume=options.resume) if store else {}, len(data) * len(cells), progress)
+    labels = label_plan(model.out_channels, data.labels, options.overrides.get("label_map"), data.source,
+                        data.label_files)
     settings = CellSettings(seed=options.seed, nsd_tolerance_mm=options.nsd_tolerance_mm,
                             nsd_definition=options.nsd_definition, empty_policy=options.empty_policy,
-                            examples=options.examples > 0)
+                            examples=options.examples > 0, labels=labels)
     try:
-        work = run.work(data, model, options, plan.inference.preprocessing)
+        work = run.work(data, model, options, plan.inference.preprocessing, settings.labels)
         for result in (engine or audit_cases)(work, plan, settings):
             run.add(result, store)
     except BaseException:
@@ -158,7 +161,7 @@ def audit_plan(
         if store:
             store.close(remove=True)  # nothing to resume: leave neither the store nor its lock
         raise SegrobError(f"{data.source}: no case could be audited")
-    report = _report(run, model, plan, identity, data, options, suite.to_dict(), left_out, started)
+    report = _report(run, model, plan, identity, data, options, suite.to_dict(), left_out, started, labels)
     if store:
         store.close(remove=True)
     return report
@@ -180,10 +183,12 @@ class _Run:
         self.examples: dict[str, list] = {}
 
     def work(self, data: AuditData, model: AuditModel, options: AuditOptions,
-             preprocessing: PreprocessingSpec | None = None) -> Iterator[Work]:
+             preprocessing: PreprocessingSpec | None = None,
+             labels: LabelPlan | None = None) -> Iterator[Work]:
         """Read each case, check it and yield it with the cells still to do (runs in the driver).
 
-        A case is put in the model's canonical orientation here, before any perturbation."""
+        A case is put in the model's canonical orientation here, before any perturbation, and its
+        label values are checked (and mapped) against the model's classes."""
         for name, case in data:
             if isinstance(case, SegrobError):
                 if not options.skip_bad:
@@ -194,6 +199,7 @@ class _Run:
             case = canonical_case(case, preprocessing)
             model.check_case(case)
             self.fingerprint.add(case)
+            case = labels.prepare(case) if labels is not None else case
             todo = [cell for cell in self.cells if (case.name, *cell) not in self.done]
             self.records.extend(self.done[key] for c in self.cells if (key := (case.name, *c)) in self.done)
             if todo:
@@ -224,7 +230,10 @@ class _Run:
 
 
 def _report(run: _Run, model: AuditModel, plan: ModelPlan, identity: ModelIdentity, data: AuditData,
-            options: AuditOptions, suite: dict, left_out: list, started: float) -> AuditReport:
+            options: AuditOptions, suite: dict, left_out: list, started: float,
+            labels: LabelPlan) -> AuditReport:
+    absent = absent_classes(run.records, model.foreground_classes)
+    without_classes(run.records, absent)
     summary = summarise(run.records, failure_dice=options.failure_dice, fbr_range=model.fbr_range,
                         seed=options.seed)
     gates = None
@@ -245,6 +254,9 @@ def _report(run: _Run, model: AuditModel, plan: ModelPlan, identity: ModelIdenti
             "inference": plan.inference.to_dict(),
             "classes": list(plan.classes),
             "left_out_perturbations": left_out,
+            "labels": {**labels.to_dict(), "absent_classes": absent, "warnings": [
+                f"model class {k} is absent from every label: left out of the foreground mean"
+                for k in absent]},
         },
         summary=summary,
         records=[r.to_dict() for r in sorted(run.records, key=_record_order(run.cells))],

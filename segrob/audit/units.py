@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from segrob.audit.examples import Example, ExampleKeeper
-from segrob.audit.inference import InferencePlan, predict, softmax
+from segrob.audit.inference import InferencePlan, OutputHead, predict
+from segrob.audit.labels import LabelPlan
 from segrob.audit.records import CLEAN, CellRecord
 from segrob.data.case import Case
 from segrob.errors import SegrobError
@@ -51,6 +52,8 @@ class ModelPlan:
     classes: tuple[int, ...]
     device: str = "auto"
     threads: int | None = None
+    #: From the output to probabilities and labels (softmax and argmax when not given).
+    head: OutputHead = field(default_factory=OutputHead)
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class CellSettings:
     nsd_tolerance_mm: float = 1.0
     nsd_definition: str = "voxel"
     empty_policy: str = "segrob"
+    #: How label maps meet the model's classes (ignore label, mapping); none: as stored.
+    labels: LabelPlan | None = None
     #: Keep the 2D views of each case's worst cells, for the HTML gallery.
     examples: bool = False
 
@@ -225,16 +230,18 @@ def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, plan: Mo
     from segrob.metrics import case_metrics
 
     start = time.perf_counter()
-    probabilities = softmax(logits)
-    predictions = probabilities.argmax(axis=1)
+    probabilities = plan.head.probabilities(logits)
+    predictions = plan.head.labels(probabilities)
     records = []
     for index, variant in enumerate(chunk):
         if variant.label is None:
             where = case.source.get("image", case.name)
             raise SegrobError(f"{where}: case has no label to score against")
-        truth = variant.label[0].cpu().numpy()
+        prediction, truth = predictions[index], variant.label[0].cpu().numpy()
+        if settings.labels is not None:
+            prediction, truth = settings.labels.mask(prediction, truth)
         result = case_metrics(
-            predictions[index], truth, spacing=case.spacing, classes=list(plan.classes),
+            prediction, truth, spacing=case.spacing, classes=list(plan.classes),
             nsd_tolerance_mm=settings.nsd_tolerance_mm, probabilities=probabilities[index],
             nsd_definition=settings.nsd_definition, empty_policy=settings.empty_policy,
         )
@@ -242,7 +249,7 @@ def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, plan: Mo
         records.append(record)
         if pending.keeper is not None:
             pending.keeper.offer(case, variant.perturbation, variant.severity,
-                                 variant.image[0].cpu().numpy(), truth, predictions[index],
+                                 variant.image[0].cpu().numpy(), truth, prediction,
                                  record.metrics.get("dice"))
     pending.seconds["metrics"] += time.perf_counter() - start
     return records

@@ -26,6 +26,8 @@ class DatasetInfo:
     intensity: dict[str, float]
     synthetic: dict = field(default_factory=dict)
     cases: list[dict] = field(default_factory=list)
+    #: Names of the label values and the ignore label, as ``dataset.json`` states them.
+    labels: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -78,6 +80,7 @@ def describe_dataset(
         intensity={"min": low, "max": high},
         synthetic={k: v for k, v in synthetic.items() if k != "cases"},
         cases=rows,
+        labels=dataset.layout.labels.to_dict(),
     )
 
 

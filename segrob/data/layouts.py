@@ -44,6 +44,46 @@ class Layout:
     cases: tuple[CaseFiles, ...]
     description: dict
 
+    @property
+    def labels(self) -> DatasetLabels:
+        return dataset_labels(self.description, self.root / "dataset.json")
+
+
+@dataclass(frozen=True)
+class DatasetLabels:
+    """The label values a ``dataset.json`` declares, with their names, and the nnU-Net ``ignore``
+    label (voxels left out of scoring). Empty when the dataset declares none."""
+
+    names: dict[int, str]
+    ignore: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"names": {str(k): v for k, v in self.names.items()}, "ignore": self.ignore}
+
+
+def dataset_labels(description: dict, source: Path | str = "dataset.json") -> DatasetLabels:
+    """Read ``labels``: MSD writes ``{"0": "background", "1": "liver"}`` (value -> name), nnU-Net
+    v2 ``{"background": 0, "liver": 1, "ignore": 3}`` (name -> value; a list is a region of
+    several values, which has no single value to name)."""
+    labels = description.get("labels")
+    if labels is None:
+        return DatasetLabels({})
+    if not isinstance(labels, dict):
+        raise SegrobError(f"{source}: labels must be an object such as {{\"0\": \"background\"}}")
+    names: dict[int, str] = {}
+    ignore = None
+    for key, value in labels.items():
+        if isinstance(value, str) and str(key).lstrip("-").isdigit():
+            names[int(key)] = value
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if key == "ignore":
+                ignore = value
+            else:
+                names[value] = str(key)
+        elif not isinstance(value, list):
+            raise SegrobError(f"{source}: label {key!r}: expected a label value or a name, got {value!r}")
+    return DatasetLabels(dict(sorted(names.items())), ignore)
+
 
 def discover(root: str | Path, *, allow_outside: bool = False) -> Layout:
     """Detect the layout of ``root`` and list its cases, sorted by name.
@@ -74,6 +114,7 @@ def discover(root: str | Path, *, allow_outside: bool = False) -> Layout:
         )
     if not cases:
         raise SegrobError(f"{root}: dataset is empty (no image files found)")
+    dataset_labels(description, root / "dataset.json")  # a malformed labels entry fails here
     if not allow_outside:
         for case in cases:
             for path in (*case.images, case.label):

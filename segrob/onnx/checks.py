@@ -20,6 +20,7 @@ from typing import Any
 
 from segrob.errors import SegrobError, UsageError
 from segrob.io_utils import file_sha256
+from segrob.onnx.graph import contract_text, read_contract
 from segrob.onnx.metadata import checker_problem, load_onnx, missing_keys, parse_metadata_props
 from segrob.onnx.probes import (
     ShapeProbe,
@@ -61,6 +62,8 @@ class CheckReport:
     latency: dict[str, Any] | None
     determinism: dict[str, Any] | None
     items: list[CheckItem] = field(default_factory=list)
+    #: What the graph and probes say about feeding it (:class:`segrob.onnx.graph.GraphContract`).
+    graph: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -161,6 +164,11 @@ def check_model_file(
     }
     items.append(CheckItem("provider", "pass", f"{used} ({device} requested)"))
     items.append(_consistency_item(values, inputs[0]["shape"], outputs[0]["shape"]))
+    contract = read_contract(info, in_channels=values.get("in_channels"))
+    report.graph = contract.to_dict()
+    status = "pass" if contract.size_multiple else "warn"
+    items.append(CheckItem("graph contract", status, contract_text(contract)))
+    values = {"size_multiple": contract.size_multiple, **values}
     base = base_shape(info, values, batch_size)
     report.shapes = probe_shapes(info, values, base)
     base_ok = report.shapes[0].ok

@@ -81,8 +81,56 @@ def probe_shapes(info: SessionInfo, values: dict[str, Any], base: list[int]) -> 
             output = run_once(info, random_input(info, trial))
             probes.append(ShapeProbe(trial, True, expected, list(output.shape)))
         except Exception as error:  # onnxruntime's own exception types
-            probes.append(ShapeProbe(trial, False, expected, error=_short(error)))
+            probes.append(ShapeProbe(trial, False, expected, error=short_error(error)))
     return probes
+
+
+#: Largest spatial size multiple probed (2**_MAX_EXPONENT); a U-Net with 6 poolings needs 64.
+_MAX_EXPONENT = 6
+
+
+def probe_outputs(info: SessionInfo, shape: list[int]) -> list[list[int] | None]:
+    """The shape of every graph output for one ``shape`` input (``None``s when it does not run)."""
+    try:
+        outputs = info.session.run(None, {info.input_name: random_input(info, shape)})
+    except Exception:  # onnxruntime's own exception types: the shape is not accepted
+        return [None] * len(info.output_names)
+    return [list(np.shape(o)) for o in outputs]
+
+
+def probe_size_multiple(info: SessionInfo, *, batch: int, channels: int) -> int | None:
+    """The smallest power of two every dynamic spatial size must be a multiple of, or ``None``.
+
+    Sizes ``base + m`` (base a multiple of 64 that runs) are multiples of ``m`` and of no larger
+    power of two, and such a size runs exactly when ``m`` is at least what the network needs; a
+    binary search over ``m`` per axis finds it in three runs. A run counts only if some output
+    has the input's spatial size (a network without skips may silently crop instead).
+    """
+    dims = list(info.input_shape)
+    axes = [axis for axis in range(2, len(dims)) if not isinstance(dims[axis], int)]
+    base = next((b for b in (64, 128) if _runs_at(info, _sizes(dims, batch, channels, b))), None)
+    if base is None:
+        return None
+    needed = 1
+    for axis in axes:
+        low, high = 0, _MAX_EXPONENT  # the answer's exponent lies in [low, high]
+        while low < high:
+            middle = (low + high) // 2
+            shape = _sizes(dims, batch, channels, base)
+            shape[axis] = base + 2 ** middle
+            low, high = (low, middle) if _runs_at(info, shape) else (middle + 1, high)
+        needed = max(needed, 2 ** low)
+    return needed
+
+
+def _sizes(dims: list, batch: int, channels: int, size: int) -> list[int]:
+    spatial = [d if isinstance(d, int) else size for d in dims[2:]]
+    return [batch, channels, *spatial]
+
+
+def _runs_at(info: SessionInfo, shape: list[int]) -> bool:
+    shapes = probe_outputs(info, shape)
+    return any(s is not None and s[2:] == shape[2:] for s in shapes)
 
 
 def measure_latency(info: SessionInfo, sample: np.ndarray, *, runs: int,
@@ -139,7 +187,8 @@ def shape_text(shape: list[int]) -> str:
     return "x".join(str(s) for s in shape)
 
 
-def _short(error: BaseException) -> str:
+def short_error(error: BaseException) -> str:
+    """onnxruntime's reason for a failed run, in one line of at most 200 characters."""
     text = first_line(error)
     # onnxruntime prefixes "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : "; keep the reason.
     text = text.split(" : ")[-1] if "ONNXRuntimeError" in text else text
