@@ -88,7 +88,8 @@ class _Timer:
     """Seconds per stage; metrics are timed on the scoring thread, so the stages overlap."""
 
     def __init__(self) -> None:
-        self.seconds: dict[str, float] = {"perturbation": 0.0, "inference": 0.0, "metrics": 0.0}
+        # scorer_wait: the main thread idle on the scoring thread (what scoring adds to the wall time)
+        self.seconds = {"perturbation": 0.0, "inference": 0.0, "metrics": 0.0, "scorer_wait": 0.0}
         self._lock = threading.Lock()
 
     def add(self, key: str, start: float) -> None:
@@ -142,7 +143,10 @@ def audit(
 
     def collect(jobs: list[Future]) -> None:
         for job in jobs:
-            for record in job.result():
+            start = time.perf_counter()
+            done_records = job.result()
+            timer.add("scorer_wait", start)
+            for record in done_records:
                 records.append(record)
                 if store:
                     store.append(record)
@@ -235,11 +239,13 @@ def _audit_case(
     """Perturb and infer one case; returns the scoring jobs (futures of cell records)."""
     from segrob.perturb.registry import apply_perturbation
     from segrob.perturb.seeding import derive_seed
+    from segrob.perturb.stats import image_stats
 
     device = spec.torch_device
     image = torch.from_numpy(case.image)[None].to(device)
     label = torch.from_numpy(case.label)[None].to(device) if case.label is not None else None
     variants: list[_Variant] = []
+    stats = image_stats(image)  # the clean image's robust range, once for all its perturbations
     for name, severity in cells:
         start = time.perf_counter()
         seed = derive_seed(options.seed, case.name, name, severity)
@@ -247,11 +253,12 @@ def _audit_case(
             variants.append(_Variant(name, severity, seed, {}, image, label))
         else:
             out_image, out_label, applied = apply_perturbation(
-                name, image, label, severity=severity, seed=seed
+                name, image, label, severity=severity, seed=seed, stats=stats
             )
             variants.append(_Variant(name, severity, seed, applied.params, out_image, out_label))
         timer.add("perturbation", start)
     plan = spec.plan(options)
+    labels = scorer.submit(_label_surfaces, case, spec)
     pending = []
     # Variants of one case share a shape: batch them through the model together. Scoring runs
     # on a worker thread while the next batch is inferred (onnxruntime releases the GIL).
@@ -260,17 +267,28 @@ def _audit_case(
         start = time.perf_counter()
         logits = predict(torch.cat([v.image for v in chunk]), plan, spec.run)
         timer.add("inference", start)
-        pending.append(scorer.submit(_score_chunk, case, chunk, logits, spec, options, timer, keeper))
+        pending.append(scorer.submit(_score_chunk, case, chunk, logits, spec, options, timer, keeper, labels))
     return pending
 
 
+def _label_surfaces(case: Case, spec: ModelSpec) -> dict:
+    """The clean label's surfaces, reused by every cell whose perturbation leaves the label as is."""
+    from segrob.metrics.case import label_surfaces
+
+    if case.label is None:
+        return {}
+    return label_surfaces(case.label, spacing=case.spacing, classes=spec.foreground_classes)
+
+
 def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, spec: ModelSpec,
-                 options: AuditOptions, timer: _Timer, keeper: ExampleKeeper | None) -> list[CellRecord]:
+                 options: AuditOptions, timer: _Timer, keeper: ExampleKeeper | None,
+                 labels: Future) -> list[CellRecord]:
     from segrob.metrics import case_metrics
+    from segrob.metrics.calibration import class_argmax
 
     start = time.perf_counter()
     probabilities = softmax(logits)
-    predictions = probabilities.argmax(axis=1)
+    predictions = class_argmax(probabilities, axis=1)
     records = []
     for index, variant in enumerate(chunk):
         if variant.label is None:
@@ -284,6 +302,7 @@ def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, spec: Mo
             classes=spec.foreground_classes,
             nsd_tolerance_mm=options.nsd_tolerance_mm,
             probabilities=probabilities[index],
+            labels=labels.result(),
         )
         record = _record(case, variant, result, truth)
         records.append(record)

@@ -11,6 +11,7 @@ from segrob.errors import SegrobError
 from segrob.metrics.calibration import expected_calibration_error, mean_entropy
 from segrob.metrics.overlap import binary_pair, confusion
 from segrob.metrics.surface import (
+    LabelSurface,
     assd_from,
     check_spacing,
     hd95_from,
@@ -68,9 +69,11 @@ class CaseMetrics:
 
 
 def class_metrics(
-    pred: np.ndarray, gt: np.ndarray, *, spacing: Sequence[float], nsd_tolerance_mm: float = 1.0
+    pred: np.ndarray, gt: np.ndarray, *, spacing: Sequence[float], nsd_tolerance_mm: float = 1.0,
+    label: LabelSurface | None = None,
 ) -> ClassMetrics:
-    """All metrics of two binary masks from one pair of distance transforms.
+    """All metrics of two binary masks from one pair of surface distance sets (``label``: ``gt``'s
+    precomputed surface, see :func:`segrob.metrics.surface.surface_distances`).
 
     Empty-mask policy: both empty -> Dice, IoU, NSD, sensitivity, precision 1 and HD95, ASSD 0;
     exactly one empty -> the overlap metrics and NSD 0 and HD95 = ASSD = the image diagonal in
@@ -85,7 +88,7 @@ def class_metrics(
     if not (has_pred and has_gt):
         empty = "pred" if not has_pred else "gt"
         return _empty_mask_metrics(empty, diagonal=image_diagonal(gt.shape, spacing))
-    to_gt, to_pred = surface_distances(pred, gt, spacing=spacing)
+    to_gt, to_pred = surface_distances(pred, gt, spacing=spacing, label=label)
     return ClassMetrics(
         dice=2 * tp / (2 * tp + fp + fn),
         iou=tp / (tp + fp + fn),
@@ -116,6 +119,7 @@ def case_metrics(
     classes: Sequence[int],
     nsd_tolerance_mm: float = 1.0,
     probabilities: np.ndarray | None = None,
+    labels: dict[int, LabelSurface] | None = None,
 ) -> CaseMetrics:
     """Metrics of each class in ``classes`` (``label == k`` as a binary mask) and their mean.
 
@@ -127,6 +131,8 @@ def case_metrics(
             mean, which is over the foreground classes only.
         nsd_tolerance_mm: Tolerance of the normalised surface Dice.
         probabilities: Softmax ``(K, *spatial)``; adds the ECE and mean entropy (nats).
+        labels: :func:`label_surfaces` of a label map, reused across the predictions scored
+            against it; a class whose mask differs from ``gt_labels == k`` is computed afresh.
 
     Returns:
         Per-class metrics, their foreground mean and the count of each empty-mask case.
@@ -146,10 +152,10 @@ def case_metrics(
     if nsd_tolerance_mm < 0:
         raise SegrobError(f"NSD tolerance {nsd_tolerance_mm} mm must be >= 0")
     spacing = check_spacing(spacing, pred_labels.ndim)
+    labels = labels or {}
     per_class = {
-        k: class_metrics(
-            pred_labels == k, gt_labels == k, spacing=spacing, nsd_tolerance_mm=nsd_tolerance_mm
-        )
+        k: class_metrics(pred_labels == k, gt_labels == k, spacing=spacing,
+                         nsd_tolerance_mm=nsd_tolerance_mm, label=labels.get(k))
         for k in keys
     }
     scored = [per_class[k] for k in foreground]
@@ -162,3 +168,12 @@ def case_metrics(
     return CaseMetrics(
         per_class=per_class, mean=mean, ece=ece, entropy=entropy, empty_counts=counts
     )
+
+
+def label_surfaces(
+    gt_labels: np.ndarray, *, spacing: Sequence[float], classes: Sequence[int]
+) -> dict[int, LabelSurface]:
+    """Each class's :class:`LabelSurface`, for :func:`case_metrics` ``labels=``: built once per
+    label map, it saves the label's surface and search tree in every prediction scored against it."""
+    gt_labels = np.asarray(gt_labels)
+    return {int(k): LabelSurface(gt_labels == k, spacing=spacing) for k in classes}
