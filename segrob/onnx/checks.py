@@ -106,24 +106,32 @@ def check_model_file(
 
     if runs < 1 or repeats < 2 or batch_size < 1 or warmup < 0:
         raise UsageError("--runs and --batch-size must be >= 1, repeats >= 2, warmup >= 0")
-    model_path = Path(path)
+    report = _static_report(Path(path))
+    if len(report.inputs) != 1:
+        report.items.append(CheckItem("inputs", "fail",
+                                      f"{len(report.inputs)} inputs; a segmentation model takes one image"))
+        return report
+    _runtime_checks(report, device=device, runs=runs, warmup=warmup, repeats=repeats,
+                    batch_size=batch_size, threads=threads)
+    return report
+
+
+def _static_report(model_path: Path) -> CheckReport:
+    """What the file itself says: the ONNX checker, the metadata, the inputs and outputs."""
     model = load_onnx(model_path)
     problem = checker_problem(model_path)
     if problem is not None:
         raise SegrobError(f"{model_path}: fails the ONNX checker: {problem}")
     props = {p.key: p.value for p in model.metadata_props}
     values, bad = parse_metadata_props(props)
-    segrob_keys = bool(values or bad)
     metadata = {
-        "segrob": segrob_keys,
+        "segrob": bool(values or bad),
         "values": values,
         "missing": missing_keys(values),
         "unparseable": bad,
         "other_keys": sorted(k for k in props if not k.startswith("segrob.")),
     }
     initializers = {i.name for i in model.graph.initializer}
-    inputs = [_value_info(v) for v in model.graph.input if v.name not in initializers]
-    outputs = [_value_info(v) for v in model.graph.output]
     report = CheckReport(
         path=str(model_path),
         size_bytes=model_path.stat().st_size,
@@ -133,25 +141,25 @@ def check_model_file(
         producer=f"{model.producer_name} {model.producer_version}".strip(),
         checker={"ok": True, "full_check": True},
         metadata=metadata,
-        inputs=inputs,
-        outputs=outputs,
+        inputs=[_value_info(v) for v in model.graph.input if v.name not in initializers],
+        outputs=[_value_info(v) for v in model.graph.output],
         shapes=[],
         providers={},
         latency=None,
         determinism=None,
     )
-    del model
-    items = report.items
-    items.append(CheckItem("onnx checker", "pass", "valid, shapes inferred (full check)"))
-    items.append(_metadata_item(metadata))
-    if len(inputs) != 1:
-        items.append(CheckItem("inputs", "fail",
-                               f"{len(inputs)} inputs; a segmentation model takes one image"))
-        return report
+    report.items.append(CheckItem("onnx checker", "pass", "valid, shapes inferred (full check)"))
+    report.items.append(_metadata_item(metadata))
+    return report
 
+
+def _runtime_checks(report: CheckReport, *, device: str, runs: int, warmup: int, repeats: int,
+                    batch_size: int, threads: int | None) -> None:
+    """The checks that run the model in onnxruntime: provider, shapes, latency, determinism."""
     import onnxruntime as ort
 
-    info = create_session(model_path, device=device, threads=threads)
+    items, values, inputs = report.items, report.metadata["values"], report.inputs
+    info = create_session(report.path, device=device, threads=threads)
     used = info.provider
     report.providers = {
         "requested": device,
@@ -160,13 +168,12 @@ def check_model_file(
         "provider": used,
     }
     items.append(CheckItem("provider", "pass", f"{used} ({device} requested)"))
-    items.append(_consistency_item(values, inputs[0]["shape"], outputs[0]["shape"]))
+    items.append(_consistency_item(values, inputs[0]["shape"], report.outputs[0]["shape"]))
     base = base_shape(info, values, batch_size)
     report.shapes = probe_shapes(info, values, base)
-    base_ok = report.shapes[0].ok
     items.append(_shapes_item(report.shapes, inputs[0]))
-    if not base_ok:
-        return report
+    if not report.shapes[0].ok:
+        return
     sample = random_input(info, base)
     report.latency = measure_latency(info, sample, runs=runs, warmup=warmup)
     items.append(CheckItem(
@@ -182,7 +189,6 @@ def check_model_file(
         f"outputs differ across runs (max |diff| {report.determinism['max_abs_diff']:.3g})",
     ))
     items.append(_parity_item(values))
-    return report
 
 
 def _metadata_item(metadata: dict[str, Any]) -> CheckItem:
