@@ -20,6 +20,9 @@ def check(
     runs: int = typer.Option(20, "--runs", help="Timed runs for the latency percentiles."),
     batch_size: BatchSize = 1,
     threads: Threads = None,
+    run: Path = typer.Option(
+        None, "--run", help="The training run folder: also time its checkpoint in torch eager "
+        "beside this file on the same input."),
     as_json: Json = False,
 ) -> None:
     """Check an ONNX model for deployment: validity, metadata, shapes, provider, speed,
@@ -27,7 +30,7 @@ def check(
     from segrob.onnx.checks import check_model_file
 
     report = check_model_file(model, device=device, runs=runs, batch_size=batch_size,
-                              threads=threads)
+                              threads=threads, run=run)
     Output(as_json=as_json).result(report, _render)
     if not report.passed:
         raise typer.Exit(1)

@@ -8,7 +8,10 @@ checks sharper (accepted sizes, channels) and is reported as missing when absent
 * accepted input shapes: static or dynamic per axis, and shapes tried that work or fail;
 * the execution provider that really ran (``session.get_providers()``);
 * latency percentiles over ``runs`` timed runs and throughput (images per second);
-* determinism: the same input ``repeats`` times gives bitwise-equal outputs.
+* determinism: the same input ``repeats`` times gives bitwise-equal outputs;
+* with the training run folder (``run``): this file's speed beside torch eager on the same input,
+  in alternating rounds, with their argmax agreement (run it on each exported precision to compare
+  them). Without the run there is no checkpoint to time, and the item says so.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class CheckReport:
     latency: dict[str, Any] | None
     determinism: dict[str, Any] | None
     items: list[CheckItem] = field(default_factory=list)
+    #: this file against torch eager on the same input (``None``: not measured, see the items)
+    speed: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -95,8 +100,10 @@ def check_model_file(
     repeats: int = 3,
     batch_size: int = 1,
     threads: int | None = None,
+    run: str | os.PathLike | None = None,
 ) -> CheckReport:
-    """Run the deployment checks on ``path`` (see the module docstring).
+    """Run the deployment checks on ``path`` (see the module docstring); ``run`` is the training
+    run folder whose checkpoint torch eager is timed with.
 
     Raises:
         UsageError: ``runs``, ``repeats`` or ``batch_size`` out of range.
@@ -112,7 +119,7 @@ def check_model_file(
                                       f"{len(report.inputs)} inputs; a segmentation model takes one image"))
         return report
     _runtime_checks(report, device=device, runs=runs, warmup=warmup, repeats=repeats,
-                    batch_size=batch_size, threads=threads)
+                    batch_size=batch_size, threads=threads, run=run)
     return report
 
 
@@ -154,7 +161,7 @@ def _static_report(model_path: Path) -> CheckReport:
 
 
 def _runtime_checks(report: CheckReport, *, device: str, runs: int, warmup: int, repeats: int,
-                    batch_size: int, threads: int | None) -> None:
+                    batch_size: int, threads: int | None, run: str | os.PathLike | None) -> None:
     """The checks that run the model in onnxruntime: provider, shapes, latency, determinism."""
     import onnxruntime as ort
 
@@ -189,6 +196,56 @@ def _runtime_checks(report: CheckReport, *, device: str, runs: int, warmup: int,
         f"outputs differ across runs (max |diff| {report.determinism['max_abs_diff']:.3g})",
     ))
     items.append(_parity_item(values))
+    items.append(_speed_item(report, info, sample, run=run, rounds=max(3, min(runs, 10))))
+
+
+def _speed_item(report: CheckReport, info: Any, sample: Any, *, run: str | os.PathLike | None,
+                rounds: int) -> CheckItem:
+    if run is None:
+        return CheckItem("speed vs torch", "skip",
+                         "no run folder given (--run DIR): torch eager needs the checkpoint")
+    if info.provider != "CPUExecutionProvider":
+        return CheckItem("speed vs torch", "skip", f"compared on the CPU only ({info.provider} ran)")
+    report.speed = measure_against_torch(info, sample, run, rounds=rounds)
+    speed = report.speed
+    return CheckItem(
+        "speed vs torch", "pass",
+        f"{speed['precision']} {speed['onnx_ms']:.2f} ms vs torch eager {speed['torch_ms']:.2f} ms "
+        f"(x{speed['ratio']:.2f}), argmax agreement {speed['agreement']:.4f} at {shape_text(sample.shape)}",
+    )
+
+
+def measure_against_torch(info: Any, sample: Any, run: str | os.PathLike, *, rounds: int) -> dict[str, Any]:
+    """Median ms of the run's checkpoint in torch eager (float32, CPU) and of ``info``'s session on
+    ``sample``, timed in alternating rounds so that machine load affects both alike."""
+    import statistics
+    import time
+
+    import numpy as np
+    import torch
+
+    from segrob.onnx.probes import run_once
+    from segrob.training import load_run
+
+    model = load_run(run)[0].eval()
+    tensor = torch.from_numpy(sample)
+    torch_times, onnx_times = [], []
+    with torch.no_grad():
+        expected, got = model(tensor).numpy(), run_once(info, sample)  # warm-up and agreement
+        for _ in range(rounds):
+            start = time.perf_counter()
+            model(tensor)
+            torch_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            run_once(info, sample)
+            onnx_times.append(time.perf_counter() - start)
+    torch_ms, onnx_ms = statistics.median(torch_times) * 1e3, statistics.median(onnx_times) * 1e3
+    return {
+        "run": str(run), "shape": list(sample.shape), "rounds": rounds,
+        "precision": str(info.metadata.get("precision", "fp32")),
+        "torch_ms": round(torch_ms, 3), "onnx_ms": round(onnx_ms, 3), "ratio": round(torch_ms / onnx_ms, 3),
+        "agreement": float(np.mean(expected.argmax(axis=1) == got.argmax(axis=1))),
+    }
 
 
 def _metadata_item(metadata: dict[str, Any]) -> CheckItem:
