@@ -45,6 +45,10 @@ def audit(
     device: Device = "auto",
     batch_size: BatchSize = 8,
     window: str = typer.Option(None, "--window", help="Sliding window size, e.g. 96,96,96."),
+    inference: str = typer.Option(
+        "window", "--inference",
+        help="window (patch-trained 3D models in windows of their patch) or whole (one pass per "
+        "volume, fully convolutional models; memory grows with the volume)."),
     overlap: float = typer.Option(
         0.5, "--overlap", parser=fraction(upper_open=True), help="Sliding window overlap in [0, 1)."
     ),
@@ -88,7 +92,8 @@ def audit(
     overrides = {key: value for key, value in given.items() if value is not None}
     options = AuditOptions(
         suite=suite, seed=seed, device=device, batch_size=batch_size, window=_window(window),
-        overlap=overlap, nsd_tolerance_mm=nsd_tolerance, failure_dice=failure_dice, bounds=bounds,
+        inference=inference, overlap=overlap, nsd_tolerance_mm=nsd_tolerance, failure_dice=failure_dice,
+        bounds=bounds,
         skip_bad=skip_bad, partial_path=Path(f"{out}.partial.jsonl") if out else None,
         resume=resume, threads=threads, overrides=overrides,
         examples=examples if examples is not None else (8 if html else 0),

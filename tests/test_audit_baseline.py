@@ -24,3 +24,15 @@ def test_audit_records_match_the_saved_baseline(dims):
     assert len(records) == len(saved)
     for record, expected in zip(records, saved, strict=True):
         assert record == expected, (record["case"], record["perturbation"], record["severity"])
+
+
+def test_whole_volume_inference_runs_each_volume_in_one_pass():
+    from dataclasses import replace
+
+    options = replace(baseline.SETUPS[3][2], window=None, suite="clean")
+    report = audit(baseline.model_path(3), baseline.baseline_data(3), replace(options, inference="whole"))
+    windowed = audit(baseline.model_path(3), baseline.baseline_data(3), options)
+    assert report.settings["inference"]["window"] is None and report.settings["inference_mode"] == "whole"
+    assert windowed.settings["inference"]["window"] == [16, 16, 16]
+    assert 0.0 < report.summary.clean.mean("dice") <= 1.0
+    assert report.records != windowed.records  # a different tiling: other logits, other scores

@@ -44,6 +44,8 @@ class AuditOptions:
     device: str = "auto"
     batch_size: int = 8
     window: tuple[int, ...] | None = None
+    #: ``window`` or ``whole`` (see :data:`segrob.tiling.INFERENCE_MODES`)
+    inference: str = "window"
     overlap: float = 0.5
     nsd_tolerance_mm: float = 1.0
     failure_dice: float = 0.5
@@ -63,6 +65,7 @@ class AuditOptions:
             "device": self.device,
             "batch_size": self.batch_size,
             "window": list(self.window) if self.window else None,
+            "inference_mode": self.inference,
             "overlap": self.overlap,
             "nsd_tolerance_mm": self.nsd_tolerance_mm,
             "failure_dice": self.failure_dice,
