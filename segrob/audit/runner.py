@@ -114,7 +114,7 @@ def audit(
 
     started = time.perf_counter()
     suite = resolve_suite(options.suite)
-    session = create_session(model_path, device=options.device, threads=options.threads)
+    session = create_session(model_path, device=options.device, threads=_threads(options))
     check_metadata({k: v for k, v in session.metadata.items() if k not in options.overrides}, model_path)
     try:
         spec = model_spec(session, options)
@@ -223,6 +223,13 @@ def audit(
     if store:
         store.close(remove=True)
     return report
+
+
+def _threads(options: AuditOptions) -> int | None:
+    """``--threads``, else onnxruntime's threads with a core left to the scoring thread."""
+    from segrob.onnx.session import threads_beside
+
+    return options.threads or threads_beside(1)
 
 
 def _record_order(cells: list[tuple[str, int]]) -> Callable[[CellRecord], tuple]:
