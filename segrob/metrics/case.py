@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -41,7 +41,8 @@ class ClassMetrics:
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict of every field."""
-        return asdict(self)
+        # Every field is a float or a str: a shallow dict is asdict's result without its deep copies.
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def case_metrics(
         for k in keys
     }
     scored = [per_class[k] for k in foreground]
-    mean = {name: float(np.mean([getattr(m, name) for m in scored])) for name in METRIC_NAMES}
+    mean = {name: _mean([getattr(m, name) for m in scored]) for name in METRIC_NAMES}
     counts = {kind: sum(m.empty == kind for m in scored) for kind in ("both", "pred", "gt")}
     ece = entropy = None
     if probabilities is not None:
@@ -168,6 +169,17 @@ def case_metrics(
     return CaseMetrics(
         per_class=per_class, mean=mean, ece=ece, entropy=entropy, empty_counts=counts
     )
+
+
+def _mean(values: list[float]) -> float:
+    """``np.mean(values)`` to the last bit: below 8 values numpy adds them one by one from 0.0, as
+    this loop does (``sum`` may compensate), at a tenth of the cost for the few classes of a case."""
+    if len(values) >= 8:
+        return float(np.mean(values))
+    total = 0.0
+    for value in values:
+        total += value
+    return total / len(values)
 
 
 def label_surfaces(
