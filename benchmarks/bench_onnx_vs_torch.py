@@ -4,11 +4,13 @@ Every registered architecture at its default (CPU-sized) width is exported with 
 exporter and timed on the same batch in the same process, with the same thread count, in
 alternating rounds so that machine load affects both alike. The ratio is
 ``torch_ms / onnx_ms`` (above 1: onnxruntime is faster). Weights are random: speed does not
-depend on training.
+depend on training. ``--deployed`` adds, for the U-Net family, the files a deployment would ship:
+fp32 with onnxruntime's offline optimisation (``segrob export --optimize``) and INT8 (static QDQ,
+calibrated on synthetic inputs), each with its argmax agreement with PyTorch on the timed batch.
 
     python benchmarks/bench_onnx_vs_torch.py [--dims 2,3] [--archs unet,unetr] \\
         [--size2d 128] [--size3d 64] [--batch2d 4] [--batch3d 1] [--repeats 10] \\
-        [--threads 2] [--json out.json]
+        [--threads 2] [--deployed] [--json out.json]
 """
 
 from __future__ import annotations
@@ -59,7 +61,24 @@ def time_pair(model: torch.nn.Module, session, batch: np.ndarray, repeats: int) 
         "onnx_ms": round(onnx_ms, 3),
         "ratio": round(torch_ms / onnx_ms, 3),
         "max_abs_diff": float(np.max(np.abs(expected.numpy() - got))),
+        "agreement": float(np.mean(expected.numpy().argmax(axis=1) == got.argmax(axis=1))),
     }
+
+
+def deployed_rows(model: torch.nn.Module, name: str, dims: int, batch: np.ndarray, scratch: Path,
+                  args) -> list[dict]:
+    """The optimised fp32 and the INT8 export of ``model`` against PyTorch eager on ``batch``."""
+    from segrob.onnx.export import ExportOptions, export_model
+
+    rows = []
+    for label, options in (("fp32 optimised", ExportOptions(optimize=True)),
+                           ("int8", ExportOptions(precision="int8", min_agreement=0.0, min_dice=0.0))):
+        path = scratch / f"{name}-{dims}d-{label.replace(' ', '-')}.onnx"
+        export_model(model, path, options=options)
+        session = create_session(path, device="cpu", threads=args.threads)
+        rows.append({"arch": name, "dims": dims, "variant": label, "shape": list(batch.shape),
+                     **time_pair(model, session, batch, args.repeats)})
+    return rows
 
 
 def main() -> None:
@@ -72,6 +91,8 @@ def main() -> None:
     parser.add_argument("--batch3d", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--deployed", action="store_true",
+                        help="also time the optimised fp32 and the INT8 exports (U-Net family)")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -93,10 +114,16 @@ def main() -> None:
                 rng = np.random.default_rng(0)
                 batch = rng.standard_normal((batch_size, 1) + (size,) * dims).astype(np.float32)
                 timing = time_pair(model, session, batch, args.repeats)
-                rows.append({"arch": name, "dims": dims, "shape": list(batch.shape), **timing})
-                print(f"{name:>10} {dims}D {'x'.join(map(str, batch.shape)):>14}  "
-                      f"torch {timing['torch_ms']:9.2f} ms  onnx {timing['onnx_ms']:9.2f} ms  "
-                      f"ratio {timing['ratio']:5.2f}  max|diff| {timing['max_abs_diff']:.1e}")
+                found = [{"arch": name, "dims": dims, "variant": "fp32", "shape": list(batch.shape),
+                          **timing}]
+                if args.deployed and not MODELS[name].fixed_size:
+                    found += deployed_rows(model, name, dims, batch, Path(scratch), args)
+                for row in found:
+                    print(f"{name:>10} {row['variant']:>14} {dims}D {'x'.join(map(str, batch.shape)):>14}  "
+                          f"torch {row['torch_ms']:9.2f} ms  onnx {row['onnx_ms']:9.2f} ms  "
+                          f"ratio {row['ratio']:5.2f}  agreement {row['agreement']:.4f}  "
+                          f"max|diff| {row['max_abs_diff']:.1e}")
+                rows.extend(found)
     result = {
         "benchmark": "onnxruntime CPU vs PyTorch eager (median ms, ratio = torch / onnx)",
         "threads": args.threads,

@@ -64,6 +64,10 @@ def audit(
     batch_size: BatchSize = 8,
     window: str = typer.Option(None, "--window", parser=whole_numbers(1),
                                help="Sliding window size, e.g. 96,96,96."),
+    inference: str = typer.Option(
+        "window", "--inference",
+        help="window (patch-trained 3D models in windows of their patch) or whole (one pass per "
+        "volume, fully convolutional models; memory grows with the volume)."),
     overlap: float = typer.Option(
         0.5, "--overlap", parser=fraction(upper_open=True), help="Sliding window overlap in [0, 1)."
     ),
@@ -150,7 +154,7 @@ def audit(
                            threshold=threshold, label_map=label_map)
     options = AuditOptions(
         suite=suite, seed=seed, device=device, batch_size=batch_size, window=_window(window),
-        overlap=overlap, nsd_tolerance_mm=nsd_tolerance, nsd_definition=nsd_definition,
+        inference=inference, overlap=overlap, nsd_tolerance_mm=nsd_tolerance, nsd_definition=nsd_definition,
         empty_policy=empty_policy, failure_dice=failure_dice, bounds=bounds,
         skip_bad=skip_bad, resume=resume, threads=threads,
         overrides=overrides,

@@ -21,6 +21,9 @@ def check(
                              help="Timed runs for the latency percentiles (>= 1)."),
     batch_size: BatchSize = 1,
     threads: Threads = None,
+    run: Path = typer.Option(
+        None, "--run", help="The training run folder: also time its checkpoint in torch eager "
+        "beside this file on the same input."),
     as_json: Json = False,
     preprocessing: Path = typer.Option(
         None, "--preprocessing", metavar="SPEC",
@@ -34,7 +37,7 @@ def check(
 
     given = load_preprocessing(preprocessing) if preprocessing is not None else None
     report = check_model_file(model, device=device, runs=runs, batch_size=batch_size,
-                              threads=threads)
+                              threads=threads, run=run)
     prep = stated_preprocessing(report.metadata, given)
     Output(as_json=as_json).result(report, lambda r: _render(r, prep),
                                    serialize=lambda r: to_json({**r.to_dict(), "preprocessing": prep}))

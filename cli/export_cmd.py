@@ -36,6 +36,10 @@ def export(
         None, "--max-abs-diff", parser=number(0.0),
         help="Also fail when the largest logit difference exceeds this."
     ),
+    optimize: bool = typer.Option(
+        False, "--optimize",
+        help="Save onnxruntime's offline-optimised graph (extended level: portable across CPUs).",
+    ),
     device: Device = "auto",
     overwrite: Overwrite = False,
     as_json: Json = False,
@@ -46,7 +50,7 @@ def export(
     options = ExportOptions(
         precision=precision, opset=opset, parity_cases=parity_cases,
         calibration_cases=calibration_cases, min_agreement=min_agreement, min_dice=min_dice,
-        max_abs_diff=max_abs_diff, device=device, overwrite=overwrite,
+        max_abs_diff=max_abs_diff, device=device, optimize=optimize, overwrite=overwrite,
     )
     output = Output(as_json=as_json)
     if not output.is_json:
@@ -59,6 +63,7 @@ def _view(result) -> None:
     rows = [
         ("file", f"{result.path} ({result.size_bytes / 1024:.1f} KiB)"),
         ("architecture", f"{result.arch}, {result.spatial_dims}D, opset {result.opset}"),
+        ("graph", _graph(result.metadata)),
         ("input", _shape(result.input_shape)),
         ("output", _shape(result.output_shape)),
         ("dynamic", f"batch {_yes(result.dynamic_batch)}, spatial {_yes(result.dynamic_spatial)}"),
@@ -81,6 +86,11 @@ def _view(result) -> None:
     for note in result.notes:
         warn(note)
     console.print(f"[green]parity passed[/]; wrote {result.path}")
+
+
+def _graph(metadata: dict) -> str:
+    optimized = metadata.get("graph_optimization")
+    return f"optimised offline ({optimized['level']})" if optimized else "as traced"
 
 
 def _shape(shape: list) -> str:

@@ -21,6 +21,12 @@ import torch.nn.functional as F
 #: Share of a window that overlaps its neighbour, for validation and the audit alike.
 DEFAULT_OVERLAP = 0.5
 
+#: How the audit feeds an image: ``window`` (the default: a fixed-size model in windows of its size, a
+#: patch-trained 3D model in windows of its patch) or ``whole`` (each image in one pass, for fully
+#: convolutional models: no stitching seams and no overlapping work, at memory that grows with the
+#: whole volume times the batch).
+INFERENCE_MODES = ("window", "whole")
+
 #: A batch ``(N, C, *spatial)`` in, logits ``(N, K, *spatial)`` out.
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
@@ -50,6 +56,27 @@ def tiled_logits(
         return whole_image_logits(images, predict, target, batch_size=batch_size)
     return sliding_window_logits(images, predict, tuple(int(w) for w in window),
                                  overlap=overlap, batch_size=batch_size)
+
+
+def inference_window(
+    mode: str, *, spatial_dims: int, fixed: Sequence[int] | None, window: Sequence[int] | None,
+    patch: Sequence[int] | None,
+) -> tuple[int, ...] | None:
+    """The window the audit infers in (``None``: whole images) for ``mode`` (:data:`INFERENCE_MODES`),
+    a fixed-size model's size, an explicit ``--window`` and the 3D training patch."""
+    from segrob.errors import UsageError
+
+    if mode not in INFERENCE_MODES:
+        raise UsageError(f"--inference must be one of {', '.join(INFERENCE_MODES)}, got {mode!r}")
+    if mode == "whole":
+        if fixed:
+            raise UsageError(f"--inference whole needs a fully convolutional model; this one takes "
+                             f"only {tuple(fixed)} (it runs in windows)")
+        if window:
+            raise UsageError("--inference whole and --window contradict each other: give one")
+        return None
+    chosen = fixed or window or (patch if spatial_dims == 3 else None)
+    return tuple(chosen) if chosen else None
 
 
 def accepted_size(size: int, multiple: int, minimum: int = 1) -> int:

@@ -178,3 +178,23 @@ def test_option_errors(run_dir: Path, tmp_path: Path):
     assert result.exit_code == 2 and "at least 18" in _one_error_line(result)
     result = runner.invoke(app, ["export", str(tmp_path / "nope"), "--out", "m.onnx"])
     assert result.exit_code == 1 and "run folder not found" in _one_error_line(result)
+
+
+def test_check_times_each_precision_beside_torch_eager_with_the_run(run_dir: Path, tmp_path: Path):
+    fp32 = tmp_path / "unet-opt.onnx"
+    exported = runner.invoke(app, ["export", str(run_dir), "--out", str(fp32), "--optimize", "--json"])
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(exported.stdout)["metadata"]["graph_optimization"]["level"] == "ORT_ENABLE_EXTENDED"
+    int8 = tmp_path / "unet-int8.onnx"
+    export_run(run_dir, int8, options=ExportOptions(precision="int8", min_agreement=0.5, min_dice=0.5))
+    for path, precision, least in ((fp32, "fp32", 0.999), (int8, "int8", 0.5)):
+        result = runner.invoke(app, ["check", str(path), "--run", str(run_dir), "--runs", "3", "--json"])
+        assert result.exit_code == 0, result.output
+        speed = json.loads(result.stdout)["speed"]
+        assert speed["precision"] == precision and speed["agreement"] >= least
+        assert speed["torch_ms"] > 0 and speed["onnx_ms"] > 0
+        assert speed["ratio"] == pytest.approx(speed["torch_ms"] / speed["onnx_ms"], rel=1e-2)
+    without = json.loads(runner.invoke(app, ["check", str(fp32), "--runs", "3", "--json"]).stdout)
+    assert without["speed"] is None
+    item = next(i for i in without["items"] if i["name"] == "speed vs torch")
+    assert item["status"] == "skip" and "--run" in item["detail"]

@@ -166,3 +166,13 @@ def test_build_metadata_from_a_run_config():
     assert values["fbr_range"]["p95"] == 0.3 and values["patch_size"] == [32, 32, 32]
     model = set_metadata(conv_model(), values)  # every value is JSON
     assert read_metadata(model)["size_multiple"] == 8
+
+
+def test_audit_leaves_the_scorer_a_core_from_four_cores_up(monkeypatch):
+    import os
+
+    from segrob.onnx.session import threads_beside
+
+    for cores, expected in ((1, None), (2, None), (3, None), (4, 3), (16, 15)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cores: set(range(n)), raising=False)
+        assert threads_beside(1) == expected

@@ -182,3 +182,22 @@ def test_a_3d_patch_model_scores_the_same_in_validation_and_in_the_audit(tmp_pat
     source = resolve_audit_data(str(val_data), n=None, size=None, spatial_dims=3)
     report = audit(tmp_path / "unet.onnx", source, AuditOptions(suite=str(suite), device="cpu"))
     assert report.summary.clean.mean("dice") == pytest.approx(run.best["val_dice"], abs=1e-6)
+
+
+def test_inference_modes_choose_the_window():
+    import pytest
+
+    from segrob.errors import UsageError
+    from segrob.tiling import inference_window
+
+    patch = (16, 16, 16)
+    assert inference_window("window", spatial_dims=3, fixed=None, window=None, patch=patch) == patch
+    assert inference_window("whole", spatial_dims=3, fixed=None, window=None, patch=patch) is None
+    assert inference_window("window", spatial_dims=3, fixed=None, window=(8, 8, 8), patch=patch) == (8, 8, 8)
+    assert inference_window("window", spatial_dims=2, fixed=None, window=None, patch=(32, 32)) is None
+    assert inference_window("window", spatial_dims=3, fixed=(24,) * 3, window=None, patch=None) == (24,) * 3
+    for bad in ({"fixed": (24,) * 3, "window": None}, {"fixed": None, "window": (8, 8, 8)}):
+        with pytest.raises(UsageError, match="--inference whole"):
+            inference_window("whole", spatial_dims=3, patch=patch, **bad)
+    with pytest.raises(UsageError, match="--inference must be one of window, whole"):
+        inference_window("halves", spatial_dims=3, fixed=None, window=None, patch=patch)

@@ -48,10 +48,12 @@ class AuditModel:
         }
 
     def plan(self, options) -> InferencePlan:
-        """Fixed-size models run in windows of their size; others whole, or in ``--window``s."""
-        window = self.fixed_shape or options.window
-        if window is None and self.spatial_dims == 3 and self.patch_size:
-            window = self.patch_size  # 3D models trained on patches infer in patch-sized windows
+        """Fixed-size models run in windows of their size; others whole, in ``--window``s, or (3D
+        trained on patches) in windows of their patch unless ``options.inference`` is ``whole``."""
+        from segrob.tiling import inference_window
+
+        window = inference_window(options.inference, spatial_dims=self.spatial_dims, fixed=self.fixed_shape,
+                                  window=options.window, patch=self.patch_size)
         if window is not None and len(window) != self.spatial_dims:
             raise SegrobError(
                 f"--window has {len(window)} sizes but the model is {self.spatial_dims}D"

@@ -44,6 +44,8 @@ class AuditOptions:
     device: str = "auto"
     batch_size: int = 8
     window: tuple[int, ...] | None = None
+    #: ``window`` or ``whole`` (see :data:`segrob.tiling.INFERENCE_MODES`)
+    inference: str = "window"
     overlap: float = 0.5
     nsd_tolerance_mm: float = 1.0
     #: ``voxel`` or ``area`` and ``segrob`` or ``nnunet``: see :func:`segrob.metrics.case_metrics`.
@@ -68,6 +70,7 @@ class AuditOptions:
             "device": self.device,
             "batch_size": self.batch_size,
             "window": list(self.window) if self.window else None,
+            "inference_mode": self.inference,
             "overlap": self.overlap,
             "nsd_tolerance_mm": self.nsd_tolerance_mm,
             "nsd_definition": self.nsd_definition,
@@ -106,7 +109,7 @@ def audit(
     from segrob.onnx.session import create_session
 
     started = time.perf_counter()
-    session = create_session(model_path, device=options.device, threads=options.threads)
+    session = create_session(model_path, device=options.device, threads=_threads(options))
     check_metadata({k: v for k, v in session.metadata.items() if k not in options.overrides}, model_path)
     try:
         model = model_spec(session, options)
@@ -267,6 +270,13 @@ def _report(run: _Run, model: AuditModel, plan: ModelPlan, identity: ModelIdenti
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         examples=run.kept_examples(options.examples, data.names) if options.examples > 0 else [],
     )
+
+
+def _threads(options: AuditOptions) -> int | None:
+    """``--threads``, else onnxruntime's threads with a core left to the scoring thread."""
+    from segrob.onnx.session import threads_beside
+
+    return options.threads or threads_beside(1)
 
 
 def _settings(options: AuditOptions, plan: ModelPlan) -> dict:

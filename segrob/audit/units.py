@@ -174,6 +174,7 @@ class _Pending:
         self.keeper = keeper
         self.seconds = seconds
         self.jobs: list[Future] = []
+        self.label_surfaces: Future | None = None
 
     def result(self) -> CaseResult:
         records = [record for job in self.jobs for record in job.result()]
@@ -186,6 +187,8 @@ def _start_case(case: Case, cells: list[Cell], runtime: _Runtime, plan: ModelPla
     """Perturb and infer one case; its scoring is left running on ``scorer``."""
     keeper = ExampleKeeper(len(cells)) if settings.examples else None
     pending = _Pending(case, keeper, dict.fromkeys(STAGES, 0.0))
+    # The label's surfaces, built once on the scoring thread, serve every cell that keeps the label.
+    pending.label_surfaces = scorer.submit(_label_surfaces, case, plan.classes)
     variants = _variants(case, cells, runtime.torch_device, settings.seed, pending.seconds)
     size = max(1, plan.inference.batch_size)
     # Variants of one case share a shape: batch them through the model together.
@@ -202,9 +205,11 @@ def _start_case(case: Case, cells: list[Cell], runtime: _Runtime, plan: ModelPla
 def _variants(case: Case, cells: list[Cell], device: str, seed: int, seconds: dict) -> list[_Variant]:
     from segrob.perturb.registry import apply_perturbation
     from segrob.perturb.seeding import derive_seed
+    from segrob.perturb.stats import image_stats
 
     image = _tensor(case.image)[None].to(device)
     label = _tensor(case.label)[None].to(device) if case.label is not None else None
+    stats = image_stats(image)  # the clean image's range, shared by every perturbation of the case
     variants: list[_Variant] = []
     for name, severity in cells:
         start = time.perf_counter()
@@ -213,11 +218,20 @@ def _variants(case: Case, cells: list[Cell], device: str, seed: int, seconds: di
             variants.append(_Variant(name, severity, cell_seed, {}, image, label))
         else:
             out_image, out_label, applied = apply_perturbation(
-                name, image, label, severity=severity, seed=cell_seed, spacing=case.spacing
+                name, image, label, severity=severity, seed=cell_seed, spacing=case.spacing, stats=stats
             )
             variants.append(_Variant(name, severity, cell_seed, applied.params, out_image, out_label))
         seconds["perturbation"] += time.perf_counter() - start
     return variants
+
+
+def _label_surfaces(case: Case, classes: tuple[int, ...]) -> dict:
+    """The clean label's surfaces, reused by every cell whose perturbation leaves the label as is."""
+    from segrob.metrics.case import label_surfaces
+
+    if case.label is None:
+        return {}
+    return label_surfaces(case.label, spacing=case.spacing, classes=classes)
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
@@ -244,6 +258,7 @@ def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, plan: Mo
             prediction, truth, spacing=case.spacing, classes=list(plan.classes),
             nsd_tolerance_mm=settings.nsd_tolerance_mm, probabilities=probabilities[index],
             nsd_definition=settings.nsd_definition, empty_policy=settings.empty_policy,
+            labels=pending.label_surfaces.result() if pending.label_surfaces is not None else None,
         )
         record = _record(case, variant, result, truth)
         records.append(record)

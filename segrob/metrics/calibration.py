@@ -7,11 +7,30 @@ import numpy as np
 from segrob.errors import SegrobError
 
 
-def _check_probabilities(probabilities: np.ndarray) -> np.ndarray:
-    p = np.asarray(probabilities, dtype=np.float64)
+def _check_probabilities(probabilities: np.ndarray, *, keep_float32: bool = False) -> np.ndarray:
+    p = np.asarray(probabilities)
+    if not (keep_float32 and p.dtype == np.float32):
+        p = p.astype(np.float64, copy=False)
     if p.ndim < 2 or p.shape[0] < 1 or p.size == 0:
         raise SegrobError(f"probabilities of shape {p.shape} must be (K, *spatial) with K >= 1")
     return p
+
+
+def class_argmax(probabilities: np.ndarray, axis: int = 0) -> np.ndarray:
+    """``probabilities.argmax(axis)``, the first of tied maxima, by one comparison per class: numpy's
+    argmax over a short class axis is some 30 times slower. NaNs take numpy's own path."""
+    p = np.moveaxis(np.asarray(probabilities), axis, 0)
+    if p.shape[0] == 0 or np.isnan(p).any():
+        return p.argmax(axis=0)
+    if p.shape[0] == 2:
+        return (p[1] > p[0]).view(np.uint8).astype(np.intp)
+    best = p[0]
+    index = np.zeros(best.shape, dtype=np.intp)
+    for k in range(1, p.shape[0]):
+        higher = p[k] > best
+        np.copyto(index, k, where=higher)
+        best = np.maximum(best, p[k])  # no NaN here, so this is the running maximum
+    return index
 
 
 def expected_calibration_error(
@@ -31,14 +50,15 @@ def expected_calibration_error(
     Returns:
         The ECE in ``[0, 1]``: 0 for a one-hot prediction that is always right.
     """
-    p = _check_probabilities(probabilities)
+    p = _check_probabilities(probabilities, keep_float32=True)
     label = np.asarray(label)
     if label.shape != p.shape[1:]:
         raise SegrobError(f"label shape {label.shape} differs from probabilities {p.shape[1:]}")
     if n_bins < 1:
         raise SegrobError(f"ECE needs n_bins >= 1, got {n_bins}")
-    confidence = p.max(axis=0).ravel()
-    correct = (p.argmax(axis=0) == label).ravel()
+    # float32 kept: its maximum and argmax are those of its exact float64 copy, at a fraction of the cost.
+    confidence = p.max(axis=0).astype(np.float64).ravel()
+    correct = (class_argmax(p) == label).ravel()
     bins = np.clip((confidence * n_bins).astype(np.int64), 0, n_bins - 1)
     # sums per bin: |sum correct - sum confidence| / N equals (n_b / N) |acc_b - conf_b|
     confidence_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
@@ -53,5 +73,9 @@ def mean_entropy(probabilities: np.ndarray) -> float:
     """
     p = _check_probabilities(probabilities)
     with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, -p * np.log(p), 0.0)
+        # -(p ln p) in place: the same values as -p * ln p at half the temporaries
+        terms = np.log(p)
+        terms *= p
+        np.negative(terms, out=terms)
+        terms[~(p > 0)] = 0.0
     return float(terms.sum(axis=0).mean())

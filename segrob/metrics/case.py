@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -11,6 +11,7 @@ from segrob.errors import SegrobError
 from segrob.metrics.calibration import expected_calibration_error, mean_entropy
 from segrob.metrics.overlap import binary_pair, confusion
 from segrob.metrics.surface import (
+    LabelSurface,
     assd_from,
     check_spacing,
     hd95_from,
@@ -45,7 +46,8 @@ class ClassMetrics:
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict of every field."""
-        return asdict(self)
+        # Every field is a float or a str: a shallow dict is asdict's result without its deep copies.
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,10 @@ class CaseMetrics:
 def class_metrics(
     pred: np.ndarray, gt: np.ndarray, *, spacing: Sequence[float], nsd_tolerance_mm: float = 1.0,
     nsd_definition: str = "voxel", empty_policy: str = "segrob",
+    label: LabelSurface | None = None,
 ) -> ClassMetrics:
-    """All metrics of two binary masks from one pair of distance transforms.
+    """All metrics of two binary masks from one pair of surface distance sets (``label``: ``gt``'s
+    precomputed surface, see :func:`segrob.metrics.surface.surface_distances`).
 
     Empty-mask policy: both empty -> Dice, IoU, NSD, sensitivity, precision 1 and HD95, ASSD 0;
     exactly one empty -> the overlap metrics and NSD 0 and HD95 = ASSD = the image diagonal in
@@ -94,7 +98,7 @@ def class_metrics(
     if not (has_pred and has_gt):
         empty = "pred" if not has_pred else "gt"
         return _empty_mask_metrics(empty, diagonal=image_diagonal(gt.shape, spacing))
-    to_gt, to_pred = surface_distances(pred, gt, spacing=spacing)
+    to_gt, to_pred = surface_distances(pred, gt, spacing=spacing, label=label)
     return ClassMetrics(
         dice=2 * tp / (2 * tp + fp + fn),
         iou=tp / (tp + fp + fn),
@@ -140,6 +144,7 @@ def case_metrics(
     probabilities: np.ndarray | None = None,
     nsd_definition: str = "voxel",
     empty_policy: str = "segrob",
+    labels: dict[int, LabelSurface] | None = None,
 ) -> CaseMetrics:
     """Metrics of each class in ``classes`` (``label == k`` as a binary mask) and their mean.
 
@@ -154,6 +159,8 @@ def case_metrics(
         nsd_definition: ``voxel`` (default: surface voxels count once, MONAI's default) or
             ``area`` (surface elements weighted by area: DeepMind's, the Decathlon's).
         empty_policy: ``segrob`` (default) or ``nnunet`` (see :data:`EMPTY_POLICIES`).
+        labels: :func:`label_surfaces` of a label map, reused across the predictions scored
+            against it; a class whose mask differs from ``gt_labels == k`` is computed afresh.
 
     Returns:
         Per-class metrics, their foreground mean and the count of each empty-mask case.
@@ -173,10 +180,11 @@ def case_metrics(
     if nsd_tolerance_mm < 0:
         raise SegrobError(f"NSD tolerance {nsd_tolerance_mm} mm must be >= 0")
     spacing = check_spacing(spacing, pred_labels.ndim)
+    labels = labels or {}
     per_class = {
         k: class_metrics(
             pred_labels == k, gt_labels == k, spacing=spacing, nsd_tolerance_mm=nsd_tolerance_mm,
-            nsd_definition=nsd_definition, empty_policy=empty_policy,
+            nsd_definition=nsd_definition, empty_policy=empty_policy, label=labels.get(k),
         )
         for k in keys
     }
@@ -201,3 +209,12 @@ def _check_choices(nsd_definition: str, empty_policy: str) -> None:
         raise SegrobError(
             f"unknown empty-mask policy {empty_policy!r}; choose one of {', '.join(EMPTY_POLICIES)}"
         )
+
+
+def label_surfaces(
+    gt_labels: np.ndarray, *, spacing: Sequence[float], classes: Sequence[int]
+) -> dict[int, LabelSurface]:
+    """Each class's :class:`LabelSurface`, for :func:`case_metrics` ``labels=``: built once per
+    label map, it saves the label's surface and search tree in every prediction scored against it."""
+    gt_labels = np.asarray(gt_labels)
+    return {int(k): LabelSurface(gt_labels == k, spacing=spacing) for k in classes}

@@ -25,6 +25,7 @@ distance 0 and are not queried.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -36,13 +37,16 @@ from segrob.metrics.overlap import binary_pair
 def surface(mask: np.ndarray) -> np.ndarray:
     """Surface voxels ``m & ~erode(m)``, face connectivity, the image border as background."""
     mask = np.asarray(mask, dtype=bool)
-    padded = np.pad(mask, 1)
     interior = mask.copy()
+    # Shifted in-place ands instead of a padded copy: the same erosion at a fraction of the cost.
     for axis, n in enumerate(mask.shape):
-        for start in (0, 2):  # the face neighbour before and after along this axis
-            window = [slice(1, -1)] * mask.ndim
-            window[axis] = slice(start, start + n)
-            interior &= padded[tuple(window)]
+        before, after, first, last = ([slice(None)] * mask.ndim for _ in range(4))
+        before[axis], after[axis] = slice(1, None), slice(None, n - 1)
+        first[axis], last[axis] = 0, n - 1
+        interior[tuple(before)] &= mask[tuple(after)]
+        interior[tuple(after)] &= mask[tuple(before)]
+        interior[tuple(first)] = False
+        interior[tuple(last)] = False
     return mask & ~interior
 
 
@@ -56,9 +60,8 @@ def check_spacing(spacing: Sequence[float], ndim: int) -> tuple[float, ...]:
     return values
 
 
-def _crop(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both masks cut to the bounding box of ``pred | gt`` plus one voxel, kept inside the image."""
-    union = pred | gt
+def _box(union: np.ndarray) -> tuple[slice, ...]:
+    """The bounding box of ``union`` plus one voxel, kept inside the image."""
     region = []
     for axis in range(union.ndim):
         other = tuple(a for a in range(union.ndim) if a != axis)
@@ -66,18 +69,73 @@ def _crop(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         low = max(int(present[0]) - 1, 0)
         high = min(int(present[-1]) + 2, union.shape[axis])
         region.append(slice(low, high))
-    return pred[tuple(region)], gt[tuple(region)]
+    return tuple(region)
+
+
+def _crop(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both masks cut to the bounding box of ``pred | gt`` plus one voxel, kept inside the image."""
+    region = _box(pred | gt)
+    return pred[region], gt[region]
+
+
+class LabelSurface:
+    """The label's side of :func:`surface_distances`, built once and reused for every prediction
+    scored against the same label mask (an audit scores one label against every cell that does not
+    move it).
+
+    It keeps the label's surface over the whole image (the cut to the joint box leaves it
+    unchanged, see the module docstring) and a k-d tree over it. The tree is built in whole-image
+    coordinates, so it serves every crop only where ``index * spacing`` is exact for every index
+    (a spacing with at most ``53 - bits(n)`` significant bits, as every float32 spacing has): the
+    coordinate differences, hence the distances, are then the same to the last bit as in the crop's
+    own coordinates. Other spacings reuse the surface and rebuild the tree per prediction.
+    """
+
+    def __init__(self, gt: np.ndarray, *, spacing: Sequence[float]) -> None:
+        self.mask = np.asarray(gt, dtype=bool)
+        self.spacing = check_spacing(spacing, self.mask.ndim)
+        self.count = int(np.count_nonzero(self.mask))
+        self.surface = surface(self.mask)
+        self._scale = np.asarray(self.spacing)
+        self.exact = all(
+            Fraction(s).numerator.bit_length() + max(n - 1, 1).bit_length() <= 53
+            for s, n in zip(self.spacing, self.mask.shape, strict=True)
+        )
+        self._tree: cKDTree | None = None
+
+    def matches(self, gt: np.ndarray, spacing: Sequence[float]) -> bool:
+        """Whether this was built from ``gt`` (boolean, same shape) and ``spacing``."""
+        return (gt.shape == self.mask.shape and tuple(float(s) for s in spacing) == self.spacing
+                and np.array_equal(gt, self.mask))
+
+    def distances(self, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`surface_distances` of ``pred`` (boolean, non-empty) against this label."""
+        region = _box(pred | self.mask)
+        pred_surface, gt_surface = surface(pred[region]), self.surface[region]
+        if not self.exact:
+            return (_nearest(pred_surface, gt_surface, self.spacing),
+                    _nearest(gt_surface, pred_surface, self.spacing))
+        to_gt = np.zeros(np.count_nonzero(pred_surface))
+        apart = pred_surface & ~gt_surface
+        if apart.any():
+            if self._tree is None:
+                self._tree = _tree(np.argwhere(self.surface) * self._scale)
+            origin = np.array([r.start for r in region])
+            to_gt[apart[pred_surface]] = self._tree.query((np.argwhere(apart) + origin) * self._scale)[0]
+        return to_gt, _nearest(gt_surface, pred_surface, self.spacing)
 
 
 def surface_distances(
-    pred: np.ndarray, gt: np.ndarray, *, spacing: Sequence[float]
+    pred: np.ndarray, gt: np.ndarray, *, spacing: Sequence[float], label: LabelSurface | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``d(pred -> gt)`` and ``d(gt -> pred)`` in mm, from one pair of distance transforms.
+    """``d(pred -> gt)`` and ``d(gt -> pred)`` in mm.
 
     Args:
         pred: Predicted binary mask, non-empty.
         gt: Label binary mask of the same shape, non-empty.
         spacing: Voxel size in mm per axis.
+        label: ``gt``'s precomputed :class:`LabelSurface`; used only when it matches ``gt`` and
+            ``spacing``, so a stale one costs time, never a wrong result.
 
     Returns:
         One distance per surface voxel of ``pred`` and one per surface voxel of ``gt``.
@@ -86,6 +144,8 @@ def surface_distances(
     spacing = check_spacing(spacing, pred.ndim)
     if not pred.any() or not gt.any():
         raise SegrobError("surface distances need two non-empty masks (see the empty-mask policy)")
+    if label is not None and label.matches(gt, spacing):
+        return label.distances(pred)
     pred, gt = _crop(pred, gt)
     pred_surface, gt_surface = surface(pred), surface(gt)
     return (_nearest(pred_surface, gt_surface, spacing),
@@ -98,10 +158,13 @@ def _nearest(source: np.ndarray, target: np.ndarray, spacing: tuple[float, ...])
     apart = (source & ~target)[source]
     if apart.any():
         scale = np.asarray(spacing)
-        # Median splits (balanced_tree) cost twice the build time and buy no faster queries here.
-        tree = cKDTree(np.argwhere(target) * scale, balanced_tree=False, compact_nodes=False)
-        distances[apart] = tree.query(np.argwhere(source & ~target) * scale)[0]
+        distances[apart] = _tree(np.argwhere(target) * scale).query(np.argwhere(source & ~target) * scale)[0]
     return distances
+
+
+def _tree(points: np.ndarray) -> cKDTree:
+    # Median splits (balanced_tree) cost twice the build time and buy no faster queries here.
+    return cKDTree(points, balanced_tree=False, compact_nodes=False)
 
 
 def hd95_from(pred_to_gt: np.ndarray, gt_to_pred: np.ndarray) -> float:

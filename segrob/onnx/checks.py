@@ -8,7 +8,10 @@ checks sharper (accepted sizes, channels) and is reported as missing when absent
 * accepted input shapes: static or dynamic per axis, and shapes tried that work or fail;
 * the execution provider that really ran (``session.get_providers()``);
 * latency percentiles over ``runs`` timed runs and throughput (images per second);
-* determinism: the same input ``repeats`` times gives bitwise-equal outputs.
+* determinism: the same input ``repeats`` times gives bitwise-equal outputs;
+* with the training run folder (``run``): this file's speed beside torch eager on the same input,
+  in alternating rounds, with their argmax agreement (run it on each exported precision to compare
+  them). Without the run there is no checkpoint to time, and the item says so.
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ class CheckReport:
     items: list[CheckItem] = field(default_factory=list)
     #: What the graph and probes say about feeding it (:class:`segrob.onnx.graph.GraphContract`).
     graph: dict[str, Any] | None = None
+    #: this file against torch eager on the same input (``None``: not measured, see the items)
+    speed: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -98,8 +103,10 @@ def check_model_file(
     repeats: int = 3,
     batch_size: int = 1,
     threads: int | None = None,
+    run: str | os.PathLike | None = None,
 ) -> CheckReport:
-    """Run the deployment checks on ``path`` (see the module docstring).
+    """Run the deployment checks on ``path`` (see the module docstring); ``run`` is the training
+    run folder whose checkpoint torch eager is timed with.
 
     Raises:
         UsageError: ``runs``, ``repeats`` or ``batch_size`` out of range.
@@ -109,24 +116,32 @@ def check_model_file(
 
     if runs < 1 or repeats < 2 or batch_size < 1 or warmup < 0:
         raise UsageError("--runs and --batch-size must be >= 1, repeats >= 2, warmup >= 0")
-    model_path = Path(path)
+    report = _static_report(Path(path))
+    if len(report.inputs) != 1:
+        report.items.append(CheckItem("inputs", "fail",
+                                      f"{len(report.inputs)} inputs; a segmentation model takes one image"))
+        return report
+    _runtime_checks(report, device=device, runs=runs, warmup=warmup, repeats=repeats,
+                    batch_size=batch_size, threads=threads, run=run)
+    return report
+
+
+def _static_report(model_path: Path) -> CheckReport:
+    """What the file itself says: the ONNX checker, the metadata, the inputs and outputs."""
     model = load_onnx(model_path)
     problem = checker_problem(model_path)
     if problem is not None:
         raise SegrobError(f"{model_path}: fails the ONNX checker: {problem}")
     props = {p.key: p.value for p in model.metadata_props}
     values, bad = parse_metadata_props(props)
-    segrob_keys = bool(values or bad)
     metadata = {
-        "segrob": segrob_keys,
+        "segrob": bool(values or bad),
         "values": values,
         "missing": missing_keys(values),
         "unparseable": bad,
         "other_keys": sorted(k for k in props if not k.startswith("segrob.")),
     }
     initializers = {i.name for i in model.graph.initializer}
-    inputs = [_value_info(v) for v in model.graph.input if v.name not in initializers]
-    outputs = [_value_info(v) for v in model.graph.output]
     report = CheckReport(
         path=str(model_path),
         size_bytes=model_path.stat().st_size,
@@ -136,25 +151,25 @@ def check_model_file(
         producer=f"{model.producer_name} {model.producer_version}".strip(),
         checker={"ok": True, "full_check": True},
         metadata=metadata,
-        inputs=inputs,
-        outputs=outputs,
+        inputs=[_value_info(v) for v in model.graph.input if v.name not in initializers],
+        outputs=[_value_info(v) for v in model.graph.output],
         shapes=[],
         providers={},
         latency=None,
         determinism=None,
     )
-    del model
-    items = report.items
-    items.append(CheckItem("onnx checker", "pass", "valid, shapes inferred (full check)"))
-    items.append(_metadata_item(metadata))
-    if len(inputs) != 1:
-        items.append(CheckItem("inputs", "fail",
-                               f"{len(inputs)} inputs; a segmentation model takes one image"))
-        return report
+    report.items.append(CheckItem("onnx checker", "pass", "valid, shapes inferred (full check)"))
+    report.items.append(_metadata_item(metadata))
+    return report
 
+
+def _runtime_checks(report: CheckReport, *, device: str, runs: int, warmup: int, repeats: int,
+                    batch_size: int, threads: int | None, run: str | os.PathLike | None) -> None:
+    """The checks that run the model in onnxruntime: provider, shapes, latency, determinism."""
     import onnxruntime as ort
 
-    info = create_session(model_path, device=device, threads=threads)
+    items, values, inputs = report.items, report.metadata["values"], report.inputs
+    info = create_session(report.path, device=device, threads=threads)
     used = info.provider
     report.providers = {
         "requested": device,
@@ -163,7 +178,7 @@ def check_model_file(
         "provider": used,
     }
     items.append(CheckItem("provider", "pass", f"{used} ({device} requested)"))
-    items.append(_consistency_item(values, inputs[0]["shape"], outputs[0]["shape"]))
+    items.append(_consistency_item(values, inputs[0]["shape"], report.outputs[0]["shape"]))
     contract = read_contract(info, in_channels=values.get("in_channels"))
     report.graph = contract.to_dict()
     status = "pass" if contract.size_multiple else "warn"
@@ -171,10 +186,9 @@ def check_model_file(
     values = {"size_multiple": contract.size_multiple, **values}
     base = base_shape(info, values, batch_size)
     report.shapes = probe_shapes(info, values, base)
-    base_ok = report.shapes[0].ok
     items.append(_shapes_item(report.shapes, inputs[0]))
-    if not base_ok:
-        return report
+    if not report.shapes[0].ok:
+        return
     sample = random_input(info, base)
     report.latency = measure_latency(info, sample, runs=runs, warmup=warmup)
     items.append(CheckItem(
@@ -190,7 +204,56 @@ def check_model_file(
         f"outputs differ across runs (max |diff| {report.determinism['max_abs_diff']:.3g})",
     ))
     items.append(_parity_item(values))
-    return report
+    items.append(_speed_item(report, info, sample, run=run, rounds=max(3, min(runs, 10))))
+
+
+def _speed_item(report: CheckReport, info: Any, sample: Any, *, run: str | os.PathLike | None,
+                rounds: int) -> CheckItem:
+    if run is None:
+        return CheckItem("speed vs torch", "skip",
+                         "no run folder given (--run DIR): torch eager needs the checkpoint")
+    if info.provider != "CPUExecutionProvider":
+        return CheckItem("speed vs torch", "skip", f"compared on the CPU only ({info.provider} ran)")
+    report.speed = measure_against_torch(info, sample, run, rounds=rounds)
+    speed = report.speed
+    return CheckItem(
+        "speed vs torch", "pass",
+        f"{speed['precision']} {speed['onnx_ms']:.2f} ms vs torch eager {speed['torch_ms']:.2f} ms "
+        f"(x{speed['ratio']:.2f}), argmax agreement {speed['agreement']:.4f} at {shape_text(sample.shape)}",
+    )
+
+
+def measure_against_torch(info: Any, sample: Any, run: str | os.PathLike, *, rounds: int) -> dict[str, Any]:
+    """Median ms of the run's checkpoint in torch eager (float32, CPU) and of ``info``'s session on
+    ``sample``, timed in alternating rounds so that machine load affects both alike."""
+    import statistics
+    import time
+
+    import numpy as np
+    import torch
+
+    from segrob.onnx.probes import run_once
+    from segrob.training import load_run
+
+    model = load_run(run)[0].eval()
+    tensor = torch.from_numpy(sample)
+    torch_times, onnx_times = [], []
+    with torch.no_grad():
+        expected, got = model(tensor).numpy(), run_once(info, sample)  # warm-up and agreement
+        for _ in range(rounds):
+            start = time.perf_counter()
+            model(tensor)
+            torch_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            run_once(info, sample)
+            onnx_times.append(time.perf_counter() - start)
+    torch_ms, onnx_ms = statistics.median(torch_times) * 1e3, statistics.median(onnx_times) * 1e3
+    return {
+        "run": str(run), "shape": list(sample.shape), "rounds": rounds,
+        "precision": str(info.metadata.get("precision", "fp32")),
+        "torch_ms": round(torch_ms, 3), "onnx_ms": round(onnx_ms, 3), "ratio": round(torch_ms / onnx_ms, 3),
+        "agreement": float(np.mean(expected.argmax(axis=1) == got.argmax(axis=1))),
+    }
 
 
 def _metadata_item(metadata: dict[str, Any]) -> CheckItem:

@@ -50,6 +50,8 @@ class ExportOptions:
         parity_cases: held-out cases used for parity. calibration_cases: INT8 calibration.
         min_agreement, min_dice, max_abs_diff: override the precision's parity gate.
         device: onnxruntime device for parity (``cpu``, ``cuda`` or ``auto``).
+        optimize: save onnxruntime's offline-optimised graph (see
+            :data:`segrob.onnx.session.OFFLINE_OPTIMIZATION`); parity is measured on that graph.
         overwrite: replace an existing output file.
     """
 
@@ -62,6 +64,7 @@ class ExportOptions:
     min_dice: float | None = None
     max_abs_diff: float | None = None
     device: str = "cpu"
+    optimize: bool = False
     overwrite: bool = False
 
     def check(self) -> ExportOptions:
@@ -147,7 +150,6 @@ def export_model(
     ``inputs`` (the run folder, its data) are what ``out`` may never replace or lie inside.
     """
     options = (options or ExportOptions()).check()
-    thresholds = options.thresholds()
     target = Path(out)
     if target.is_dir():
         raise SegrobError(f"{target}: is a folder; --out takes a file name such as model.onnx")
@@ -156,32 +158,14 @@ def export_model(
     config = dict(config or {})
     model = model.eval()
     dims = int(model.spatial_dims)
-    fixed = getattr(model, "fixed_size", None) is not None
     window = config.get("patch_size") if dims == 3 else None
     rules = SizeRules.from_model(model, window=window)
     normalization = export_preprocessing(config)["intensity"]  # what the metadata states
     notes: list[str] = []
-
-    example = example_input(model, options.batch_size)
-    traced = HalfPrecision(model) if options.precision == "fp16" else model
-    proto = to_onnx(traced, example, opset=options.opset, fixed_spatial=fixed)
-    input_shape = rename_dims(proto, dims)
-    output_shape = shape_of(proto.graph.output[0])
-    dynamic_batch = isinstance(input_shape[0], str)
-    dynamic_spatial = all(isinstance(s, str) for s in input_shape[2:])
-    if not fixed and not dynamic_spatial:
-        notes.append(f"the exporter fixed some spatial axes: input shape {input_shape}")
-    metadata = build_metadata(
-        model, config, precision=options.precision,
-        dynamic_axes={"input": input_shape, "output": output_shape},
-        versions={**package_versions("torch", "onnx", "onnxscript", "onnxruntime"),
-                  "opset": options.opset},
-    )
-
+    proto, input_shape, output_shape, metadata = _trace(model, config, options, notes)
     samples, described, from_run = parity_samples(
         model, config, rules, normalization, options.parity_cases, notes
     )
-
     with atomic_output_file(target, replace=options.overwrite) as tmp:
         if options.precision == "int8":
             calibration, described_calibration = calibration_samples(
@@ -189,9 +173,8 @@ def export_model(
             )
             metadata["calibration"] = described_calibration
             proto = quantize_proto(proto, calibration, tmp, input_name=INPUT_NAME)
-        _save(set_metadata(proto, metadata), tmp)
-        _check(tmp)
-        parity = measure_parity(model, tmp, samples, thresholds, labels=from_run,
+        proto = _save_checked(proto, metadata, tmp, optimize=options.optimize)
+        parity = measure_parity(model, tmp, samples, options.thresholds(), labels=from_run,
                                 inputs=described, device=options.device,
                                 batch_size=4 if dims == 2 else 1)
         _require_parity(parity, what=f"{target} ({options.precision})")
@@ -201,10 +184,52 @@ def export_model(
     return ExportResult(
         path=str(target), arch=str(metadata["arch"]), precision=options.precision,
         opset=options.opset, spatial_dims=dims, input_shape=input_shape,
-        output_shape=output_shape, dynamic_batch=dynamic_batch,
-        dynamic_spatial=dynamic_spatial, size_bytes=size, parity=parity, metadata=metadata,
-        seconds=round(time.perf_counter() - started, 3), notes=notes,
+        output_shape=output_shape, dynamic_batch=isinstance(input_shape[0], str),
+        dynamic_spatial=all(isinstance(s, str) for s in input_shape[2:]), size_bytes=size,
+        parity=parity, metadata=metadata, seconds=round(time.perf_counter() - started, 3), notes=notes,
     )
+
+
+def _trace(model: nn.Module, config: dict[str, Any], options: ExportOptions,
+           notes: list[str]) -> tuple[Any, list, list, dict[str, Any]]:
+    """The traced ONNX graph, its input and output shapes and its metadata (parity still to come)."""
+    fixed = getattr(model, "fixed_size", None) is not None
+    example = example_input(model, options.batch_size)
+    traced = HalfPrecision(model) if options.precision == "fp16" else model
+    proto = to_onnx(traced, example, opset=options.opset, fixed_spatial=fixed)
+    input_shape = rename_dims(proto, int(model.spatial_dims))
+    output_shape = shape_of(proto.graph.output[0])
+    if not fixed and not all(isinstance(s, str) for s in input_shape[2:]):
+        notes.append(f"the exporter fixed some spatial axes: input shape {input_shape}")
+    metadata = build_metadata(
+        model, config, precision=options.precision,
+        dynamic_axes={"input": input_shape, "output": output_shape},
+        versions={**package_versions("torch", "onnx", "onnxscript", "onnxruntime"),
+                  "opset": options.opset},
+    )
+    return proto, input_shape, output_shape, metadata
+
+
+def _save_checked(proto: Any, metadata: dict[str, Any], path: Path, *, optimize: bool) -> Any:
+    """Write ``proto`` with ``metadata`` to ``path`` and check it; with ``optimize``, replace it by
+    onnxruntime's offline-optimised graph (checked too) and return that graph."""
+    _save(set_metadata(proto, metadata), path)
+    _check(path)
+    if not optimize:
+        return proto
+    from segrob.onnx.metadata import load_onnx
+    from segrob.onnx.session import OFFLINE_OPTIMIZATION, optimize_model_file
+
+    optimized = path.with_name(path.name + ".optimized")
+    try:
+        optimize_model_file(path, optimized)
+        proto = load_onnx(optimized)
+    finally:
+        optimized.unlink(missing_ok=True)
+    metadata["graph_optimization"] = {"level": OFFLINE_OPTIMIZATION, "provider": "CPUExecutionProvider"}
+    _save(set_metadata(proto, metadata), path)
+    _check(path)
+    return proto
 
 
 @torch.no_grad()

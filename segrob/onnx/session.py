@@ -266,3 +266,36 @@ def _run_cuda(raw: Any, input_name: str, output_name: str, batch: Any) -> np.nda
     binding.bind_output(output_name, "cuda", 0)
     raw.run_with_iobinding(binding)
     return np.asarray(binding.get_outputs()[0].numpy(), dtype=np.float32)
+
+
+#: The offline graph optimisation ``segrob export --optimize`` saves. Extended, not all: the
+#: "all" level adds layout transformations (NCHWc blocks) chosen for the exporting machine's
+#: instruction set, which onnxruntime's documentation warns may not run, or run slower, elsewhere;
+#: the extended fusions hold on any CPU (the file then needs onnxruntime, whose contrib ops it uses).
+OFFLINE_OPTIMIZATION = "ORT_ENABLE_EXTENDED"
+
+
+def optimize_model_file(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Save onnxruntime's offline-optimised graph of ``source`` (at :data:`OFFLINE_OPTIMIZATION`,
+    for the CPU provider) to ``target``; its metadata comes along."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OFFLINE_OPTIMIZATION)
+    options.optimized_model_filepath = str(target)
+    try:
+        ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own exception types
+        raise SegrobError(
+            f"{source}: onnxruntime could not optimise the graph: {first_line(error)}"
+        ) from None
+
+
+def threads_beside(workers: int = 1) -> int | None:
+    """onnxruntime intra-op threads for a session that shares the CPU with ``workers`` busy threads
+    of its own process (the audit's scorer): every usable core but ``workers`` from four cores up;
+    ``None`` (onnxruntime's choice, all cores) below, where giving the scorer a core of its own
+    would take a third to a half of the inference's threads for a few percent of the work."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores - workers if cores >= 4 else None

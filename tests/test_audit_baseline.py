@@ -1,0 +1,38 @@
+"""The audit's records are exactly those saved before its caches and faster metrics existed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from segrob.audit import audit
+
+SCRIPT = Path(__file__).parent / "data" / "make_audit_baseline.py"
+spec = importlib.util.spec_from_file_location("make_audit_baseline", SCRIPT)
+baseline = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(baseline)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_audit_records_match_the_saved_baseline(dims):
+    report = audit(baseline.model_path(dims), baseline.baseline_data(dims), baseline.SETUPS[dims][2])
+    saved = json.loads(baseline.records_path(dims).read_text())
+    records = json.loads(json.dumps(report.to_dict()["records"]))
+    assert len(records) == len(saved)
+    for record, expected in zip(records, saved, strict=True):
+        assert record == expected, (record["case"], record["perturbation"], record["severity"])
+
+
+def test_whole_volume_inference_runs_each_volume_in_one_pass():
+    from dataclasses import replace
+
+    options = replace(baseline.SETUPS[3][2], window=None, suite="clean")
+    report = audit(baseline.model_path(3), baseline.baseline_data(3), replace(options, inference="whole"))
+    windowed = audit(baseline.model_path(3), baseline.baseline_data(3), options)
+    assert report.settings["inference"]["window"] is None and report.settings["inference_mode"] == "whole"
+    assert windowed.settings["inference"]["window"] == [16, 16, 16]
+    assert 0.0 < report.summary.clean.mean("dice") <= 1.0
+    assert report.records != windowed.records  # a different tiling: other logits, other scores

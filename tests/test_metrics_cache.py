@@ -1,0 +1,77 @@
+"""The scoring shortcuts give exactly the values of the plain computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segrob.metrics import case_metrics
+from segrob.metrics.calibration import class_argmax
+from segrob.metrics.case import label_surfaces
+from segrob.metrics.surface import LabelSurface, surface_distances
+
+
+def _blobs(shape, seed):
+    rng = np.random.default_rng(seed)
+    grid = np.indices(shape)
+    centre = np.array(shape)[(slice(None),) + (None,) * len(shape)] / 2
+    radius = np.sqrt(((grid - centre) ** 2).sum(axis=0))
+    gt = radius < min(shape) / 3
+    pred = radius + rng.normal(0, 1.5, shape) < min(shape) / 3.2
+    pred[(0,) * len(shape)] = True  # a stray voxel in the corner, far from the label
+    return pred, gt
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_class_argmax_is_numpys_argmax_ties_and_nans_included(k):
+    rng = np.random.default_rng(k)
+    p = rng.integers(0, 3, size=(4, k, 9, 7)).astype(np.float32)  # many ties
+    assert np.array_equal(class_argmax(p, axis=1), p.argmax(axis=1))
+    p[0, -1, 0, 0] = np.nan
+    assert np.array_equal(class_argmax(p, axis=1), p.argmax(axis=1))
+
+
+F32 = (float(np.float32(0.7)), float(np.float32(0.3)), float(np.float32(2.2)))
+
+
+@pytest.mark.parametrize("spacing, exact", [
+    ((1.0, 1.0), True), ((0.5, 1.25), True), (F32[:2], True), (F32, True),
+    ((0.7, 0.3), False), ((1.0, 0.8, 2.5), False), ((0.1, 0.2, 0.3), False),
+])
+def test_label_surface_gives_the_same_distances_to_the_last_bit(spacing, exact):
+    shape = (40, 36) if len(spacing) == 2 else (20, 18, 16)
+    pred, gt = _blobs(shape, seed=len(spacing))
+    label = LabelSurface(gt, spacing=spacing)
+    assert label.exact == exact  # float32 spacings (as NIfTI stores them) take the shared tree
+    for moved in (pred, np.roll(pred, 3, axis=0), gt):
+        plain = surface_distances(moved, gt, spacing=spacing)
+        cached = surface_distances(moved, gt, spacing=spacing, label=label)
+        for a, b in zip(plain, cached, strict=True):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_case_metrics_with_label_surfaces_equal_the_plain_ones_and_ignore_a_stale_cache():
+    pred, gt = _blobs((48, 40), seed=3)
+    labels_map, pred_map = gt.astype(np.uint8), pred.astype(np.uint8)
+    labels_map[:4, :4] = 2
+    pred_map[2:6, 1:5] = 2
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(3), size=(48, 40)).transpose(2, 0, 1).astype(np.float32)
+    kwargs = dict(spacing=(0.7, 1.1), classes=[1, 2], probabilities=probabilities)
+    plain = case_metrics(pred_map, labels_map, **kwargs).to_dict()
+    cache = label_surfaces(labels_map, spacing=(0.7, 1.1), classes=[1, 2])
+    assert case_metrics(pred_map, labels_map, labels=cache, **kwargs).to_dict() == plain
+    moved = np.roll(labels_map, 5, axis=1)  # a geometric perturbation moved the label
+    assert (case_metrics(pred_map, moved, labels=cache, **kwargs).to_dict()
+            == case_metrics(pred_map, moved, **kwargs).to_dict())
+    assert case_metrics(pred_map, moved, **kwargs).to_dict() != plain
+
+
+def test_the_class_mean_is_numpys_to_the_last_bit():
+    from segrob.metrics.case import _mean
+
+    rng = np.random.default_rng(1)
+    for n in range(1, 12):
+        for _ in range(200):
+            values = list(rng.random(n) * 10.0 ** rng.integers(-3, 3, n))
+            assert _mean(values) == float(np.mean(values))
