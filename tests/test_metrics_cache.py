@@ -65,13 +65,3 @@ def test_case_metrics_with_label_surfaces_equal_the_plain_ones_and_ignore_a_stal
     assert (case_metrics(pred_map, moved, labels=cache, **kwargs).to_dict()
             == case_metrics(pred_map, moved, **kwargs).to_dict())
     assert case_metrics(pred_map, moved, **kwargs).to_dict() != plain
-
-
-def test_the_class_mean_is_numpys_to_the_last_bit():
-    from segrob.metrics.case import _mean
-
-    rng = np.random.default_rng(1)
-    for n in range(1, 12):
-        for _ in range(200):
-            values = list(rng.random(n) * 10.0 ** rng.integers(-3, 3, n))
-            assert _mean(values) == float(np.mean(values))
