@@ -43,6 +43,10 @@ def test_skip_study_cli_rejects_unknown_architecture(tmp_path):
     assert result.exit_code == 1 and "unknown architecture 'resnet'" in result.stderr
     result = CliRunner().invoke(app, ["study", "skip", "--out", out, "--levels", "hard"])
     assert result.exit_code == 1 and "unknown complexity level 'hard'" in result.stderr
+    result = CliRunner().invoke(app, ["study", "skip", "--out", out, "--protocol", "miccai"])
+    assert result.exit_code == 1 and "unknown protocol 'miccai'" in result.stderr
+    result = CliRunner().invoke(app, ["study", "skip", "-o", out, "--capacity", "paper", "--archs", "unetr"])
+    assert result.exit_code == 1 and "sizes the U-Net family" in result.stderr
 
 
 def test_context_study_measures_inside_and_outside_the_training_fbr(tmp_path):
