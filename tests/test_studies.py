@@ -78,6 +78,10 @@ def test_skip_study_paper_protocol_shares_masks_and_tests_every_level(tmp_path):
     config = SkipStudyConfig.build("paper", out=tmp_path / "p", levels=("low", "high"), archs=("unet",),
                                    n_train=6, n_test=3, size=32, epochs=1, shift_suite=None)
     assert (config.protocol, config.capacity) == ("paper", "paper")
+    assert config.shift_suite is None  # None here is "no shift suite", not "not given"
+    default = SkipStudyConfig.build("paper", out=tmp_path, n_train=None, capacity=None)
+    assert (default.n_train, default.epochs, default.size, default.capacity) == (80, 100, 256, "paper")
+    assert SkipStudyConfig.build("segrob", out=tmp_path, epochs=None).capacity == "matched"
     result = run_skip_study(config)
     assert result["protocol"] == "paper" and result["capacity"] == "paper"
     data = tmp_path / "p" / "data"

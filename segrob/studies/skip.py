@@ -49,6 +49,8 @@ SHIFTS = {"easier": (EASIER, 1), "easiest": (EASIER, 2), "harder": (HARDER, 1), 
 TEST_SEED_OFFSET = 1000
 PROTOCOLS = ("segrob", "paper")
 UNET_FAMILY = ("unet", "noskip", "attention", "gated")
+#: What a protocol sets when the user does not.
+PROTOCOL_SET = ("n_train", "n_test", "size", "epochs", "capacity")
 CAPACITIES = ("matched", "paper")
 #: Parameters of MONAI's AttentionUnet over its UNet(num_res_units=0), both 1 -> 1 channel at
 #: channels (16, 32, 64, 128, 256), strides 2: 2,184,453 / 661,201, counted from MONAI's block
@@ -89,8 +91,8 @@ class SkipStudyConfig:
     @classmethod
     def build(cls, protocol: str = "segrob", **given) -> SkipStudyConfig:
         """``protocol``'s defaults (``paper``: the paper's budget, size and capacities) with the
-        ``given`` values that are not ``None`` on top."""
-        given = {k: v for k, v in given.items() if v is not None}
+        ``given`` values on top; ``None`` for a protocol-set value means "not given"."""
+        given = {k: v for k, v in given.items() if v is not None or k not in PROTOCOL_SET}
         if protocol == "paper":
             return cls.paper(**given)
         return cls(protocol=protocol, **given)
