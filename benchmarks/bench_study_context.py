@@ -27,10 +27,10 @@ def main() -> None:
         archs=("unet", "attention", "unetr"), n_train=8, n_test=4, size=args.size, epochs=args.epochs,
     ), notify=lambda message: print(f"[{time.perf_counter() - start:6.1f} s] {message}", flush=True))
     seconds = time.perf_counter() - start
-    print(f"{'patch':>5}  {'arch':<10}{'same FBR':>10}{'shifted FBR':>13}")
+    print(f"{'patch':>5}  {'arch':<10}{'same FBR':>10}{'smaller FBR':>13}{'larger FBR':>12}")
     for row in result["table"]:
-        same, shifted = row["dice_same_fbr"], row["dice_shifted_fbr"]
-        print(f"{row['patch']:>5}  {row['arch']:<10}{same:>10.3f}{shifted:>13.3f}")
+        same, smaller, larger = row["dice_same_fbr"], row["dice_smaller_fbr"], row["dice_larger_fbr"]
+        print(f"{row['patch']:>5}  {row['arch']:<10}{same:>10.3f}{smaller:>13.3f}{larger:>12.3f}")
     print(f"run time {seconds:.0f} s (steps already in {args.out} are reused)")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps({"seconds": seconds, **result}, indent=2))

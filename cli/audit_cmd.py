@@ -29,21 +29,13 @@ from .options import (
     fraction,
     normalization_method,
     number,
+    one_of,
     whole_number,
     whole_numbers,
 )
 from .output import Output, console, handles_errors, info, warn
 from .pages import check_outputs, pages_from, write_and_tell
 from .ray_option import RayAddress, ray_address
-
-
-def _one_of(*choices: str):
-    def parse(text: str) -> str:
-        if text not in choices:
-            raise typer.BadParameter(f"must be one of {', '.join(choices)}; got {text!r}")
-        return text
-
-    return parse
 
 
 @handles_errors
@@ -78,12 +70,12 @@ def audit(
     nsd_tolerance: float = typer.Option(1.0, "--nsd-tolerance", parser=number(0.0, low_open=True),
                                         help="NSD tolerance in mm (> 0)."),
     nsd_definition: str = typer.Option(
-        "voxel", "--nsd-definition", metavar="voxel|area", parser=_one_of("voxel", "area"),
+        "voxel", "--nsd-definition", metavar="voxel|area", parser=one_of(lambda: ("voxel", "area")),
         help="voxel: each surface voxel counts once (MONAI's default); area: surface elements weighted "
         "by area (DeepMind's, as the Decathlon and TotalSegmentator report).",
     ),
     empty_policy: str = typer.Option(
-        "segrob", "--empty-policy", metavar="segrob|nnunet", parser=_one_of("segrob", "nnunet"),
+        "segrob", "--empty-policy", metavar="segrob|nnunet", parser=one_of(lambda: ("segrob", "nnunet")),
         help="segrob: both masks empty scores 1 (HD95 0); nnunet: NaN, left out of the means, as nnU-Net.",
     ),
     failure_dice: float = typer.Option(0.5, "--failure-dice", parser=fraction(upper_open=False),

@@ -15,15 +15,24 @@ def complexity(
     as_json: Json = False,
     cases: bool = typer.Option(False, "--cases", help="List every case's texture distance."),
     allow_outside: AllowOutside = False,
+    resize: int = typer.Option(
+        None, "--resize", metavar="256",
+        help="Resize every image (3D: slice) to 256 x 256 before the LBP, as the authors' code does: "
+             "only then does the texture distance equal theirs (default: the images' own size)."),
 ) -> None:
     """Measure task complexity as LBP texture distance (Kamath et al. 2023)."""
     from segrob.data import load_dataset
-    from segrob.data.complexity import measure_complexity
+    from segrob.data.complexity import measure_complexity, thresholds_for
+    from segrob.errors import SegrobError, UsageError
 
+    try:
+        thresholds_for(resize)
+    except SegrobError as error:
+        raise UsageError(str(error)) from None
     dataset = load_dataset(data, allow_outside=allow_outside)
     output = Output(as_json=as_json)
     with output.progress("texture distance", len(dataset)) as bar:
-        report = measure_complexity(dataset, progress=bar)
+        report = measure_complexity(dataset, progress=bar, resize=resize)
     output.result({"data": str(data), **report.to_dict()}, lambda _: _view(report, cases))
 
 
@@ -52,10 +61,11 @@ def _view(report, cases: bool) -> None:
     )
     for message in report.warnings:
         warn(message)
+    measured = f"resized to {report.resize} px" if report.resize else "at the images' own size"
     console.print(
-        f"complexity: [bold]{report.level or 'unknown'}[/] (median TD {fmt(summary['median'])}; "
-        f"low >= {low}, medium {medium}..{low}, high < {medium} bits, calibrated on segrob's "
-        "generator)"
+        f"complexity: [bold]{report.level or 'unknown'}[/] (median TD {fmt(summary['median'])}, "
+        f"measured {measured}; low >= {low}, medium {medium}..{low}, high < {medium} bits, "
+        "calibrated on segrob's generator for this setting)"
     )
 
 

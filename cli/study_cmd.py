@@ -18,6 +18,7 @@ from .options import (
     TestCases,
     TrainCases,
     complexity_levels,
+    one_of,
     suite_or_none,
     whole_numbers,
 )
@@ -42,15 +43,30 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
 
 def skip_table(result: dict):
     rows = [
-        (row["level"], row["arch"], _pm(row, "in_domain"), _pm(row, "easier"), _pm(row, "harder"),
+        (row["level"], row["arch"], _pm(row, "in_domain"), *(_pm(row, key) for key in SHIFT_KEYS),
          _pm(row, "shift_rr"))
         for row in result["table"]
     ]
+    protocol = result.get("protocol", "segrob")
+    capacity = result.get("capacity", "matched")
     return table(
-        "Skip study: mean Dice on unseen test cases (mean ± sd over seeds)",
-        ("complexity", "architecture", "in-domain", "easier (bg blur)", "harder (speckle)", "shift rR"),
+        f"Skip study ({protocol} protocol, {capacity} capacity): mean Dice on unseen test cases "
+        "(mean ± sd over seeds)",
+        ("complexity", "architecture", "in-domain", "easier (blur 3)", "easiest (blur 7)",
+         "harder (speckle .1)", "hardest (speckle .3)", "shift rR"),
         rows,
     )
+
+
+SHIFT_KEYS = ("easier", "easiest", "harder", "hardest")
+
+
+def matrix_table(result: dict):
+    levels = list(result["config"]["levels"])
+    rows = [(row["arch"], row["train"], *(fmt(row[level]) for level in levels))
+            for row in result.get("matrix", [])]
+    return table("Out-of-domain: clean Dice, trained at one level, tested at each",
+                 ("architecture", "trained at", *(f"tested at {level}" for level in levels)), rows)
 
 
 def _pm(row: dict, key: str) -> str:
@@ -68,12 +84,21 @@ def skip(
                                help="Complexity levels."),
     archs: Archs = "unet,noskip,attention,gated",
     seeds: str = typer.Option("0", "--seeds", parser=whole_numbers(0), help="Training seeds, e.g. 0,1,2."),
-    n_train: TrainCases = 60,
-    n_test: TestCases = 20,
-    size: Size = 64,
-    epochs: Epochs = 20,
+    n_train: TrainCases = None,
+    n_test: TestCases = None,
+    size: Size = None,
+    epochs: Epochs = None,
     shift_suite: str = typer.Option("shift", "--shift-suite", parser=suite_or_none,
                                     help="Extra suite to audit ('' for none)."),
+    protocol: str = typer.Option(
+        "segrob", "--protocol", metavar="segrob|paper", parser=one_of(lambda: ("segrob", "paper")),
+        help="segrob: 60 training cases, 64 px, 20 epochs, a texture pair and mask per case; paper: "
+             "Kamath et al.'s (80 cases, 256 px, 100 epochs, batch 8, one texture pair, one mask set, "
+             "the out-of-domain matrix). Given values override either."),
+    capacity: str = typer.Option(
+        None, "--capacity", metavar="matched|paper", parser=one_of(lambda: ("matched", "paper")),
+        help="matched: every architecture at segrob's widths; paper: attention at 3.3x the U-Net's "
+             "parameters, as in the paper (default: the protocol's)."),
     device: Device = "auto",
     as_json: Json = False,
     ray: RayAddress = None,
@@ -84,10 +109,10 @@ def skip(
     """
     from segrob.studies.skip import SkipStudyConfig, run_skip_study
 
-    config = SkipStudyConfig(
-        out=out, levels=_names(levels), archs=_names(archs), seeds=_ints(seeds, "--seeds"),
+    config = SkipStudyConfig.build(
+        protocol, out=out, levels=_names(levels), archs=_names(archs), seeds=_ints(seeds, "--seeds"),
         n_train=n_train, n_test=n_test, size=size, epochs=epochs, shift_suite=shift_suite or None,
-        device=device,
+        capacity=capacity, device=device,
     )
     with _cells(ray) as engine:
         result = run_skip_study(config, notify=info, engine=engine)
@@ -108,6 +133,8 @@ def _cells(address: str | None):
 
 def _skip_view(result: dict, out: Path) -> None:
     console.print(skip_table(result))
+    if result.get("matrix"):
+        console.print(matrix_table(result))
     console.print(f"every number: {out / 'study.json'}; audits: {out / 'audits'}")
 
 
@@ -148,13 +175,14 @@ def context(
 
 def _context_view(result: dict, out: Path) -> None:
     rows = [
-        (row["patch"], row["arch"], fmt(row["dice_same_fbr"]), fmt(row["dice_shifted_fbr"]),
-         _fbr(row["train_fbr_p5_p95"]))
+        (row["patch"], row["arch"], fmt(row["dice_same_fbr"]), fmt(row["dice_smaller_fbr"]),
+         fmt(row["dice_larger_fbr"]), _fbr(row["train_fbr_p5_p95"]))
         for row in result["table"]
     ]
     console.print(table(
         "Context study: Dice on unseen volumes",
-        ("patch", "architecture", "same foreground share", "shifted foreground share", "training FBR p5-p95"),
+        ("patch", "architecture", "same foreground share", "smaller share", "larger share",
+         "training FBR p5-p95"),
         rows,
     ))
     console.print(f"every number: {out / 'study.json'}")

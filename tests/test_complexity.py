@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from segrob.data.complexity import (
     texture_distance,
 )
 from segrob.data.synth import SynthConfig, generate
+from segrob.errors import SegrobError
 
 
 def test_kl_bits_matches_the_definition():
@@ -61,3 +64,56 @@ def test_level_thresholds():
     assert complexity_level(2.0) == "low"
     assert complexity_level(0.1) == "medium"
     assert complexity_level(0.01) == "high"
+
+
+def test_resize_256_is_the_identity_at_256_px():
+    cases = generate(SynthConfig(n=1, size=256, blend=0.5, seed=2))
+    image, label = cases[0].image, cases[0].label
+    assert texture_distance(image, label, resize=256) == pytest.approx(texture_distance(image, label))
+
+
+def test_resize_256_measures_the_upsampled_image_and_bilinear_label():
+    from skimage.feature import local_binary_pattern
+    from skimage.transform import resize
+
+    case = generate(SynthConfig(n=1, size=64, blend=0.3, seed=4))[0]
+    low, high = np.percentile(case.image, [0.5, 99.5])
+    grey = np.round((np.clip(case.image[0], low, high) - low) / (high - low) * 255.0)
+    # The reference, by hand: quantise, resize to 256, call foreground every pixel the bilinearly
+    # resized label leaves above 0 (the authors' rule), and take KL of the two LBP histograms.
+    big = np.round(resize(grey, (256, 256), anti_aliasing=True, preserve_range=True)).astype(np.uint8)
+    mask = resize(case.label.astype(float), (256, 256), order=1, anti_aliasing=False) > 0
+    codes = local_binary_pattern(big, 24, 3, method="uniform").astype(int)
+    expected = kl_bits(np.bincount(codes[mask], minlength=26), np.bincount(codes[~mask], minlength=26))
+    assert texture_distance(case.image, case.label, resize=256) == pytest.approx(expected, abs=1e-9)
+    assert mask.sum() > (case.label > 0).sum() * 16  # the bilinear label grows the foreground
+
+
+def test_level_thresholds_follow_the_resize_setting():
+    assert complexity_level(0.07, resize=256) == "medium"
+    assert complexity_level(0.07) == "high"
+    with pytest.raises(SegrobError, match="--resize takes 256"):
+        complexity_level(0.1, resize=128)
+    cases = generate(SynthConfig(n=4, size=64, seed=1))
+    report = measure_complexity(cases, resize=256)
+    data = report.to_dict()
+    assert data["resize"] == 256 and "256 x 256" in data["method"]
+    assert data["thresholds_bits"]["low"] == "TD >= 0.27"
+    assert measure_complexity(cases).to_dict()["resize"] is None
+
+
+def test_cli_resize_says_which_measure_it_used(tmp_path):
+    from segrob_cli.main import app
+    from typer.testing import CliRunner
+
+    from segrob.data.synth import write_synthetic
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    meta = write_synthetic(SynthConfig(n=3, size=32, seed=0), folder)
+    assert meta["texture_distance"]["resize"] == 256 and meta["texture_distance"]["cases"] == 3
+    result = CliRunner().invoke(app, ["complexity", "--data", str(folder), "--resize", "256", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["resize"] == 256
+    result = CliRunner().invoke(app, ["complexity", "--data", str(folder), "--resize", "128"])
+    assert result.exit_code == 2 and "--resize takes 256" in result.stderr

@@ -168,3 +168,15 @@ def test_statistics_of_another_batch_are_refused():
     with pytest.raises(SegrobError, match="image_stats"):
         apply_perturbation("gaussian_noise", image, None, severity=1, seed=0,
                            stats=image_stats(image[:1]))
+
+
+def test_texture_speckle_is_the_speckle_clipped_to_the_image_range():
+    # As skimage's random_noise(mode="speckle") clips to [0, 1] for images in [0, 1].
+    image = torch.rand(2, 1, 24, 24, generator=torch.Generator().manual_seed(0))
+    speckle, params = applied("speckle_noise", image, severity=5)
+    clipped, texture_params = applied("texture_speckle", image, severity=2)
+    assert params["variance"] == texture_params["variance"] == 0.3
+    assert speckle.min() < 0 or speckle.max() > 1  # the unclipped one leaves the range
+    low = image.amin(dim=(2, 3), keepdim=True)
+    high = image.amax(dim=(2, 3), keepdim=True)
+    assert torch.equal(clipped, torch.maximum(torch.minimum(speckle, high), low))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from segrob.data import load_dataset
 from segrob.data.blend import blend_textures
-from segrob.data.synth import SynthConfig, generate, write_synthetic
+from segrob.data.synth import SynthConfig, generate, synthetic_metadata, write_synthetic
 from segrob.data.textures import TEXTURE_FAMILIES, make_texture
 from segrob.errors import SegrobError
 
@@ -88,3 +89,20 @@ def test_bad_configs_are_refused():
         SynthConfig(families=("wood", "fractal")).check()
     with pytest.raises(SegrobError, match="2D only"):
         SynthConfig(dims=3, families=("photo", "fractal")).check()
+
+
+def test_paper_texture_pair_and_mask_set_are_shared_across_blends():
+    base = SynthConfig(n=3, size=32, seed=0, texture_pair=("cellular", "fractal"), mask_seed=5)
+    low, high = generate(replace(base, blend=0.1)), generate(replace(base, blend=0.8))
+    for a, b in zip(low, high, strict=True):
+        assert np.array_equal(a.label, b.label) and not np.array_equal(a.image, b.image)
+    assert not np.array_equal(low[0].label, low[1].label)
+    # Outside the mask the image is the background crop alone: at any blend, the same pixels.
+    outside = low[0].label == 0
+    assert np.array_equal(low[0].image[0][outside], high[0].image[0][outside])
+    # Every case is a different crop of the one background sheet.
+    assert not np.array_equal(low[0].image[0][:8, :8], low[1].image[0][:8, :8])
+    meta = synthetic_metadata(base.check(), [{"foreground_ratio": 0.1}])
+    assert meta["texture_pair"] == ["cellular", "fractal"] and meta["mask_seed"] == 5
+    with pytest.raises(SegrobError, match="two different families"):
+        SynthConfig(texture_pair=("cellular", "cellular")).check()

@@ -4,6 +4,11 @@
 uniform local binary pattern codes (radius 3, 24 points) over the foreground and background,
 summed over the bins that are non-zero in both. Large TD: the foreground texture stands apart
 and the task is easy; TD near 0: the task is hard.
+
+``resize=256`` measures as the authors' code does (to_skip_or_not, data/utils.py): every image
+(every slice in 3D) resized to 256 x 256 with anti-aliasing and its label bilinearly, foreground
+where the resized label is above 0, before the LBP. Only then does TD equal theirs; natively
+(``resize=None``, the default) small images read higher. Each setting has its own thresholds.
 """
 
 from __future__ import annotations
@@ -14,13 +19,22 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from segrob.data.case import Case
+from segrob.errors import SegrobError
 
 LBP_RADIUS = 3
 LBP_POINTS = 24
 N_CODES = LBP_POINTS + 2  # uniform patterns 0..P, plus one bin for all non-uniform ones
-# Texture distance (bits) separating the levels; calibrated on segrob's generator at the
-# blends of segrob.data.blend.COMPLEXITY_LEVELS (benchmarks/calibrate_complexity.py).
-LEVEL_THRESHOLDS: dict[str, float] = {"low": 0.3, "medium": 0.08}
+# Texture distance (bits) separating the levels per resize setting; calibrated on segrob's
+# generator at 128 px at the blends of segrob.data.blend.COMPLEXITY_LEVELS
+# (benchmarks/calibrate_complexity.py): at 256 the geometric means of the medians at
+# neighbouring level blends (.27 and .06 bits). Resizing does not make TD size-free: 64 px
+# images upsampled to 256 read about half their 128 px value.
+THRESHOLDS_BY_RESIZE: dict[int | None, dict[str, float]] = {
+    None: {"low": 0.3, "medium": 0.08},
+    256: {"low": 0.27, "medium": 0.06},
+}
+LEVEL_THRESHOLDS = THRESHOLDS_BY_RESIZE[None]
+RESIZES = tuple(r for r in THRESHOLDS_BY_RESIZE if r is not None)
 MIN_REGION_PIXELS = 16
 # Below this many foreground pixels per case the LBP histogram is noisy and TD reads high
 # (at 64 px a high-complexity case measures about twice its 128 px value).
@@ -50,14 +64,19 @@ class ComplexityReport:
     thresholds: dict[str, float] = field(default_factory=lambda: dict(LEVEL_THRESHOLDS))
     skipped: int = 0
     warnings: tuple[str, ...] = ()
-    method: str = (
-        f"KL(fg || bg) in bits of uniform LBP histograms (R={LBP_RADIUS}, P={LBP_POINTS}); "
-        "3D: codes pooled over slices along the longest axis"
-    )
+    resize: int | None = None
+
+    @property
+    def method(self) -> str:
+        size = (f"each image (3D: slice) resized to {self.resize} x {self.resize} first, as the authors' "
+                "code does" if self.resize else "at the images' own size")
+        return (f"KL(fg || bg) in bits of uniform LBP histograms (R={LBP_RADIUS}, P={LBP_POINTS}), "
+                f"{size}; 3D: codes pooled over slices along the longest axis")
 
     def to_dict(self) -> dict:
         return {
             "method": self.method,
+            "resize": self.resize,
             "level": self.level,
             "thresholds_bits": {
                 "low": f"TD >= {self.thresholds['low']}",
@@ -71,22 +90,34 @@ class ComplexityReport:
         }
 
 
-def complexity_level(texture_distance: float | None) -> str | None:
-    """Map a texture distance (bits) to ``low``/``medium``/``high`` complexity."""
+def thresholds_for(resize: int | None) -> dict[str, float]:
+    """The level thresholds (bits) calibrated for ``resize``; other sizes are refused."""
+    if resize not in THRESHOLDS_BY_RESIZE:
+        valid = ", ".join(str(r) for r in RESIZES)
+        raise SegrobError(f"--resize takes {valid} (a size with calibrated thresholds), got {resize}")
+    return THRESHOLDS_BY_RESIZE[resize]
+
+
+def complexity_level(texture_distance: float | None, resize: int | None = None) -> str | None:
+    """Map a texture distance (bits), measured with ``resize``, to ``low``/``medium``/``high``."""
     if texture_distance is None or not np.isfinite(texture_distance):
         return None
-    if texture_distance >= LEVEL_THRESHOLDS["low"]:
+    thresholds = thresholds_for(resize)
+    if texture_distance >= thresholds["low"]:
         return "low"
-    if texture_distance >= LEVEL_THRESHOLDS["medium"]:
+    if texture_distance >= thresholds["medium"]:
         return "medium"
     return "high"
 
 
-def lbp_histograms(image: np.ndarray, foreground: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def lbp_histograms(
+    image: np.ndarray, foreground: np.ndarray, resize: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Counts of uniform LBP codes over the foreground and the background of a 2D or 3D image.
 
     Multi-channel images are averaged over channels first. 3D images are read slice by slice
     along their longest axis and the counts pooled, so every slice adds its texture.
+    ``resize``: each plane resized to ``resize`` x ``resize`` first (see the module docstring).
     """
     from skimage.feature import local_binary_pattern
 
@@ -100,6 +131,8 @@ def lbp_histograms(image: np.ndarray, foreground: np.ndarray) -> tuple[np.ndarra
     fg_counts = np.zeros(N_CODES, dtype=np.int64)
     bg_counts = np.zeros(N_CODES, dtype=np.int64)
     for plane, mask in slices:
+        if resize:
+            plane, mask = _resized(plane, mask, resize)
         if not mask.any() or mask.all():
             continue
         codes = local_binary_pattern(plane, LBP_POINTS, LBP_RADIUS, method="uniform").astype(np.int64)
@@ -116,40 +149,50 @@ def kl_bits(p_counts: np.ndarray, q_counts: np.ndarray) -> float:
     return float(np.sum(p[both] * np.log2(p[both] / q[both])))
 
 
-def texture_distance(image: np.ndarray, label: np.ndarray) -> float | None:
+def _resized(plane: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    from skimage.transform import resize
+
+    grey = resize(plane.astype(np.float64), (size, size), anti_aliasing=True, preserve_range=True)
+    # The authors resize the label bilinearly and call every pixel above 0 foreground.
+    label = resize(mask.astype(np.float64), (size, size), order=1, anti_aliasing=False)
+    return np.round(np.clip(grey, 0, 255)).astype(np.uint8), label > 0
+
+
+def texture_distance(image: np.ndarray, label: np.ndarray, resize: int | None = None) -> float | None:
     """Texture distance of one labelled image ``(C, *spatial)``; foreground is ``label > 0``.
 
     Returns ``None`` when the foreground or background has fewer than 16 pixels.
     """
     foreground = np.asarray(label) > 0
-    fg_counts, bg_counts = lbp_histograms(np.asarray(image), foreground)
+    fg_counts, bg_counts = lbp_histograms(np.asarray(image), foreground, resize)
     if fg_counts.sum() < MIN_REGION_PIXELS or bg_counts.sum() < MIN_REGION_PIXELS:
         return None
     return kl_bits(fg_counts, bg_counts)
 
 
 def measure_complexity(
-    cases: Iterable[Case], *, progress: Callable[[int], None] | None = None
+    cases: Iterable[Case], *, progress: Callable[[int], None] | None = None, resize: int | None = None
 ) -> ComplexityReport:
     """Texture distance of every case, its distribution and the level of the median.
 
     Cases without foreground or background are kept in the report with ``None`` and counted
-    as skipped, never silently dropped.
+    as skipped, never silently dropped. ``resize=256`` measures as the authors' code does.
     """
+    thresholds_for(resize)
     results = []
     foreground_pixels = []
     for index, case in enumerate(cases):
         if case.label is None:
             td = None
         else:
-            td = texture_distance(case.image, case.label)
+            td = texture_distance(case.image, case.label, resize)
             foreground_pixels.append(int(np.count_nonzero(case.label)))
         results.append(
             CaseComplexity(
                 name=case.name,
                 texture_distance=None if td is None else round(td, 6),
                 foreground_ratio=round(case.foreground_ratio, 6),
-                level=complexity_level(td),
+                level=complexity_level(td, resize),
             )
         )
         if progress is not None:
@@ -157,18 +200,21 @@ def measure_complexity(
     values = np.array([r.texture_distance for r in results if r.texture_distance is not None])
     summary = _summary(values)
     warnings = []
-    if foreground_pixels and np.median(foreground_pixels) < RELIABLE_FOREGROUND_PIXELS:
+    if not resize and foreground_pixels and np.median(foreground_pixels) < RELIABLE_FOREGROUND_PIXELS:
         warnings.append(
             f"median foreground is {int(np.median(foreground_pixels))} pixels (< "
             f"{RELIABLE_FOREGROUND_PIXELS}): texture distance reads high on small regions, so "
-            "the level may read easier than it is (thresholds were calibrated at 128 px)"
+            "the level may read easier than it is (thresholds were calibrated at 128 px; "
+            "--resize 256 measures every image at one size)"
         )
     return ComplexityReport(
         cases=tuple(results),
         summary=summary,
-        level=complexity_level(summary["median"]),
+        level=complexity_level(summary["median"], resize),
+        thresholds=dict(thresholds_for(resize)),
         skipped=len(results) - len(values),
         warnings=tuple(warnings),
+        resize=resize,
     )
 
 

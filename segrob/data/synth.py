@@ -7,6 +7,7 @@ on how many others were made, and the same command writes the same bytes.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 from segrob import __version__
 from segrob.data.blend import blend_textures, to_intensity
 from segrob.data.case import Case
+from segrob.data.complexity import complexity_level, texture_distance
 from segrob.data.formats import write_array
 from segrob.data.shapes import bezier_blob_2d, blobs_3d
 from segrob.data.textures import PROCEDURAL_FAMILIES, TEXTURE_FAMILIES, make_texture
@@ -24,12 +26,21 @@ from segrob.io_utils import write_json_atomic
 # Real photographs (scikit-image ships three) exist in 2D only.
 DEFAULT_FAMILIES = {2: (*PROCEDURAL_FAMILIES, "photo"), 3: PROCEDURAL_FAMILIES}
 
+#: The texture distance recorded in segrob.json is measured at the authors' 256 px.
+PAPER_RESIZE = 256
+
 FORMATS = {"tiff": ".tif", "nifti": ".nii.gz", "npy": ".npy"}
 
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """What to generate. ``fg_fraction`` is the (min, max) foreground share of each image."""
+    """What to generate. ``fg_fraction`` is the (min, max) foreground share of each image.
+
+    Kamath et al. 2023's protocol (``segrob study skip --protocol paper``) is two options away:
+    ``texture_pair`` (foreground, background) fixes one texture pair for every case, each case a
+    random crop of one sheet per family drawn from ``texture_seed``; ``mask_seed`` draws the
+    masks from their own generator, so datasets that differ only in ``blend`` share one mask set.
+    """
 
     dims: int = 2
     n: int = 100
@@ -42,6 +53,9 @@ class SynthConfig:
     n_blobs: tuple[int, int] = (1, 3)
     fmt: str = "tiff"
     spacing: tuple[float, ...] = field(default=())
+    texture_pair: tuple[str, ...] = ()
+    texture_seed: int = 0
+    mask_seed: int | None = None
 
     def check(self) -> SynthConfig:
         if self.dims not in (2, 3):
@@ -52,8 +66,12 @@ class SynthConfig:
             raise SegrobError(f"--size must be between 16 and 1024, got {self.size}")
         if not 0.0 <= self.blend < 1.0:
             raise SegrobError(f"blend must be in [0, 1), got {self.blend}")
+        if self.texture_pair and not self.families:
+            return _replace(self, families=tuple(self.texture_pair)).check()
         if not self.families:
             return _replace(self, families=DEFAULT_FAMILIES[self.dims]).check()
+        if self.texture_pair and (len(self.texture_pair) != 2 or len(set(self.texture_pair)) != 2):
+            raise SegrobError(f"texture_pair must name two different families, got {self.texture_pair}")
         unknown = [f for f in self.families if f not in TEXTURE_FAMILIES]
         if unknown:
             raise SegrobError(
@@ -87,15 +105,23 @@ def generate_case(config: SynthConfig, index: int) -> tuple[Case, dict]:
     """Make case ``index`` of ``config``; returns the case and what was drawn for it."""
     rng = np.random.default_rng([config.seed, index])
     shape = (config.size,) * config.dims
-    fg_family, bg_family = rng.choice(np.array(config.families), size=2, replace=False).tolist()
-    fraction = float(rng.uniform(*config.fg_fraction))
-    if config.dims == 2:
-        mask = bezier_blob_2d(shape, rng, area_fraction=fraction)  # type: ignore[arg-type]
+    if config.texture_pair:
+        fg_family, bg_family = config.texture_pair
     else:
-        n_blobs = int(rng.integers(config.n_blobs[0], config.n_blobs[1] + 1))
-        mask = blobs_3d(shape, rng, volume_fraction=fraction, n_blobs=n_blobs)  # type: ignore[arg-type]
-    foreground = make_texture(fg_family, shape, rng)
-    background = make_texture(bg_family, shape, rng)
+        fg_family, bg_family = rng.choice(np.array(config.families), size=2, replace=False).tolist()
+    mask_rng = rng if config.mask_seed is None else np.random.default_rng([config.mask_seed, index])
+    fraction = float(mask_rng.uniform(*config.fg_fraction))
+    if config.dims == 2:
+        mask = bezier_blob_2d(shape, mask_rng, area_fraction=fraction)  # type: ignore[arg-type]
+    else:
+        n_blobs = int(mask_rng.integers(config.n_blobs[0], config.n_blobs[1] + 1))
+        mask = blobs_3d(shape, mask_rng, volume_fraction=fraction, n_blobs=n_blobs)  # type: ignore[arg-type]
+    if config.texture_pair:
+        foreground = _crop(_sheet(fg_family, config.dims, config.size, config.texture_seed, 0), shape, rng)
+        background = _crop(_sheet(bg_family, config.dims, config.size, config.texture_seed, 1), shape, rng)
+    else:
+        foreground = make_texture(fg_family, shape, rng)
+        background = make_texture(bg_family, shape, rng)
     image = to_intensity(blend_textures(foreground, background, mask, config.blend))
     case = Case(
         name=f"case_{index:04d}",
@@ -113,6 +139,20 @@ def generate_case(config: SynthConfig, index: int) -> tuple[Case, dict]:
     return case, drawn
 
 
+@functools.lru_cache(maxsize=4)
+def _sheet(family: str, dims: int, size: int, seed: int, role: int) -> np.ndarray:
+    """One texture twice the image's edge, the paper's fixed texture image, drawn once per seed."""
+    sheet = make_texture(family, (2 * size,) * dims, np.random.default_rng([seed, role, 7919]))
+    sheet.flags.writeable = False
+    return sheet
+
+
+def _crop(sheet: np.ndarray, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    corner = [int(rng.integers(0, s - e + 1)) for s, e in zip(sheet.shape, shape, strict=True)]
+    window = tuple(slice(c, c + e) for c, e in zip(corner, shape, strict=True))
+    return np.array(sheet[window], dtype=np.float32)
+
+
 def generate(config: SynthConfig) -> list[Case]:
     """All cases of ``config`` in memory (for tests and small in-process runs)."""
     config = config.check()
@@ -128,9 +168,11 @@ def write_synthetic(config: SynthConfig, folder: Path, *, progress=None) -> dict
     suffix = FORMATS[config.fmt]
     (folder / "images").mkdir(parents=True, exist_ok=True)
     (folder / "labels").mkdir(parents=True, exist_ok=True)
-    drawn_cases = []
+    drawn_cases, distances = [], []
     for index in range(config.n):
         case, drawn = generate_case(config, index)
+        if config.dims == 2:
+            distances.append(texture_distance(case.image, case.label, resize=PAPER_RESIZE))
         label_dtype = np.uint8 if config.fmt != "npy" else np.int32
         write_array(folder / "images" / f"{case.name}{suffix}", case.image[0], case.spacing)
         write_array(folder / "labels" / f"{case.name}{suffix}", case.label.astype(label_dtype), case.spacing)
@@ -138,8 +180,20 @@ def write_synthetic(config: SynthConfig, folder: Path, *, progress=None) -> dict
         if progress is not None:
             progress(index + 1, config.n)
     metadata = synthetic_metadata(config, drawn_cases)
+    metadata["texture_distance"] = _distance_record(distances)
     write_json_atomic(folder / "segrob.json", metadata)
     return metadata
+
+
+def _distance_record(distances: list[float | None]) -> dict | None:
+    """The dataset's median texture distance, measured the authors' way (3D: not measured,
+    LBP over every resized slice costs more than generating the volumes)."""
+    known = [d for d in distances if d is not None]
+    if not known:
+        return None
+    median = float(np.median(known))
+    return {"median": round(median, 6), "resize": PAPER_RESIZE, "cases": len(known),
+            "level": complexity_level(median, PAPER_RESIZE)}
 
 
 def synthetic_metadata(config: SynthConfig, drawn_cases: list[dict]) -> dict:
@@ -158,6 +212,9 @@ def synthetic_metadata(config: SynthConfig, drawn_cases: list[dict]) -> dict:
         "n_blobs": list(config.n_blobs) if config.dims == 3 else None,
         "format": config.fmt,
         "spacing": list(config.voxel_spacing),
+        "texture_pair": list(config.texture_pair) or None,
+        "texture_seed": config.texture_seed if config.texture_pair else None,
+        "mask_seed": config.mask_seed,
         "foreground_ratio": {"min": min(ratios), "max": max(ratios),
                              "mean": round(float(np.mean(ratios)), 6)},
         "cases": drawn_cases,

@@ -4,7 +4,7 @@
   (label 0), sigma 3 and 7 px. The background loses its texture while the foreground keeps its
   own, so the texture distance between them grows.
 * ``texture_speckle`` (the paper's "harder" shift): speckle noise of variance .1 and .3 over the
-  whole image, burying both textures.
+  whole image, burying both textures, clipped to the image's range as the paper's is to [0, 1].
 
 Each has two severities, the paper's two levels (1 = the paper's milder, 2 = its stronger); the
 contract (severity 0 = clean, quality falls with severity) holds as for the 5-level members.
@@ -54,3 +54,11 @@ class TextureSpeckle(SpeckleNoise):
     modalities = ("us", "mri", "ct", "histology")
     levels = {"variance": (0.1, 0.3)}
     units = {"variance": "squared share of the robust range"}
+
+    def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
+              stats: ImageStats | None = None) -> Result:
+        # The paper's speckle (skimage random_noise) clips to the [0, 1] its images span: clip
+        # to each image's own range, which is [0, 1] for such images.
+        noisy, label = super().apply(image, label, params, stats)
+        axes = tuple(range(2, image.ndim))
+        return noisy.clamp_(image.amin(dim=axes, keepdim=True), image.amax(dim=axes, keepdim=True)), label

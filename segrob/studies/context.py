@@ -3,7 +3,8 @@
 For each patch size and architecture: train on 3D volumes whose foreground fills a given share
 (the training patches' foreground ratio, FBR, is recorded), export, and measure Dice on unseen
 volumes of the same foreground share (inside the training FBR range) and on volumes whose
-foreground is much smaller or larger (outside it). The paper's findings: bigger patches (more
+foreground is smaller and, separately, larger (outside it on either side; the paper's test
+volumes fell on both sides of the training range). The paper's findings: bigger patches (more
 context) help every model more than a higher FBR does, and U-Net holds up outside the training
 FBR range while attention U-Net and UNETR fall.
 """
@@ -31,6 +32,8 @@ from segrob.studies.pipeline import (
 )
 
 TEST_SEED_OFFSET = 1000
+#: The audit file of each test set (``shifted``: the larger share, its name before both shifts).
+AUDIT_NAMES = {"same": "same", "larger": "shifted", "smaller": "smaller"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class ContextStudyConfig:
     level: str = "low"
     fg_fraction: tuple[float, float] = (0.04, 0.12)
     fg_fraction_shifted: tuple[float, float] = (0.25, 0.4)
+    fg_fraction_smaller: tuple[float, float] = (0.01, 0.025)
     pos_ratio: float = 0.5
     device: str = "auto"
 
@@ -62,6 +66,12 @@ class ContextStudyConfig:
             )
         if not self.patches or not self.archs or not self.seeds:
             raise SegrobError("a study needs at least one patch size, architecture and seed")
+        if not self.fg_fraction_smaller[1] < self.fg_fraction[0] <= self.fg_fraction[1] < \
+                self.fg_fraction_shifted[0]:
+            raise SegrobError(
+                f"the shifted foreground shares must lie below and above the training share "
+                f"{self.fg_fraction}: got {self.fg_fraction_smaller} and {self.fg_fraction_shifted}"
+            )
         return self
 
     def to_dict(self) -> dict:
@@ -69,17 +79,22 @@ class ContextStudyConfig:
         data["out"] = str(self.out)
         return data
 
+    def settings(self) -> dict:
+        """What a study folder is claimed with; the smaller shift's default is left out, so
+        folders made before it resume (and gain the smaller shift)."""
+        data = json.loads(json.dumps(self.to_dict()))
+        data.pop("out")
+        if tuple(data["fg_fraction_smaller"]) == ContextStudyConfig.fg_fraction_smaller:
+            data.pop("fg_fraction_smaller")
+        return data
+
 
 def run_context_study(config: ContextStudyConfig, *, notify: Callable[[str], None] | None = None,
                       engine: LocalCells | None = None) -> dict:
     """Run (or resume) the study; returns and writes ``study.json``. ``engine``: as in the skip study."""
-    from segrob.training import TrainConfig
-
     config = config.check()
     out = Path(config.out)
-    settings = config.to_dict()
-    settings.pop("out")
-    claim_folder(out, json.loads(json.dumps(settings)))
+    claim_folder(out, config.settings())
     blend, level = blend_for(config.level, None)
 
     def volumes(name: str, n: int, fraction: tuple[float, float], seed: int) -> Path:
@@ -88,56 +103,70 @@ def run_context_study(config: ContextStudyConfig, *, notify: Callable[[str], Non
         ), notify)
 
     train_dir = volumes("train", config.n_train, config.fg_fraction, 0)
-    inside_dir = volumes("test-same-fbr", config.n_test, config.fg_fraction, TEST_SEED_OFFSET)
-    outside_dir = volumes("test-shifted-fbr", config.n_test, config.fg_fraction_shifted, TEST_SEED_OFFSET + 1)
+    n_test = config.n_test
+    tests = {
+        "same": volumes("test-same-fbr", n_test, config.fg_fraction, TEST_SEED_OFFSET),
+        # The folder keeps its first name so that studies made before the smaller shift resume.
+        "larger": volumes("test-shifted-fbr", n_test, config.fg_fraction_shifted, TEST_SEED_OFFSET + 1),
+        "smaller": volumes("test-smaller-fbr", n_test, config.fg_fraction_smaller, TEST_SEED_OFFSET + 2),
+    }
     engine = engine or LocalCells()
-    todo = []
-    for patch in config.patches:
-        for arch in config.archs:
-            for seed in config.seeds:
-                name = f"p{patch}-{arch}-s{seed}"
-                run_dir = out / "runs" / name
-                request = TrainConfig(
-                    data=str(train_dir), out=str(run_dir), arch=arch, epochs=config.epochs, seed=seed,
-                    patch_size=patch, pos_ratio=config.pos_ratio, device=config.device,
-                )
-                model_path = out / "models" / f"{name}.onnx"
-                todo.append((patch, arch, seed, TrainCell(name, run_dir, model_path, request)))
+    todo = [(patch, arch, seed, _train_cell(config, out, patch, arch, seed, train_dir))
+            for patch in config.patches for arch in config.archs for seed in config.seeds]
     runs = engine.train([cell for *_, cell in todo], notify)
-    cells = [_audited_cell(config, out, patch, arch, seed, cell, runs[cell.name], (inside_dir, outside_dir),
-                           engine, notify) for patch, arch, seed, cell in todo]
+    cells = [_audited_cell(config, out, patch, arch, seed, cell, runs[cell.name], tests, engine, notify)
+             for patch, arch, seed, cell in todo]
+    result = {"study": "context", "config": config.to_dict(), "cells": cells,
+              "table": summarise_context(cells, config)}
+    write_json_atomic(out / "study.json", result)
+    return result
+
+
+def _train_cell(config: ContextStudyConfig, out: Path, patch: int, arch: str, seed: int,
+                train_dir: Path) -> TrainCell:
+    from segrob.training import TrainConfig
+
+    name = f"p{patch}-{arch}-s{seed}"
+    run_dir = out / "runs" / name
+    request = TrainConfig(
+        data=str(train_dir), out=str(run_dir), arch=arch, epochs=config.epochs, seed=seed,
+        patch_size=patch, pos_ratio=config.pos_ratio, device=config.device,
+    )
+    return TrainCell(name, run_dir, out / "models" / f"{name}.onnx", request)
+
+
+def summarise_context(cells: list[dict], config: ContextStudyConfig) -> list[dict]:
+    """Mean over seeds per (patch, architecture), with the training FBR's p5-p95."""
     table = []
     for patch in config.patches:
         for arch in config.archs:
             group = [c for c in cells if c["patch"] == patch and c["arch"] == arch]
             row = {"patch": patch, "arch": arch}
-            for key in ("dice_same_fbr", "dice_shifted_fbr", "val_dice"):
+            for key in ("dice_same_fbr", "dice_smaller_fbr", "dice_larger_fbr", "val_dice"):
                 values = [c[key] for c in group if c[key] is not None]
                 row[key] = float(np.mean(values)) if values else None
             fbr = [c["train_fbr"] for c in group if c["train_fbr"]]
             row["train_fbr_p5_p95"] = [fbr[0].get("p5"), fbr[0].get("p95")] if fbr else None
             table.append(row)
-    result = {"study": "context", "config": config.to_dict(), "cells": cells, "table": table}
-    write_json_atomic(out / "study.json", result)
-    return result
+    return table
 
 
 def _audited_cell(config: ContextStudyConfig, out: Path, patch: int, arch: str, seed: int, cell: TrainCell,
-                  run: dict, tests: tuple[Path, Path], engine: LocalCells, notify) -> dict:
-    """Audit one trained cell on the same-FBR and shifted-FBR volumes and gather its numbers."""
-    name, model = cell.name, cell.model_path
-    inside_dir, outside_dir = tests
-    same = ensure_audited(model, inside_dir, "clean", out / "audits" / f"{name}-same.json",
-                          seed=seed, device=config.device, notify=notify, engine=engine.audit_engine)
-    shifted = ensure_audited(model, outside_dir, "clean", out / "audits" / f"{name}-shifted.json",
-                             seed=seed, device=config.device, notify=notify, engine=engine.audit_engine)
+                  run: dict, tests: dict[str, Path], engine: LocalCells, notify) -> dict:
+    """Audit one trained cell on the same, larger and smaller foreground shares."""
+    reports = {
+        key: ensure_audited(cell.model_path, folder, "clean",
+                            out / "audits" / f"{cell.name}-{AUDIT_NAMES[key]}.json",
+                            seed=seed, device=config.device, notify=notify, engine=engine.audit_engine)
+        for key, folder in tests.items()
+    }
     return {
         "patch": patch, "arch": arch, "seed": seed,
         "train_fbr": run.get("fbr_range"),
         "val_dice": (run.get("best") or {}).get("val_dice"),
-        "dice_same_fbr": same.summary.clean.mean("dice"),
-        "dice_shifted_fbr": shifted.summary.clean.mean("dice"),
-        "shifted_outside_range": _outside(shifted),
+        **{f"dice_{key}_fbr": report.summary.clean.mean("dice") for key, report in reports.items()},
+        "larger_outside_range": _outside(reports["larger"]),
+        "smaller_outside_range": _outside(reports["smaller"]),
     }
 
 
