@@ -126,7 +126,6 @@ def audit(
     from segrob.errors import UsageError
     from segrob.perturb.suites import resolve_suite
     from segrob.preprocessing import spec_from_options
-    from segrob.report import report_json
 
     bounds = parse_bounds(fail_under)
     resolve_suite(suite)  # a bad suite name or file fails before any work starts
@@ -148,19 +147,14 @@ def audit(
         suite=suite, seed=seed, device=device, batch_size=batch_size, window=_window(window),
         inference=inference, overlap=overlap, nsd_tolerance_mm=nsd_tolerance, nsd_definition=nsd_definition,
         empty_policy=empty_policy, failure_dice=failure_dice, bounds=bounds,
-        skip_bad=skip_bad, resume=resume, threads=threads,
-        overrides=overrides,
+        skip_bad=skip_bad, resume=resume, threads=threads, overrides=overrides,
         examples=examples if examples is not None else (8 if html else 0),
     )
     output = Output(as_json=as_json)
     reports = _run_audits(models, metadata, targets, data, options, ray=ray, n=n, size=size,
                           overwrite=overwrite, output=output, allow_outside=allow_outside, preps=preps)
     write_and_tell(reports, [m.stem for m in models], pages, overwrite=overwrite, inputs=(*models, data))
-    if len(reports) == 1:
-        output.result(reports[0], _view, serialize=report_json)
-    else:
-        output.result(reports, _views,
-                      serialize=lambda all_: f"[{','.join(report_json(r).strip() for r in all_)}]\n")
+    _show(output, reports)
     if any(report.gates and not report.gates["passed"] for report in reports):
         raise typer.Exit(1)
 
@@ -217,6 +211,17 @@ def _ray_engine(address: str):
 
     with connect(address) as ray:
         yield RayAudit(ray)
+
+
+def _show(output, reports: list) -> None:
+    """One report as it is; several as tables in turn, or a JSON list."""
+    from segrob.report import report_json
+
+    if len(reports) == 1:
+        output.result(reports[0], _view, serialize=report_json)
+    else:
+        output.result(reports, _views,
+                      serialize=lambda all_: f"[{','.join(report_json(r).strip() for r in all_)}]\n")
 
 
 def _views(reports: list) -> None:

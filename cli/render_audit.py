@@ -69,6 +69,13 @@ def render_report(report) -> None:
             _pct(cell.failure_rate),
         )
     console.print(cells)
+    _render_perturbations(report)
+    _render_extras(report)
+
+
+def _render_perturbations(report) -> None:
+    """Per perturbation: rR, weighted degradation, worst severity, and the suite's line."""
+    summary, clean = report.summary, report.summary.clean
     per = Table(title="Per perturbation", title_justify="left", header_style="bold")
     for name, justify in (("perturbation", "left"), ("rR", "right"), ("weighted degradation", "right"),
                           ("worst severity", "right"), ("worst Dice", "right"), ("failure rate", "right")):
@@ -92,7 +99,6 @@ def render_report(report) -> None:
         + (f"; worst {worst.perturbation} s{worst.severity} (Dice {fmt(worst.dice)})"
            if worst else "")
     )
-    _render_extras(report)
 
 
 def _scoring(settings: dict) -> str:

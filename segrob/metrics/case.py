@@ -165,20 +165,8 @@ def case_metrics(
     Returns:
         Per-class metrics, their foreground mean and the count of each empty-mask case.
     """
-    pred_labels = np.asarray(pred_labels)
-    gt_labels = np.asarray(gt_labels)
-    if pred_labels.shape != gt_labels.shape:
-        raise SegrobError(
-            f"prediction shape {pred_labels.shape} differs from label shape {gt_labels.shape}"
-        )
-    keys = [int(k) for k in classes]
-    foreground = [k for k in keys if k != 0]
-    if not foreground:
-        raise SegrobError(f"case_metrics needs at least one foreground class (not 0), got {keys}")
-    if len(set(keys)) != len(keys):
-        raise SegrobError(f"classes {keys} list a class twice")
-    if nsd_tolerance_mm < 0:
-        raise SegrobError(f"NSD tolerance {nsd_tolerance_mm} mm must be >= 0")
+    pred_labels, gt_labels = np.asarray(pred_labels), np.asarray(gt_labels)
+    keys, foreground = _check_case_inputs(pred_labels, gt_labels, classes, nsd_tolerance_mm)
     spacing = check_spacing(spacing, pred_labels.ndim)
     labels = labels or {}
     per_class = {
@@ -198,6 +186,22 @@ def case_metrics(
     return CaseMetrics(
         per_class=per_class, mean=mean, ece=ece, entropy=entropy, empty_counts=counts
     )
+
+
+def _check_case_inputs(pred_labels: np.ndarray, gt_labels: np.ndarray, classes: Sequence[int],
+                       nsd_tolerance_mm: float) -> tuple[list[int], list[int]]:
+    """The classes to score and the foreground among them, once the inputs are known to fit."""
+    if pred_labels.shape != gt_labels.shape:
+        raise SegrobError(f"prediction shape {pred_labels.shape} differs from label shape {gt_labels.shape}")
+    keys = [int(k) for k in classes]
+    foreground = [k for k in keys if k != 0]
+    if not foreground:
+        raise SegrobError(f"case_metrics needs at least one foreground class (not 0), got {keys}")
+    if len(set(keys)) != len(keys):
+        raise SegrobError(f"classes {keys} list a class twice")
+    if nsd_tolerance_mm < 0:
+        raise SegrobError(f"NSD tolerance {nsd_tolerance_mm} mm must be >= 0")
+    return keys, foreground
 
 
 def _check_choices(nsd_definition: str, empty_policy: str) -> None:
