@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from segrob.data.case import Case
-from segrob.data.formats import parser_reason, read_array
+from segrob.data.formats import read_array, read_json_object
 from segrob.data.layouts import CaseFiles, Layout, discover
 from segrob.errors import SegrobError
 
@@ -44,16 +43,7 @@ class Dataset:
     @property
     def metadata(self) -> dict:
         """``segrob.json`` written by segrob's generators, or ``{}`` for other datasets."""
-        path = self.root / SEGROB_METADATA_FILE
-        if not path.is_file():
-            return {}
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise SegrobError(f"{path}: not valid JSON ({parser_reason(error)})") from None
-        if not isinstance(data, dict):
-            raise SegrobError(f"{path}: expected a JSON object")
-        return data
+        return read_json_object(self.root / SEGROB_METADATA_FILE)
 
     def __len__(self) -> int:
         return len(self.layout.cases)

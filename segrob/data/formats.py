@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import re
 from pathlib import Path
 
@@ -61,6 +62,20 @@ def read_array(path: str | Path) -> tuple[np.ndarray, tuple[float, ...] | None]:
 
 # Parsers quote what they found ("not a TIFF file b'root:x:0'"): never echo a file's bytes.
 _QUOTED = re.compile(r"""b?'[^']*'|b?"[^"]*"|\\x[0-9a-fA-F]{2}|0x[0-9a-fA-F]+""")
+
+
+def read_json_object(path: Path) -> dict:
+    """A small JSON file that must hold an object (``dataset.json``, ``segrob.json``); ``{}`` when
+    the file is absent. A broken file is one line naming it, never its content."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise SegrobError(f"{path}: not valid JSON ({parser_reason(error)})") from None
+    if not isinstance(data, dict):
+        raise SegrobError(f"{path}: expected a JSON object")
+    return data
 
 
 def parser_reason(error: BaseException) -> str:

@@ -15,12 +15,11 @@ dropped case.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from segrob.data.formats import is_image_file, parser_reason, split_suffix
+from segrob.data.formats import is_image_file, read_json_object, split_suffix
 from segrob.errors import SegrobError
 
 _CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
@@ -134,16 +133,7 @@ def _check_inside(path: Path | None, root: Path) -> None:
 
 
 def _read_description(root: Path) -> dict:
-    path = root / "dataset.json"
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise SegrobError(f"{path}: not valid JSON ({parser_reason(error)})") from None
-    if not isinstance(data, dict):
-        raise SegrobError(f"{path}: expected a JSON object")
-    return data
+    return read_json_object(root / "dataset.json")
 
 
 def _label_for(labels_dir: Path, name: str, image: Path, *, required: bool) -> Path | None:

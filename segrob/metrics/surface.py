@@ -225,11 +225,18 @@ def nsd(
     pred: np.ndarray, gt: np.ndarray, *, spacing: Sequence[float], tolerance_mm: float
 ) -> float:
     """Normalised surface Dice at ``tolerance_mm`` (both empty: 1; one empty: 0)."""
+    pred, gt, empty_score = nsd_inputs(pred, gt, spacing, tolerance_mm)
+    if empty_score is not None:
+        return empty_score
+    return nsd_from(*surface_distances(pred, gt, spacing=spacing), tolerance_mm)
+
+
+def nsd_inputs(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float],
+               tolerance_mm: float) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """Checked binary masks for an NSD, and its value when a mask is empty (both: 1, one: 0)."""
     pred, gt = binary_pair(pred, gt)
     check_spacing(spacing, pred.ndim)
     if tolerance_mm < 0:
         raise SegrobError(f"NSD tolerance {tolerance_mm} mm must be >= 0")
     empty = _empty_case(pred, gt)
-    if empty != "none":
-        return 1.0 if empty == "both" else 0.0
-    return nsd_from(*surface_distances(pred, gt, spacing=spacing), tolerance_mm)
+    return pred, gt, None if empty == "none" else (1.0 if empty == "both" else 0.0)

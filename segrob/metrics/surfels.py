@@ -28,7 +28,7 @@ import numpy as np
 
 from segrob.errors import SegrobError
 from segrob.metrics.overlap import binary_pair
-from segrob.metrics.surface import _crop, _nearest, check_spacing
+from segrob.metrics.surface import _crop, _nearest, check_spacing, nsd_inputs
 
 NSD_DEFINITIONS = ("voxel", "area")
 
@@ -150,11 +150,7 @@ def nsd_area(
     pred: np.ndarray, gt: np.ndarray, *, spacing: Sequence[float], tolerance_mm: float
 ) -> float:
     """Area-weighted (DeepMind) normalised surface Dice at ``tolerance_mm`` (both empty: 1; one: 0)."""
-    pred, gt = binary_pair(pred, gt)
-    check_spacing(spacing, pred.ndim)
-    if tolerance_mm < 0:
-        raise SegrobError(f"NSD tolerance {tolerance_mm} mm must be >= 0")
-    has_pred, has_gt = bool(pred.any()), bool(gt.any())
-    if not (has_pred and has_gt):
-        return 1.0 if not (has_pred or has_gt) else 0.0
+    pred, gt, empty_score = nsd_inputs(pred, gt, spacing, tolerance_mm)
+    if empty_score is not None:
+        return empty_score
     return nsd_area_from(*surfel_distances(pred, gt, spacing=spacing), tolerance_mm)
