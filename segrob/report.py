@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from segrob.audit.examples import Example
     from segrob.audit.summary import AuditSummary
 
-#: 1.1 added the optional ``examples`` (the worst cells kept for the gallery); 1.0 reports load.
+#: 1.1 added the optional ``examples`` (the worst cells kept for the gallery) and ``reliability``
+#: (the calibration of the cells scored); 1.0 reports load.
 SCHEMA_VERSION = "1.1"
 REPORT_KIND = "segrob-audit"
 
@@ -42,11 +43,16 @@ class AuditReport:
     created: str = ""
     #: The worst cells kept by ``--examples``; their arrays travel in files beside the JSON.
     examples: list[Example] = field(default_factory=list)
+    #: Summed reliability counts of the cells scored in this run, per scope (see
+    #: :func:`reliability_table`); ``None`` for reports without them.
+    reliability: dict[str, Any] | None = None
     #: The folder a loaded report came from (its example files are relative to it).
     folder: Path | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         extra = {"examples": [e.to_dict() for e in self.examples]} if self.examples else {}
+        if self.reliability:
+            extra["reliability"] = self.reliability
         return {
             "schema_version": SCHEMA_VERSION,
             "kind": REPORT_KIND,
@@ -83,7 +89,20 @@ class AuditReport:
             skipped_cases=data.get("skipped_cases", []),
             created=data.get("created", ""),
             examples=[Example.from_dict(e) for e in data.get("examples", [])],
+            reliability=data.get("reliability"),
         )
+
+
+def reliability_table(counts: dict[str, Any]) -> dict[str, Any] | None:
+    """The report's form of summed :func:`~segrob.metrics.calibration.reliability_counts`: per
+    scope (``clean``, ``perturbed``) the confidence sum, the number right and the voxel count per
+    equal-width confidence bin, from which the reliability diagram and the ECE follow."""
+    if not counts:
+        return None
+    return {scope: {"confidence_sum": [float(v) for v in table[0]],
+                    "correct_sum": [float(v) for v in table[1]],
+                    "count": [int(v) for v in table[2]]}
+            for scope, table in sorted(counts.items())}
 
 
 def report_schema() -> dict[str, Any]:

@@ -57,6 +57,18 @@ def test_the_audit_keeps_its_worst_cells_beside_the_report(audited):
     assert not list(audited.glob(".*"))  # no staging left behind
 
 
+def test_the_report_carries_the_calibration_of_every_scored_voxel(audited):
+    report = load_report(audited / "a.json")
+    clean, perturbed = report.reliability["clean"], report.reliability["perturbed"]
+    assert sum(clean["count"]) == 3 * 32 * 32  # every voxel of the 3 clean images, once
+    assert sum(perturbed["count"]) == 4 * 3 * 32 * 32  # 2 members x 2 severities x 3 cases
+    # Bins hold what they say: no more right than counted, confidences within the bin's range.
+    for index, (confidence, right, count) in enumerate(zip(*clean.values(), strict=True)):
+        assert 0 <= right <= count
+        if count:
+            assert index / 15 - 1e-9 <= confidence / count <= (index + 1) / 15 + 1e-9
+
+
 @needs_chromium
 def test_the_html_report_renders_offline_in_a_browser(audited, tmp_path):
     page = audited / "a.html"
@@ -68,6 +80,7 @@ def test_the_html_report_renders_offline_in_a_browser(audited, tmp_path):
     assert probe["images"] == probe["decoded"] >= 2  # the gallery's thumbnails decode
     for section in ("verdict", "curves", "heatmap", "details", "gallery"):
         assert f'id="{section}"' in dom
+    assert 'id="reliability-clean"' in dom and 'id="reliability-perturbed"' in dom
     for name in ("texture_blur_background", "texture_speckle"):
         assert f'id="curve-{name}-0"' in dom
     assert "gate failed" in dom

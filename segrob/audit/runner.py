@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from segrob.audit.aggregate import summarise
 from segrob.audit.data_source import AuditData, Fingerprint
 from segrob.audit.examples import ExampleKeeper
@@ -27,7 +29,7 @@ from segrob.errors import SegrobError
 from segrob.io_utils import file_sha256
 from segrob.preprocessing import PreprocessingSpec, canonical_case
 from segrob.provenance import package_versions
-from segrob.report import AuditReport
+from segrob.report import AuditReport, reliability_table
 
 Progress = Callable[[int, int, str], None]
 #: Runs the units of work, here or elsewhere, and yields each case's result (in any order).
@@ -184,6 +186,7 @@ class _Run:
         self.fingerprint = Fingerprint()
         self.seconds = dict.fromkeys(STAGES, 0.0)
         self.examples: dict[str, list] = {}
+        self.reliability: dict[str, np.ndarray] = {}
 
     def work(self, data: AuditData, model: AuditModel, options: AuditOptions,
              preprocessing: PreprocessingSpec | None = None,
@@ -218,6 +221,8 @@ class _Run:
         for stage, seconds in result.seconds.items():
             self.seconds[stage] += seconds
         self.examples[result.case] = result.examples
+        for scope, counts in result.reliability.items():
+            self.reliability[scope] = self.reliability.get(scope, 0.0) + counts
         self._advance(result.case)
 
     def _advance(self, name: str) -> None:
@@ -269,6 +274,7 @@ def _report(run: _Run, model: AuditModel, plan: ModelPlan, identity: ModelIdenti
         skipped_cases=run.skipped,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         examples=run.kept_examples(options.examples, data.names) if options.examples > 0 else [],
+        reliability=reliability_table(run.reliability),
     )
 
 

@@ -78,6 +78,8 @@ class CaseResult:
     records: list[CellRecord]
     examples: list[Example] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    #: Summed reliability counts of the cells scored here, per scope (``clean``, ``perturbed``).
+    reliability: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -175,11 +177,17 @@ class _Pending:
         self.seconds = seconds
         self.jobs: list[Future] = []
         self.label_surfaces: Future | None = None
+        self.reliability: dict[str, np.ndarray] = {}
+
+    def add_reliability(self, perturbation: str, counts: np.ndarray | None) -> None:
+        if counts is not None:
+            scope = CLEAN if perturbation == CLEAN else "perturbed"
+            self.reliability[scope] = self.reliability.get(scope, 0.0) + counts
 
     def result(self) -> CaseResult:
         records = [record for job in self.jobs for record in job.result()]
         examples = self.keeper.candidates() if self.keeper else []
-        return CaseResult(self.case.name, records, examples, self.seconds)
+        return CaseResult(self.case.name, records, examples, self.seconds, self.reliability)
 
 
 def _start_case(case: Case, cells: list[Cell], runtime: _Runtime, plan: ModelPlan,
@@ -262,6 +270,7 @@ def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, plan: Mo
         )
         record = _record(case, variant, result, truth)
         records.append(record)
+        pending.add_reliability(variant.perturbation, result.reliability)
         if pending.keeper is not None:
             pending.keeper.offer(case, variant.perturbation, variant.severity,
                                  variant.image[0].cpu().numpy(), truth, prediction,

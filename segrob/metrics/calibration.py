@@ -33,22 +33,18 @@ def class_argmax(probabilities: np.ndarray, axis: int = 0) -> np.ndarray:
     return index
 
 
-def expected_calibration_error(
-    probabilities: np.ndarray, label: np.ndarray, *, n_bins: int = 15
-) -> float:
-    """``ECE = sum_b (n_b / N) |accuracy_b - confidence_b|`` over equal-width confidence bins.
+RELIABILITY_BINS = 15
+
+
+def reliability_counts(
+    probabilities: np.ndarray, label: np.ndarray, *, n_bins: int = RELIABILITY_BINS
+) -> np.ndarray:
+    """Per equal-width confidence bin: the sum of confidences, the number right, the number of
+    voxels, as a ``(3, n_bins)`` array; sums of these over images draw a reliability diagram.
 
     The confidence of a voxel is its top-class probability, its accuracy 1 when that class is
     the label. Bin ``b`` holds confidences in ``[b / n_bins, (b + 1) / n_bins)``, the last bin
-    also 1.0; empty bins add nothing.
-
-    Args:
-        probabilities: Softmax output ``(K, *spatial)``.
-        label: Integer label map ``(*spatial)``.
-        n_bins: Number of bins over ``[0, 1]``.
-
-    Returns:
-        The ECE in ``[0, 1]``: 0 for a one-hot prediction that is always right.
+    also 1.0.
     """
     p = _check_probabilities(probabilities, keep_float32=True)
     label = np.asarray(label)
@@ -60,10 +56,34 @@ def expected_calibration_error(
     confidence = p.max(axis=0).astype(np.float64).ravel()
     correct = (class_argmax(p) == label).ravel()
     bins = np.clip((confidence * n_bins).astype(np.int64), 0, n_bins - 1)
-    # sums per bin: |sum correct - sum confidence| / N equals (n_b / N) |acc_b - conf_b|
-    confidence_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
-    correct_sum = np.bincount(bins, weights=correct.astype(np.float64), minlength=n_bins)
-    return float(np.abs(correct_sum - confidence_sum).sum() / confidence.size)
+    return np.stack([
+        np.bincount(bins, weights=confidence, minlength=n_bins),
+        np.bincount(bins, weights=correct.astype(np.float64), minlength=n_bins),
+        np.bincount(bins, minlength=n_bins).astype(np.float64),
+    ])
+
+
+def ece_from(counts: np.ndarray) -> float:
+    """``ECE = sum_b (n_b / N) |accuracy_b - confidence_b|`` from :func:`reliability_counts`:
+    ``|sum correct - sum confidence| / N`` per bin is the same number."""
+    return float(np.abs(counts[1] - counts[0]).sum() / counts[2].sum())
+
+
+def expected_calibration_error(
+    probabilities: np.ndarray, label: np.ndarray, *, n_bins: int = RELIABILITY_BINS
+) -> float:
+    """``ECE = sum_b (n_b / N) |accuracy_b - confidence_b|`` over equal-width confidence bins
+    (see :func:`reliability_counts`); empty bins add nothing.
+
+    Args:
+        probabilities: Softmax output ``(K, *spatial)``.
+        label: Integer label map ``(*spatial)``.
+        n_bins: Number of bins over ``[0, 1]``.
+
+    Returns:
+        The ECE in ``[0, 1]``: 0 for a one-hot prediction that is always right.
+    """
+    return ece_from(reliability_counts(probabilities, label, n_bins=n_bins))
 
 
 def mean_entropy(probabilities: np.ndarray) -> float:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from segrob.errors import SegrobError
-from segrob.metrics.calibration import expected_calibration_error, mean_entropy
+from segrob.metrics.calibration import ece_from, mean_entropy, reliability_counts
 from segrob.metrics.overlap import binary_pair, confusion
 from segrob.metrics.surface import (
     LabelSurface,
@@ -62,6 +62,8 @@ class CaseMetrics:
     ece: float | None = None
     entropy: float | None = None
     empty_counts: dict[str, int] = field(default_factory=dict)
+    #: :func:`~segrob.metrics.calibration.reliability_counts` of the image (with probabilities).
+    reliability: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict; class keys become ints."""
@@ -179,12 +181,13 @@ def case_metrics(
     scored = [per_class[k] for k in foreground]
     mean = {name: _foreground_mean(scored, name) for name in METRIC_NAMES}
     counts = {kind: sum(m.empty == kind for m in scored) for kind in ("both", "pred", "gt")}
-    ece = entropy = None
+    ece = entropy = reliability = None
     if probabilities is not None:
-        ece = expected_calibration_error(probabilities, gt_labels)
-        entropy = mean_entropy(probabilities)
+        reliability = reliability_counts(probabilities, gt_labels)
+        ece, entropy = ece_from(reliability), mean_entropy(probabilities)
     return CaseMetrics(
-        per_class=per_class, mean=mean, ece=ece, entropy=entropy, empty_counts=counts
+        per_class=per_class, mean=mean, ece=ece, entropy=entropy, empty_counts=counts,
+        reliability=reliability,
     )
 
 

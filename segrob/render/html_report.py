@@ -64,6 +64,10 @@ def html_report(
         "second": plots.severity_curves(
             _panels(views, names, spec.name), metric=spec.heading, lower_is_better=spec.lower_is_better
         ),
+        "reliability": [
+            plots.reliability_diagram(_reliability(view), title=f"{view.label}: reliability")
+            if view.report.reliability else None for view in views
+        ],
         "heatmaps": [
             plots.delta_heatmap(*view.delta_grid(), title=f"{view.label}: change in Dice from clean",
                                 gid=f"heatmap-{index}")
@@ -98,6 +102,14 @@ def gallery_items(reports: Sequence[AuditReport], labels: Sequence[str]) -> list
                                             arrays["clean_prediction"], aspect=aspect, title="clean"),
             ))
     return items
+
+
+def _reliability(view: ReportView) -> dict:
+    """Per scope the (confidence sum, correct sum, count) arrays the diagram divides."""
+    import numpy as np
+
+    return {scope: (np.asarray(t["confidence_sum"]), np.asarray(t["correct_sum"]), np.asarray(t["count"]))
+            for scope, t in (view.report.reliability or {}).items()}
 
 
 def _panels(views: list[ReportView], names: list[str], metric: str) -> dict[str, list[plots.Series]]:
