@@ -101,6 +101,35 @@ def test_a_failing_task_names_its_cases(ray):
         list(RayAudit(ray)([(cases[0], [("clean", 0)])], plan, CellSettings()))
 
 
+def test_a_worker_killed_mid_run_is_retried_and_the_records_are_the_local_ones(ray, tmp_path):
+    """The first task to run kills its worker process outright; Ray retries the task elsewhere."""
+    import numpy as np
+
+    from segrob.audit.inference import InferencePlan
+    from segrob.audit.units import CellSettings, ModelPlan, audit_cases
+    from segrob.ray_engine import RayAudit
+
+    marker = tmp_path / "killed-once"
+
+    def dies_once(batch):
+        import os
+
+        if not marker.exists():
+            marker.touch()
+            os._exit(1)  # no exception, no cleanup: the worker process is simply gone
+        return np.concatenate([-batch, batch], axis=1)
+
+    inference = InferencePlan(spatial_dims=2, in_channels=1, normalization={"method": "zscore"})
+    plan = ModelPlan(source=dies_once, key="dies-once", classes=(1,), inference=inference)
+    work = [(case, [("clean", 0), ("gaussian_noise", 2)])
+            for _, case in resolve_audit_data("synth:low", n=3, size=32, spatial_dims=2)]
+    settings = CellSettings(seed=0)
+    distributed = {r.case: r.records for r in RayAudit(ray, block=1)(work, plan, settings)}
+    assert marker.exists()  # a worker did die
+    local = {r.case: r.records for r in audit_cases(work, plan, settings)}
+    assert distributed == local
+
+
 def test_a_skip_study_on_ray_gives_the_local_table(ray, tmp_path):
     from segrob.ray_engine import RayCells
     from segrob.studies.skip import SkipStudyConfig, run_skip_study
