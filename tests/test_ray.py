@@ -130,6 +130,32 @@ def test_a_worker_killed_mid_run_is_retried_and_the_records_are_the_local_ones(r
     assert distributed == local
 
 
+def test_a_static_batch_model_with_two_outputs_audits_on_ray_as_it_does_here(ray, tmp_path):
+    """Workers open their own session but read the graph as the driver does: batch 1, output 2."""
+    import torch
+
+    class TwoHeads(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+
+        def forward(self, x):
+            logits = self.conv(x)
+            return torch.nn.functional.avg_pool2d(logits, 2), logits  # deep supervision first
+
+    torch.manual_seed(0)
+    path = tmp_path / "static.onnx"
+    torch.onnx.export(TwoHeads().eval(), (torch.zeros(1, 1, 32, 32),), str(path), dynamo=False,
+                      input_names=["image"], output_names=["low", "full"])
+    data = resolve_audit_data("synth:low", n=3, size=32, spatial_dims=2, seed=0)
+    options = AuditOptions(suite="noise", device="cpu", batch_size=4)
+    here = run_audit(path, data, options)
+    from segrob.ray_engine import RayAudit
+
+    there = run_audit(path, data, options, engine=RayAudit(ray, block=1))
+    assert here.model["graph"]["static_batch"] == 1 and there.records == here.records
+
+
 def test_a_skip_study_on_ray_gives_the_local_table(ray, tmp_path):
     from segrob.ray_engine import RayCells
     from segrob.studies.skip import SkipStudyConfig, run_skip_study

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,8 @@ class AuditModel:
     torch_device: str = "cpu"
     head: OutputHead = field(default_factory=OutputHead)
     graph: dict | None = None
+    #: The :class:`~segrob.onnx.graph.GraphContract` itself, for workers that open their own session.
+    contract: Any = field(default=None, repr=False, compare=False)
 
     @property
     def foreground_classes(self) -> list[int]:
@@ -137,6 +140,7 @@ def model_spec(session_info, options) -> AuditModel:
         torch_device=_torch_device(session_info),
         head=OutputHead(contract.activation, contract.binary, contract.threshold),
         graph=contract.to_dict(),
+        contract=contract,
     )
 
 

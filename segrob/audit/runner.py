@@ -121,7 +121,8 @@ def audit(
     inference = replace(model.plan(options), preprocessing=preprocessing)
     sha256 = file_sha256(model_path)
     plan = ModelPlan(source=str(model_path), key=sha256, inference=inference, head=model.head,
-                     classes=tuple(model.foreground_classes), device=options.device, threads=options.threads)
+                     contract=model.contract, classes=tuple(model.foreground_classes),
+                     device=options.device, threads=options.threads)
     adopt_runtime(plan, model.run, model.torch_device)  # this process has the session open already
     identity = ModelIdentity(str(model_path), sha256, tuple(session.providers))
     return audit_plan(model, plan, identity, data, options, progress=progress, engine=engine, started=started)

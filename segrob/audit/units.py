@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,6 +55,9 @@ class ModelPlan:
     threads: int | None = None
     #: From the output to probabilities and labels (softmax and argmax when not given).
     head: OutputHead = field(default_factory=OutputHead)
+    #: What the graph says about feeding an ONNX model (static batch, which output): a worker's
+    #: own session honours it as the driver's does.
+    contract: Any = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,13 @@ def _open_onnx(plan: ModelPlan) -> _Runtime:
             staging.write_bytes(plan.source)  # type: ignore[arg-type]
             staging.replace(path)
     session = create_session(path, device=plan.device, threads=plan.threads)
-    return _Runtime(lambda batch: run_session(session, batch), _torch_device(session))
+    if plan.contract is None:
+        return _Runtime(lambda batch: run_session(session, batch), _torch_device(session))
+    from segrob.onnx.graph import guarded_run, select_output
+
+    selected = select_output(session, plan.contract)
+    return _Runtime(guarded_run(selected, plan.contract, lambda batch: run_session(selected, batch)),
+                    _torch_device(session))
 
 
 def audit_cases(
