@@ -35,7 +35,9 @@ from segrob.errors import SegrobError
 #: A batch ``(N, C, *spatial)`` float32 array in, logits ``(N, K, *spatial)`` out.
 ArrayPredict = Callable[[np.ndarray], np.ndarray]
 Cell = tuple[str, int]
-STAGES = ("perturbation", "inference", "metrics")
+#: Seconds per stage; ``scorer_wait`` is the main thread idle on the scoring thread, what scoring
+#: adds to the wall time (metrics run beside inference, so the stages overlap).
+STAGES = ("perturbation", "inference", "metrics", "scorer_wait")
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,9 @@ class _Pending:
             self.reliability[scope] = self.reliability.get(scope, 0.0) + counts
 
     def result(self) -> CaseResult:
+        start = time.perf_counter()
         records = [record for job in self.jobs for record in job.result()]
+        self.seconds["scorer_wait"] += time.perf_counter() - start
         examples = self.keeper.candidates() if self.keeper else []
         return CaseResult(self.case.name, records, examples, self.seconds, self.reliability)
 
