@@ -105,7 +105,7 @@ def audit(
     """Audit the ONNX model ``model_path`` on ``data`` under ``options.suite``.
 
     ``engine`` runs the units of work (:func:`segrob.audit.units.audit_cases` in this process by
-    default; :mod:`segrob.audit.ray_engine` shards them over a Ray cluster).
+    default; :mod:`segrob.ray_engine` shards them over a Ray cluster).
     """
     from segrob.onnx.metadata import check_metadata
     from segrob.onnx.session import create_session
