@@ -143,14 +143,16 @@ def save_report(
     report; ``path`` may never be one of ``inputs`` (the model, the data). The examples folder
     (``<stem>.examples``) is replaced as a whole, and only when segrob wrote it.
     """
-    path = Path(path)
-    text = report_json(report)
-    check_output_file(path, overwrite=overwrite, inputs=inputs, is_ours=is_report_file)
-    if report.examples and any(e.arrays for e in report.examples):
-        from segrob.audit.examples import save_examples
+    from segrob.audit.examples import name_examples, save_examples
 
+    path = Path(path)
+    check_output_file(path, overwrite=overwrite, inputs=inputs, is_ours=is_report_file)
+    kept = bool(report.examples) and any(e.arrays for e in report.examples)
+    if kept:
+        name_examples(report.examples, examples_folder_name(path))
+    text = report_json(report)  # validated before anything is written
+    if kept:
         save_examples(report.examples, path.parent, examples_folder_name(path), inputs=inputs)
-        text = report_json(report)  # now with the example files named
     return write_output_file(path, text, overwrite=overwrite, inputs=inputs, is_ours=is_report_file)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from segrob.audit.records import CLEAN
 from segrob.errors import SegrobError
 from segrob.render.slices import SliceView, choose_view
 
@@ -90,7 +91,7 @@ class ExampleKeeper:
               prediction: np.ndarray, dice: float | None) -> None:
         """``image`` ``(C, *spatial)``, ``label`` and ``prediction`` ``(*spatial)``, on the host."""
         with self._lock:
-            if perturbation == "clean":
+            if perturbation == CLEAN:
                 view = choose_view(label.shape, case.spacing, label)
                 self._clean[case.name] = (view, view.take(image[0]), view.take(label), view.take(prediction),
                                           dice)
@@ -131,16 +132,22 @@ class ExampleKeeper:
         return ranked[: self.count]
 
 
-def save_examples(examples: list[Example], folder: Path, prefix: str, *, inputs: tuple = ()) -> None:
-    """Write each example's arrays as ``<prefix>/NN-<perturbation>-s<severity>.npz`` under ``folder``.
+def name_examples(examples: list[Example], prefix: str) -> None:
+    """Give each example its file, ``<prefix>/NN-<perturbation>-s<severity>.npz`` (before the
+    report that lists them is written)."""
+    for index, example in enumerate(examples):
+        example.file = f"{prefix}/{index:02d}-{example.perturbation}-s{example.severity}.npz"
 
-    The folder is replaced as a whole, so no example of an earlier audit is left beside new ones.
+
+def save_examples(examples: list[Example], folder: Path, prefix: str, *, inputs: tuple = ()) -> None:
+    """Write each named example's arrays under ``folder`` (see :func:`name_examples`).
+
+    The folder ``prefix`` is replaced as a whole, so no example of an earlier audit is left beside
+    new ones.
     """
     from segrob.io_utils import atomic_output_dir
 
     with atomic_output_dir(folder / prefix, overwrite=True, inputs=inputs, kind="examples") as staging:
-        for index, example in enumerate(examples):
-            name = f"{index:02d}-{example.perturbation}-s{example.severity}.npz"
-            with open(staging / name, "wb") as handle:
+        for example in examples:
+            with open(staging / Path(example.file).name, "wb") as handle:
                 np.savez_compressed(handle, **example.arrays)
-            example.file = f"{prefix}/{name}"

@@ -23,7 +23,16 @@ from segrob.audit.gates import Bound, evaluate_gates
 from segrob.audit.labels import LabelPlan, absent_classes, label_plan, without_classes
 from segrob.audit.model_spec import AuditModel, model_spec
 from segrob.audit.records import CLEAN, CellRecord, PartialStore
-from segrob.audit.units import STAGES, CaseResult, Cell, CellSettings, ModelPlan, adopt_runtime, audit_cases
+from segrob.audit.units import (
+    STAGES,
+    CaseResult,
+    Cell,
+    CellSettings,
+    ModelPlan,
+    add_reliability,
+    adopt_runtime,
+    audit_cases,
+)
 from segrob.data.case import Case
 from segrob.errors import SegrobError
 from segrob.io_utils import file_sha256
@@ -122,7 +131,7 @@ def audit(
     sha256 = file_sha256(model_path)
     plan = ModelPlan(source=str(model_path), key=sha256, inference=inference, head=model.head,
                      contract=model.contract, classes=tuple(model.foreground_classes),
-                     device=options.device, threads=options.threads)
+                     device=options.device, threads=_threads(options))
     adopt_runtime(plan, model.run, model.torch_device)  # this process has the session open already
     identity = ModelIdentity(str(model_path), sha256, tuple(session.providers))
     return audit_plan(model, plan, identity, data, options, progress=progress, engine=engine, started=started)
@@ -222,8 +231,7 @@ class _Run:
         for stage, seconds in result.seconds.items():
             self.seconds[stage] += seconds
         self.examples[result.case] = result.examples
-        for scope, counts in result.reliability.items():
-            self.reliability[scope] = self.reliability.get(scope, 0.0) + counts
+        add_reliability(self.reliability, result.reliability)
         self._advance(result.case)
 
     def _advance(self, name: str) -> None:

@@ -182,6 +182,12 @@ class _Variant:
     label: torch.Tensor | None
 
 
+def add_reliability(total: dict[str, np.ndarray], more: dict[str, np.ndarray]) -> None:
+    """Sum reliability counts per scope into ``total`` (in place)."""
+    for scope, counts in more.items():
+        total[scope] = total[scope] + counts if scope in total else counts.copy()
+
+
 class _Pending:
     def __init__(self, case: Case, keeper: ExampleKeeper | None, seconds: dict[str, float]):
         self.case = case
@@ -193,8 +199,7 @@ class _Pending:
 
     def add_reliability(self, perturbation: str, counts: np.ndarray | None) -> None:
         if counts is not None:
-            scope = CLEAN if perturbation == CLEAN else "perturbed"
-            self.reliability[scope] = self.reliability.get(scope, 0.0) + counts
+            add_reliability(self.reliability, {CLEAN if perturbation == CLEAN else "perturbed": counts})
 
     def result(self) -> CaseResult:
         start = time.perf_counter()
@@ -231,7 +236,7 @@ def _variants(case: Case, cells: list[Cell], device: str, seed: int, seconds: di
 
     image = _tensor(case.image)[None].to(device)
     label = _tensor(case.label)[None].to(device) if case.label is not None else None
-    stats = image_stats(image)  # the clean image's range, shared by every perturbation of the case
+    stats = None  # the clean image's range, found once and shared by every perturbation of the case
     variants: list[_Variant] = []
     for name, severity in cells:
         start = time.perf_counter()
@@ -239,6 +244,7 @@ def _variants(case: Case, cells: list[Cell], device: str, seed: int, seconds: di
         if name == CLEAN:
             variants.append(_Variant(name, severity, cell_seed, {}, image, label))
         else:
+            stats = image_stats(image) if stats is None else stats
             out_image, out_label, applied = apply_perturbation(
                 name, image, label, severity=severity, seed=cell_seed, spacing=case.spacing, stats=stats
             )

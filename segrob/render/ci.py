@@ -17,13 +17,9 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.0f}%"
-
-
 def markdown_summary(reports: Sequence[AuditReport], labels: Sequence[str]) -> str:
     """A compact summary: the verdict per model, then rR and worst Dice per perturbation."""
-    views = [ReportView.of(r, label) for r, label in zip(reports, labels, strict=True)]
+    views = [ReportView(label, r) for r, label in zip(reports, labels, strict=True)]
     lines = ["## segrob audit", ""]
     lines += ["| model | data | suite | clean Dice [95% CI] | suite rR | worst cell | gate |",
               "| --- | --- | --- | --- | --- | --- | --- |"]

@@ -57,7 +57,7 @@ def html_report(
     if spec is None or spec.name == "dice":
         others = ", ".join(name for name in METRIC_BY_NAME if name != "dice")
         raise UsageError(f"--metric {metric!r}: choose a second metric among {others}")
-    views = [ReportView.of(r, label) for r, label in zip(reports, labels, strict=True)]
+    views = [ReportView(label, r) for r, label in zip(reports, labels, strict=True)]
     names = list(dict.fromkeys(n for v in views for n in v.perturbations))
     figures = {
         "dice": plots.severity_curves(_panels(views, names, "dice"), metric="Dice"),

@@ -19,10 +19,6 @@ class ReportView:
     label: str
     report: AuditReport
 
-    @classmethod
-    def of(cls, report: AuditReport, label: str) -> ReportView:
-        return cls(label=label, report=report)
-
     @property
     def summary(self) -> AuditSummary:
         return self.report.summary
