@@ -33,7 +33,8 @@ class InferencePlan:
     fixed_size: bool = False
     overlap: float = DEFAULT_OVERLAP
     batch_size: int = 8
-    #: Resampling and channel order (issue 11); its intensity part is ``normalization``.
+    #: Resampling and channel order; its intensity part is ``normalization``, kept apart because
+    #: models without a spec (callables, older exports) have a normalisation only.
     preprocessing: PreprocessingSpec | None = None
 
     def to_dict(self) -> dict:
