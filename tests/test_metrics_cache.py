@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,32 @@ def test_case_metrics_with_label_surfaces_equal_the_plain_ones_and_ignore_a_stal
     assert (case_metrics(pred_map, moved, labels=cache, **kwargs).to_dict()
             == case_metrics(pred_map, moved, **kwargs).to_dict())
     assert case_metrics(pred_map, moved, **kwargs).to_dict() != plain
+
+
+def _tree_distances(source, target, spacing):
+    """The plain search: a k-d tree over the target's voxels, every source voxel queried."""
+    from scipy.spatial import cKDTree
+
+    scale = np.asarray(spacing)
+    return cKDTree(np.argwhere(target) * scale).query(np.argwhere(source) * scale)[0]
+
+
+@pytest.mark.parametrize("shape, spacing", [
+    ((90, 80), (1.0, 1.0)), ((90, 80), F32[:2]),
+    ((40, 36, 30), (1.0, 1.0, 1.0)), ((40, 36, 30), F32), ((40, 36, 30), (0.5, 0.5, 3.0)),
+])
+@pytest.mark.parametrize("shells_from", [0, None])  # shells for every lookup, or the default rule
+def test_distance_shells_give_the_k_d_trees_distances_to_the_last_bit(shape, spacing, shells_from,
+                                                                      monkeypatch):
+    module = importlib.import_module("segrob.metrics.surface")  # the package exports a function of that name
+    if shells_from is not None:
+        monkeypatch.setattr(module, "SHELL_MIN_POINTS", shells_from)
+    pred, gt = _blobs(shape, seed=7)
+    far = tuple(slice(n - 4, n) for n in shape)
+    pred[far] = True  # a block far beyond the shells' reach: the tree must answer for it
+    for source, target in ((module.surface(pred), module.surface(gt)),
+                           (module.surface(gt), module.surface(pred))):
+        expected = _tree_distances(source & ~target, target, spacing)
+        distances = module._nearest(source, target, spacing)
+        assert np.array_equal(distances[(source & ~target)[source]], expected)
+        assert not distances[(source & target)[source]].any()
