@@ -70,7 +70,8 @@ def test_any_split_of_the_cases_gives_the_same_records_and_examples():
     same_values([r.to_dict() for w in whole for r in w.records],
                 [r.to_dict() for s in split for r in s.records])
     assert all(len(w.records) == 3 for w in whole)
-    assert all(set(w.seconds) == {"perturbation", "inference", "metrics", "scorer_wait"} for w in whole)
+    assert all(set(w.seconds) == {"perturbation", "inference", "metrics", "metrics_cpu", "scorer_wait"}
+               for w in whole)
     merged = ExampleKeeper(2)
     for result in split:
         merged.merge(result.examples)

@@ -176,3 +176,30 @@ def test_audit_leaves_the_scorer_a_core_from_four_cores_up(monkeypatch):
     for cores, expected in ((1, None), (2, None), (3, None), (4, 3), (16, 15)):
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cores: set(range(n)), raising=False)
         assert threads_beside(1) == expected
+
+
+def test_the_audits_sessions_wait_asleep_beside_the_scorer(model_path: Path, monkeypatch):
+    import segrob.onnx.session as session_module
+    from segrob.audit import AuditOptions, audit
+    from segrob.audit.data_source import resolve_audit_data
+
+    def spinning(info) -> str:
+        options = info.session.get_session_options()
+        try:
+            return options.get_session_config_entry("session.intra_op.allow_spinning")
+        except RuntimeError:  # not set: onnxruntime's own default, spinning
+            return "default"
+
+    assert spinning(create_session(model_path, device="cpu", spin=False)) == "0"
+    assert spinning(create_session(model_path, device="cpu")) == "default"
+    opened = []
+    real = session_module.create_session
+
+    def recorded(*args, **kwargs):
+        opened.append(real(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(session_module, "create_session", recorded)
+    data = resolve_audit_data("synth:low", n=1, size=32, spatial_dims=2, seed=0)
+    audit(model_path, data, AuditOptions(suite="clean", device="cpu"))
+    assert opened and all(spinning(info) == "0" for info in opened)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from segrob.data.normalize import normalize
+from segrob.metrics.calibration import class_argmax
 from segrob.preprocessing import PreprocessingSpec, resample, resampled_shape
 from segrob.tiling import DEFAULT_OVERLAP, tiled_logits
 
@@ -105,7 +106,7 @@ class OutputHead:
     def labels(self, probabilities: np.ndarray) -> np.ndarray:
         if self.binary:
             return (probabilities[:, 1] >= self.threshold).astype(np.int64)
-        return probabilities.argmax(axis=1)
+        return class_argmax(probabilities, axis=1)
 
 
 def sigmoid(values: np.ndarray) -> np.ndarray:

@@ -120,7 +120,8 @@ def audit(
     from segrob.onnx.session import create_session
 
     started = time.perf_counter()
-    session = create_session(model_path, device=options.device, threads=_threads(options))
+    # Its scorer thread shares the cores: onnxruntime's threads wait asleep, not spinning.
+    session = create_session(model_path, device=options.device, threads=_threads(options), spin=False)
     check_metadata({k: v for k, v in session.metadata.items() if k not in options.overrides}, model_path)
     try:
         model = model_spec(session, options)

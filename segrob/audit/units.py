@@ -36,8 +36,9 @@ from segrob.errors import SegrobError
 ArrayPredict = Callable[[np.ndarray], np.ndarray]
 Cell = tuple[str, int]
 #: Seconds per stage; ``scorer_wait`` is the main thread idle on the scoring thread, what scoring
-#: adds to the wall time (metrics run beside inference, so the stages overlap).
-STAGES = ("perturbation", "inference", "metrics", "scorer_wait")
+#: adds to the wall time (metrics run beside inference, so the stages overlap); ``metrics_cpu`` is
+#: the scoring thread's CPU time, what scoring costs whatever else shares the cores.
+STAGES = ("perturbation", "inference", "metrics", "metrics_cpu", "scorer_wait")
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,8 @@ def _open_onnx(plan: ModelPlan) -> _Runtime:
             staging = path.with_name(f".{path.name}.{threading.get_ident()}")
             staging.write_bytes(plan.source)  # type: ignore[arg-type]
             staging.replace(path)
-    session = create_session(path, device=plan.device, threads=plan.threads)
+    # The scorer thread shares the cores: onnxruntime's threads wait asleep, not spinning.
+    session = create_session(path, device=plan.device, threads=plan.threads, spin=False)
     if plan.contract is None:
         return _Runtime(lambda batch: run_session(session, batch), _torch_device(session))
     from segrob.onnx.graph import guarded_run, select_output
@@ -271,7 +273,7 @@ def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, plan: Mo
                  settings: CellSettings, pending: _Pending) -> list[CellRecord]:
     from segrob.metrics import case_metrics
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.thread_time()
     probabilities = plan.head.probabilities(logits)
     predictions = plan.head.labels(probabilities)
     records = []
@@ -296,6 +298,7 @@ def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, plan: Mo
                                  variant.image[0].cpu().numpy(), truth, prediction,
                                  record.metrics.get("dice"))
     pending.seconds["metrics"] += time.perf_counter() - start
+    pending.seconds["metrics_cpu"] += time.thread_time() - cpu_start
     return records
 
 

@@ -93,13 +93,16 @@ def _cuda_available(ort: Any) -> bool:
     return CUDA in ort.get_available_providers()
 
 
-def _new_session(ort: Any, source: str | bytes, providers: list[str], threads: int | None) -> Any:
+def _new_session(ort: Any, source: str | bytes, providers: list[str], threads: int | None,
+                 spin: bool = True) -> Any:
     options = ort.SessionOptions()
     # Failures reach the caller as exceptions; the C++ logger would print them a second time.
     options.log_severity_level = 4
     if threads:
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if CUDA in providers:
         # A missing CUDA library is logged by onnxruntime's default logger before we can report
         # it ourselves; silence it during creation and say what happened in our own words.
@@ -153,8 +156,14 @@ def create_session(
     *,
     device: str = "auto",
     threads: int | None = None,
+    spin: bool = True,
 ) -> SessionInfo:
     """Open ``path`` in onnxruntime on ``device`` and describe the session.
+
+    ``threads`` sets onnxruntime's intra-op threads (default: its own choice, every core).
+    ``spin=False`` makes them sleep between operators instead of spinning: as fast alone, and
+    far less of a burden on other threads of the process that share the cores (the audit's
+    scorer), which would otherwise wait behind threads that only spin.
 
     Raises:
         UsageError: an unknown ``device``.
@@ -170,7 +179,7 @@ def create_session(
         raise SegrobError(f"{model_path}: no such model file")
     providers = _providers(ort, device)
     try:
-        session = _new_session(ort, str(model_path), providers, threads)
+        session = _new_session(ort, str(model_path), providers, threads, spin)
     except Exception as error:  # onnxruntime raises its own exception types for bad files
         if device == "cuda":
             raise SegrobError(
