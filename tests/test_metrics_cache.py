@@ -96,3 +96,25 @@ def test_distance_shells_give_the_k_d_trees_distances_to_the_last_bit(shape, spa
         distances = module._nearest(source, target, spacing)
         assert np.array_equal(distances[(source & ~target)[source]], expected)
         assert not distances[(source & target)[source]].any()
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 16), (3, 8, 9, 10), (1, 4, 4)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_calibration_gives_each_images_own_numbers_to_the_last_bit(shape, dtype):
+    from segrob.metrics.calibration import (
+        batch_mean_entropy,
+        batch_reliability_counts,
+        mean_entropy,
+        reliability_counts,
+    )
+
+    rng = np.random.default_rng(len(shape))
+    batch = np.moveaxis(rng.dirichlet(np.ones(shape[0]), size=(3, *shape[1:])), -1, 1).astype(dtype)
+    batch[0, :, 0] = 0.0  # 0 ln 0 counts as 0
+    labels = rng.integers(0, shape[0], size=(3, *shape[1:]))
+    counts, entropy = batch_reliability_counts(batch, labels), batch_mean_entropy(batch)
+    assert counts.shape == (3, 3, 15) and entropy.shape == (3,)
+    for index in range(3):
+        assert np.array_equal(counts[index], reliability_counts(batch[index], labels[index]))
+        assert entropy[index] == mean_entropy(batch[index])
+    assert not np.array_equal(counts[0], counts[1])  # the images differ, so must their counts

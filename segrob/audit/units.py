@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -272,24 +272,24 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, plan: ModelPlan,
                  settings: CellSettings, pending: _Pending) -> list[CellRecord]:
     from segrob.metrics import case_metrics
+    from segrob.metrics.calibration import batch_mean_entropy, batch_reliability_counts, ece_from
 
     start, cpu_start = time.perf_counter(), time.thread_time()
     probabilities = plan.head.probabilities(logits)
-    predictions = plan.head.labels(probabilities)
+    pairs = _scored_pairs(case, chunk, plan.head.labels(probabilities), settings)
+    # Calibration for the whole chunk at once: the same numbers as image by image, less overhead.
+    reliability = batch_reliability_counts(probabilities, np.stack([truth for _, truth in pairs]))
+    entropy = batch_mean_entropy(probabilities)
+    labels = pending.label_surfaces.result() if pending.label_surfaces is not None else None
     records = []
-    for index, variant in enumerate(chunk):
-        if variant.label is None:
-            where = case.source.get("image", case.name)
-            raise SegrobError(f"{where}: case has no label to score against")
-        prediction, truth = predictions[index], variant.label[0].cpu().numpy()
-        if settings.labels is not None:
-            prediction, truth = settings.labels.mask(prediction, truth)
+    for index, (variant, (prediction, truth)) in enumerate(zip(chunk, pairs, strict=True)):
         result = case_metrics(
             prediction, truth, spacing=case.spacing, classes=list(plan.classes),
-            nsd_tolerance_mm=settings.nsd_tolerance_mm, probabilities=probabilities[index],
-            nsd_definition=settings.nsd_definition, empty_policy=settings.empty_policy,
-            labels=pending.label_surfaces.result() if pending.label_surfaces is not None else None,
+            nsd_tolerance_mm=settings.nsd_tolerance_mm, nsd_definition=settings.nsd_definition,
+            empty_policy=settings.empty_policy, labels=labels,
         )
+        result = replace(result, ece=ece_from(reliability[index]), entropy=float(entropy[index]),
+                         reliability=reliability[index])
         record = _record(case, variant, result, truth)
         records.append(record)
         pending.add_reliability(variant.perturbation, result.reliability)
@@ -300,6 +300,21 @@ def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, plan: Mo
     pending.seconds["metrics"] += time.perf_counter() - start
     pending.seconds["metrics_cpu"] += time.thread_time() - cpu_start
     return records
+
+
+def _scored_pairs(case: Case, chunk: list[_Variant], predictions: np.ndarray,
+                  settings: CellSettings) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each variant's prediction and label, ignored voxels set to background in both."""
+    pairs = []
+    for index, variant in enumerate(chunk):
+        if variant.label is None:
+            where = case.source.get("image", case.name)
+            raise SegrobError(f"{where}: case has no label to score against")
+        prediction, truth = predictions[index], variant.label[0].cpu().numpy()
+        if settings.labels is not None:
+            prediction, truth = settings.labels.mask(prediction, truth)
+        pairs.append((prediction, truth))
+    return pairs
 
 
 def _record(case: Case, variant: _Variant, result, truth: np.ndarray) -> CellRecord:

@@ -50,17 +50,35 @@ def reliability_counts(
     label = np.asarray(label)
     if label.shape != p.shape[1:]:
         raise SegrobError(f"label shape {label.shape} differs from probabilities {p.shape[1:]}")
+    return batch_reliability_counts(p[None], label[None], n_bins=n_bins)[0]
+
+
+def batch_reliability_counts(
+    probabilities: np.ndarray, labels: np.ndarray, *, n_bins: int = RELIABILITY_BINS
+) -> np.ndarray:
+    """:func:`reliability_counts` of each image of a batch ``(B, K, *spatial)`` with labels
+    ``(B, *spatial)``, as ``(B, 3, n_bins)``, in one pass: each image's bins are its own, summed
+    in the same order as alone, so the numbers are the same to the last bit."""
+    p = np.asarray(probabilities)
+    labels = np.asarray(labels)
+    if p.ndim < 3 or labels.shape != (p.shape[0], *p.shape[2:]):
+        raise SegrobError(f"labels of shape {labels.shape} do not fit probabilities {p.shape} "
+                          "(B, K, *spatial)")
     if n_bins < 1:
         raise SegrobError(f"ECE needs n_bins >= 1, got {n_bins}")
+    batch = p.shape[0]
     # float32 kept: its maximum and argmax are those of its exact float64 copy, at a fraction of the cost.
-    confidence = p.max(axis=0).astype(np.float64).ravel()
-    correct = (class_argmax(p) == label).ravel()
+    p = _check_probabilities(p, keep_float32=True)
+    confidence = p.max(axis=1).astype(np.float64).reshape(batch, -1)
+    correct = (class_argmax(p, axis=1) == labels).reshape(batch, -1)
     bins = np.clip((confidence * n_bins).astype(np.int64), 0, n_bins - 1)
+    bins += (np.arange(batch) * n_bins)[:, None]
+    bins, size = bins.ravel(), batch * n_bins
     return np.stack([
-        np.bincount(bins, weights=confidence, minlength=n_bins),
-        np.bincount(bins, weights=correct.astype(np.float64), minlength=n_bins),
-        np.bincount(bins, minlength=n_bins).astype(np.float64),
-    ])
+        np.bincount(bins, weights=confidence.ravel(), minlength=size),
+        np.bincount(bins, weights=correct.ravel().astype(np.float64), minlength=size),
+        np.bincount(bins, minlength=size).astype(np.float64),
+    ]).reshape(3, batch, n_bins).transpose(1, 0, 2)
 
 
 def ece_from(counts: np.ndarray) -> float:
@@ -91,6 +109,12 @@ def mean_entropy(probabilities: np.ndarray) -> float:
 
     ``0 ln 0`` is taken as 0, so a one-hot prediction has entropy 0.
     """
+    return float(batch_mean_entropy(_check_probabilities(probabilities)[None])[0])
+
+
+def batch_mean_entropy(probabilities: np.ndarray) -> np.ndarray:
+    """:func:`mean_entropy` of each image of a batch ``(B, K, *spatial)``, as ``(B,)``: each
+    image's mean over its own voxels, the same numbers as alone."""
     p = _check_probabilities(probabilities)
     with np.errstate(divide="ignore", invalid="ignore"):
         # -(p ln p) in place: the same values as -p * ln p at half the temporaries
@@ -98,4 +122,4 @@ def mean_entropy(probabilities: np.ndarray) -> float:
         terms *= p
         np.negative(terms, out=terms)
         terms[~(p > 0)] = 0.0
-    return float(terms.sum(axis=0).mean())
+    return terms.sum(axis=1).reshape(p.shape[0], -1).mean(axis=1)
