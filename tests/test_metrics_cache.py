@@ -118,3 +118,12 @@ def test_batch_calibration_gives_each_images_own_numbers_to_the_last_bit(shape, 
         assert np.array_equal(counts[index], reliability_counts(batch[index], labels[index]))
         assert entropy[index] == mean_entropy(batch[index])
     assert not np.array_equal(counts[0], counts[1])  # the images differ, so must their counts
+
+
+def test_the_percentile_is_numpys_to_the_last_bit():
+    surface_module = importlib.import_module("segrob.metrics.surface")
+    rng = np.random.default_rng(5)
+    for n in [1, 2, 3, 19, 20, 21, 100, 333, 1000]:
+        for values in (rng.random(n) * 40, np.sqrt(rng.integers(0, 30, n).astype(np.float64))):  # ties
+            for q in (95.0, 50.0, 5.0, 100.0, 0.0, 99.9):
+                assert surface_module.percentile(values, q) == float(np.percentile(values, q)), (n, q)

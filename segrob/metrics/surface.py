@@ -28,6 +28,7 @@ a k-d tree over the other surface's voxels. Both give the same Euclidean distanc
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -277,7 +278,23 @@ def _shell_search(coords: np.ndarray, padded: np.ndarray, shells: _Shells) -> np
 
 def hd95_from(pred_to_gt: np.ndarray, gt_to_pred: np.ndarray) -> float:
     """``max(P95 d(pred -> gt), P95 d(gt -> pred))`` from :func:`surface_distances`."""
-    return float(max(np.percentile(pred_to_gt, 95), np.percentile(gt_to_pred, 95)))
+    return max(percentile(pred_to_gt, 95.0), percentile(gt_to_pred, 95.0))
+
+
+def percentile(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` of a non-empty 1-D array without NaN, to the last bit: the
+    same linear interpolation between order statistics, without numpy's general machinery, which
+    costs ten times the partition itself on a few hundred distances."""
+    n = values.size
+    virtual = (n - 1) * (q / 100)
+    if virtual >= n - 1:
+        return float(values.max())
+    below = math.floor(virtual)
+    ordered = np.partition(values, (below, below + 1))
+    low, high = ordered[below], ordered[below + 1]
+    gamma, step = virtual - below, high - low
+    # numpy interpolates from the nearer end: from above when gamma >= 0.5.
+    return float(high - step * (1 - gamma)) if gamma >= 0.5 else float(low + step * gamma)
 
 
 def assd_from(pred_to_gt: np.ndarray, gt_to_pred: np.ndarray) -> float:
