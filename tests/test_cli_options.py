@@ -145,3 +145,23 @@ def test_gate_bounds_refuse_what_no_metric_can_reach():
                  "clean_dice=2", "sensitivity=-inf"):
         with pytest.raises(UsageError, match=text.split("=")[0]):
             parse_bounds(text)
+
+
+def test_export_reads_a_runs_cases_from_outside_only_where_training_was_allowed_to(
+        images_labels_dataset, tmp_path):
+    from segrob.onnx.samples import SizeRules, run_samples
+    from segrob.training.prepare import load_training_data
+
+    outside = tmp_path / "elsewhere.tif"
+    (images_labels_dataset / "images" / "c0.tif").rename(outside)
+    (images_labels_dataset / "images" / "c0.tif").symlink_to(outside)
+    data = load_training_data(images_labels_dataset, seed=0, val_fraction=0.34,
+                              normalization={"method": "zscore"}, allow_outside=True)
+    described = data.describe()
+    assert described["allow_outside"] is True
+    rules = SizeRules(spatial_dims=2)
+    config = {"data": described, "normalization": {"method": "zscore"}}
+    assert run_samples(config, rules, split="train", max_cases=4) is not None
+    refused = {"data": {k: v for k, v in described.items() if k != "allow_outside"},
+               "normalization": {"method": "zscore"}}
+    assert run_samples(refused, rules, split="train", max_cases=4) is None  # synthetic inputs instead

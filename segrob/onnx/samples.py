@@ -114,7 +114,8 @@ def run_samples(
     if not path or not Path(path).exists():
         return None
     try:
-        dataset = load_dataset(path)
+        # Case files outside the folder are read only where training was allowed to read them.
+        dataset = load_dataset(path, allow_outside=bool(data.get("allow_outside")))
         held_out = set(data.get("val_cases") or [])
         names = [n for n in dataset.names if (n in held_out) == (split == "val")]
         if not names:

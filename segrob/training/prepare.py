@@ -44,6 +44,8 @@ class TrainingData:
     train_labels: list[np.ndarray] = field(repr=False)
     val_images: list[np.ndarray] = field(repr=False)
     val_labels: list[np.ndarray] = field(repr=False)
+    #: The case files were allowed to resolve outside ``path`` (``--allow-outside``).
+    allow_outside: bool = False
 
     @property
     def n_cases(self) -> int:
@@ -54,9 +56,11 @@ class TrainingData:
         return {tuple(img.shape[1:]) for img in self.train_images + self.val_images}
 
     def describe(self) -> dict[str, Any]:
-        """The ``data`` section of ``config.json``."""
-        return {"path": self.path, "n_cases": self.n_cases, "kind": self.kind,
-                "metadata": self.metadata, "val_cases": list(self.val_names)}
+        """The ``data`` section of ``config.json`` (``allow_outside`` only when it was asked, so
+        the export reads the cases again the way training was allowed to)."""
+        described = {"path": self.path, "n_cases": self.n_cases, "kind": self.kind,
+                     "metadata": self.metadata, "val_cases": list(self.val_names)}
+        return {**described, "allow_outside": True} if self.allow_outside else described
 
 
 def split_cases(names: list[str], *, seed: int, val_fraction: float) -> tuple[list, list]:
@@ -132,6 +136,7 @@ def load_training_data(
         train_labels=[labels[n] for n in train_names],
         val_images=[images[n] for n in val_names],
         val_labels=[labels[n] for n in val_names],
+        allow_outside=allow_outside,
     )
 
 
