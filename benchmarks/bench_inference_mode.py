@@ -76,7 +76,8 @@ def measure(model: Path, data, options: AuditOptions, rounds: int) -> dict:
         "inference_seconds": {mode: spread(values) for mode, values in inference.items()},
         "time_ratio_whole_over_window": spread(
             [w / s for w, s in zip(seconds["whole"], seconds["window"], strict=True)]),
-        "clean_dice": {mode: round(float(np.mean(list(values.values()))), 4) for mode, values in dice.items()},
+        "clean_dice": {mode: round(float(np.mean(list(values.values()))), 4)
+                       for mode, values in dice.items()},
         "dice_difference": {"mean": round(float(np.mean(differences)), 4),
                             "min": round(float(np.min(differences)), 4),
                             "max": round(float(np.max(differences)), 4)},
