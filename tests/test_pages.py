@@ -153,3 +153,25 @@ def test_progress_on_a_non_terminal_is_plain_lines_every_few_percent():
     assert 18 <= len(lines) <= 21  # one every 5%, not one per step
     assert lines[-1].startswith("audit: 100% (200/200) case 200")
     assert all("eta" in line for line in lines)
+
+
+def test_the_page_names_classes_as_the_dataset_does(audited):
+    from segrob.render.html_report import html_report
+
+    report = load_report(audited / "a.json")
+    assert "<td>1</td>" in html_report([report], ["a"])  # no names: the class id alone
+    report.settings.setdefault("labels", {})["names"] = {"0": "background", "1": "tumour"}
+    assert "<td>1 (tumour)</td>" in html_report([report], ["a"])
+
+
+def test_pages_of_several_models_state_each_pair_paired(audited):
+    from segrob.render.ci import markdown_summary
+    from segrob.render.html_report import html_report
+
+    reports = [load_report(audited / f"{name}.json") for name in "ab"]
+    page, summary = html_report(reports, ["a", "b"]), markdown_summary(reports, ["a", "b"])
+    for figure in ("clean Dice", "mean perturbed Dice"):
+        assert f"in {figure} (a - b " in page and f"in {figure} (a - b " in summary
+    assert 'id="pairwise"' in page and "3 shared cases" in page
+    assert "**Paired comparisons**" in summary and summary.count("3 shared cases") == 2
+    assert 'id="pairwise"' not in html_report(reports[:1], ["a"])  # one model: nothing to pair

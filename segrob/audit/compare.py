@@ -163,11 +163,6 @@ def compare_reports(reports: list[AuditReport], paths: list[str]) -> Comparison:
         _row("failure rate", [s.failure_rate for s in suites], higher=False),
         _tested(_clean_row("hd95", summaries), models, hd95),
     ]
-    pairwise = [
-        paired_difference(models[i], models[j], figure, values[i], values[j])
-        for i, j in combinations(range(len(models)), 2)
-        for figure, values in (("clean Dice", clean_dice), ("mean perturbed Dice", perturbed))
-    ]
     return Comparison(
         models=models,
         suite=str(reports[0].suite.get("name")),
@@ -175,8 +170,26 @@ def compare_reports(reports: list[AuditReport], paths: list[str]) -> Comparison:
         dice_rows=dice_rows,
         robustness_rows=robustness_rows,
         summary_rows=summary_rows,
-        pairwise=pairwise,
+        pairwise=pairwise_differences(models, clean_dice, perturbed),
     )
+
+
+def pairwise_differences(models: list[str], clean_dice: list[dict[str, float]],
+                         perturbed: list[dict[str, float]]) -> list[PairedDifference]:
+    """Every pair of models on clean Dice and on mean perturbed Dice, per case (each model's
+    ``case -> value``, as :func:`case_values` and :func:`perturbed_per_case` give them)."""
+    return [
+        paired_difference(models[i], models[j], figure, values[i], values[j])
+        for i, j in combinations(range(len(models)), 2)
+        for figure, values in (("clean Dice", clean_dice), ("mean perturbed Dice", perturbed))
+    ]
+
+
+def report_pairs(reports: list[AuditReport], models: list[str]) -> list[PairedDifference]:
+    """:func:`pairwise_differences` of saved reports, read from their per-case records."""
+    dice = [case_values(r, "dice") for r in reports]
+    return pairwise_differences(models, [table.get((CLEAN, 0), {}) for table in dice],
+                                [perturbed_per_case(table) for table in dice])
 
 
 def _clean_row(metric: str, summaries: list[AuditSummary]) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from xml.etree import ElementTree
 
+from segrob.audit.compare import report_pairs
 from segrob.audit.summary import WorstCell
 from segrob.render.view import ReportView
 from segrob.report import AuditReport
@@ -41,6 +42,9 @@ def markdown_summary(reports: Sequence[AuditReport], labels: Sequence[str]) -> s
             row = view.perturbation(name)
             cells.append("–" if row is None else f"{_num(row.relative_robustness)} / {_num(row.worst_dice)}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if len(views) > 1:
+        lines += ["", "**Paired comparisons** (per case, 95% BCa interval)", ""]
+        lines += [f"- {pair.statement()}" for pair in report_pairs(list(reports), list(labels))]
     failures = [(v.label, f) for v in views for f in ((v.gates or {}).get("failures") or [])]
     if failures:
         lines += ["", "**Gate failures**", ""]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
+from segrob.audit.compare import report_pairs
 from segrob.errors import UsageError
 from segrob.metrics.table import METRIC_BY_NAME
 from segrob.render import plots
@@ -79,7 +80,9 @@ def html_report(
     ).get_template("report.html.j2")
     if gallery is None:
         gallery = gallery_items(reports, labels)
-    return template.render(views=views, names=names, figures=figures, metric=spec, gallery=gallery)
+    pairs = report_pairs(list(reports), list(labels)) if len(reports) > 1 else []
+    return template.render(views=views, names=names, figures=figures, metric=spec, gallery=gallery,
+                           pairs=pairs)
 
 
 def gallery_items(reports: Sequence[AuditReport], labels: Sequence[str]) -> list[GalleryItem]:
