@@ -127,3 +127,18 @@ def test_the_percentile_is_numpys_to_the_last_bit():
         for values in (rng.random(n) * 40, np.sqrt(rng.integers(0, 30, n).astype(np.float64))):  # ties
             for q in (95.0, 50.0, 5.0, 100.0, 0.0, 99.9):
                 assert surface_module.percentile(values, q) == float(np.percentile(values, q)), (n, q)
+
+
+def test_the_foreground_mean_is_numpys_mean_to_the_last_bit():
+    from segrob.metrics.case import METRIC_NAMES, ClassMetrics, _foreground_mean
+
+    rng = np.random.default_rng(3)
+    for n in range(1, 12):
+        values = rng.random((n, len(METRIC_NAMES))) * rng.choice([1e-3, 1.0, 97.0], size=(n, 1))
+        values[rng.random(values.shape) < 0.2] = np.nan  # the nnunet policy's skipped classes
+        scored = [ClassMetrics(*row) for row in values]
+        for column, name in enumerate(METRIC_NAMES):
+            finite = values[:, column][~np.isnan(values[:, column])]
+            expected = float(finite.mean()) if finite.size else float("nan")
+            assert _foreground_mean(scored, name) == expected or (np.isnan(expected) and
+                                                                   np.isnan(_foreground_mean(scored, name)))

@@ -130,10 +130,18 @@ def _both_empty_nan() -> ClassMetrics:
 
 
 def _foreground_mean(scored: list[ClassMetrics], name: str) -> float:
-    """Mean over the foreground classes, skipping NaN (only the nnunet policy makes any)."""
-    values = np.array([getattr(m, name) for m in scored], dtype=np.float64)
-    finite = values[~np.isnan(values)]
-    return float(finite.mean()) if finite.size else float("nan")
+    """Mean over the foreground classes, skipping NaN (only the nnunet policy makes any).
+
+    Below eight values numpy's mean is a plain left-to-right sum divided by the count, so the
+    same sum in Python gives its value to the last bit, without an array per metric and image.
+    """
+    values = [float(getattr(m, name)) for m in scored]
+    finite = [v for v in values if v == v]
+    if not finite:
+        return float("nan")
+    if len(finite) < 8:
+        return sum(finite) / len(finite)
+    return float(np.mean(finite))
 
 
 def case_metrics(
