@@ -212,6 +212,7 @@ class Elastic(Perturbation):
         scale = torch.tensor([2.0 * v / s for v, s in zip(reversed(voxels), reversed(spatial),
                                                           strict=True)], device=image.device)
         displacement = field[0].flip(0).movedim(0, -1) * scale
-        theta = torch.eye(dims, dims + 1, device=image.device)[None].expand(image.shape[0], -1, -1)
-        grid = affine_grid(theta, list(image.shape)).add_(displacement)
-        return _warp(image, label, grid, stats)
+        # The batch shares one field: one grid, expanded with stride 0.
+        theta = torch.eye(dims, dims + 1, device=image.device)[None]
+        grid = affine_grid(theta, [1, *image.shape[1:]]).add_(displacement)
+        return _warp(image, label, grid.expand(image.shape[0], *grid.shape[1:]), stats)
