@@ -7,13 +7,16 @@ reference; the comparison is ``torch.equal`` and the raw bits (which also tell -
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from segrob.perturb import apply_perturbation, create_perturbation, geometry
-from segrob.perturb.base import random_field, voxel_spacing
-from segrob.perturb.seeding import generator
+from segrob.perturb.base import FIELD_BLOCK, random_field, voxel_spacing
+from segrob.perturb.seeding import derive_seed, generator
 from segrob.perturb.stats import image_stats, stats_for
 
 SEEDS = (0, 5, 2**40 + 1)
@@ -152,3 +155,78 @@ def test_rounding_halfway_and_far_outside_as_grid_sample():
                                  padding_mode="zeros", align_corners=False)[:, 0].long()
         same_bits(geometry._nearest(label, grid), expected)
         same_bits(geometry._nearest(label, grid.contiguous()), expected)
+
+
+def old_field(params, shape):
+    """The random field as drawn before: block k from its own seed, one after another."""
+    field = torch.empty(shape, dtype=torch.float32)
+    flat = field.view(-1)
+    for start in range(0, flat.numel(), FIELD_BLOCK):
+        seed = params["field_seed"] if start == 0 else \
+            derive_seed(params["field_seed"], "block", start // FIELD_BLOCK)
+        flat[start:start + FIELD_BLOCK].normal_(generator=generator(seed))
+    return field
+
+
+def old_gaussian_noise(image, params, stats):
+    stats = stats_for(image, stats)
+    noise = old_field(params, tuple(image.shape))
+    noise.mul_(stats.span * params["variance"] ** 0.5)
+    if noise.dtype == image.dtype:
+        return noise.add_(image)
+    return (image + noise).to(image.dtype)
+
+
+# Blocks straddle images and channels: 2 x 3 x 95 x 70 is two blocks and a part.
+NOISE_SHAPES = [(2, 1, 33, 40), (16, 1, 64, 64), (2, 3, 95, 70), (1, 1, 12, 14, 10),
+                (2, 3, 20, 70, 33), (1, 1, 48, 48, 48)]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("shape", NOISE_SHAPES)
+def test_gaussian_noise_is_scaled_and_added_as_before(shape, threads):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        for dtype in (torch.float32, torch.float64):
+            image = image_of(shape, dtype=dtype)
+            for use_stats in (False, True):
+                stats = image_stats(image) if use_stats else None
+                for severity, seed in ((1, 0), (3, 5), (5, 2**40 + 1)):
+                    new, _, _ = apply_perturbation("gaussian_noise", image, None,
+                                                   severity=severity, seed=seed, stats=stats)
+                    params = drawn("gaussian_noise", image, severity, seed)
+                    same_bits(new, old_gaussian_noise(image, params, stats))
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_non_contiguous_image_takes_the_plain_path():
+    image = image_of((2, 1, 20, 30)).transpose(2, 3)
+    new, _, _ = apply_perturbation("gaussian_noise", image, None, severity=2, seed=4)
+    same_bits(new, old_gaussian_noise(image, drawn("gaussian_noise", image, 2, 4), None))
+
+
+def _draw_in_child(queue):
+    queue.put(random_field({"field_seed": 77}, (3, FIELD_BLOCK + 5), torch.zeros(1)).numpy())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_a_forked_child_draws_with_threads_of_its_own():
+    """The draw threads are kept between fields; a child forked after a draw starts its own."""
+    before = torch.get_num_threads()
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_draw_in_child, args=(queue,), daemon=True)
+    try:
+        torch.set_num_threads(max(2, before))
+        parent = random_field({"field_seed": 77}, (3, FIELD_BLOCK + 5), torch.zeros(1))
+        child.start()
+        drawn_there = torch.from_numpy(queue.get(timeout=60))
+        child.join(timeout=60)
+    finally:
+        torch.set_num_threads(before)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
+    same_bits(drawn_there, parent)
