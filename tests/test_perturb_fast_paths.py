@@ -230,3 +230,12 @@ def test_a_forked_child_draws_with_threads_of_its_own():
             child.kill()
     assert child.exitcode == 0
     same_bits(drawn_there, parent)
+
+
+def test_the_wide_index_routes_for_large_volumes(monkeypatch):
+    """Volumes beyond 2^24 (float64 index) and 2^31 voxels (int64 index), shrunk to test size."""
+    monkeypatch.setattr(geometry, "FLOAT32_WHOLE", 100)
+    monkeypatch.setattr(geometry, "INT32_INDEX", 100)
+    shape = (2, 1, 9, 11, 10)
+    for name in ("affine", "elastic"):
+        check_geometry(name, image_of(shape), label_of(shape), 5, 11, True)

@@ -21,6 +21,10 @@ from segrob.perturb.seeding import sign, uniform
 from segrob.perturb.stats import ImageStats, stats_for
 
 Result = tuple[Tensor, Tensor | None]
+#: Whole numbers up to here are exact in float32; the label's flat index is built in float64 above.
+FLOAT32_WHOLE = 1 << 24
+#: A padded label with this many voxels or more is indexed with int64.
+INT32_INDEX = 1 << 31
 
 
 def _warp(image: Tensor, label: Tensor | None, grid: Tensor, stats: ImageStats | None) -> Result:
@@ -98,18 +102,17 @@ def _source_index(grid: Tensor, sizes: tuple[int, ...]) -> Tensor:
     voxel outside lands every outside voxel on the border of zeros."""
     padded = [s + 2 for s in sizes]
     strides = (1, padded[2], padded[1] * padded[2])  # x, y, z
-    # The index is a whole number: exact in float32 up to 2^24.
-    exact = torch.float32 if math.prod(padded) <= 1 << 24 else torch.float64
-    index = None
+    exact = torch.float32 if math.prod(padded) <= FLOAT32_WHOLE else torch.float64
+    index = scratch = None
     for channel, (size, stride) in enumerate(zip(reversed(sizes), strides, strict=True)):
-        voxel = grid[..., channel] + 1
-        voxel = voxel.mul_(size).sub_(1).div_(2).round_().clamp_(-1, size).to(exact)
-        if index is None:
-            index = voxel.mul_(stride) if stride != 1 else voxel
-        else:
-            index.add_(voxel.mul_(stride))
+        voxel = torch.add(grid[..., channel], 1, out=scratch)
+        voxel = voxel.mul_(size).sub_(1).div_(2).round_().clamp_(-1, size)
+        if index is None:  # x, stride 1
+            index, scratch = voxel.to(exact), torch.empty_like(voxel)
+        else:  # whole numbers below 2^24 (or 2^53): every product and sum is exact
+            index.add_(voxel, alpha=stride)
     index.add_(sum(strides))  # the border: voxel -1 of every axis is row 0 of the padded copy
-    return index.view(-1).to(torch.int64 if math.prod(padded) >= 1 << 31 else torch.int32)
+    return index.view(-1).to(torch.int32 if math.prod(padded) < INT32_INDEX else torch.int64)
 
 
 def affine_grid(theta: Tensor, shape: list[int]) -> Tensor:
