@@ -49,7 +49,8 @@ def _bilinear(image: Tensor, grid: Tensor) -> Tensor:
 
 def _nearest(label: Tensor, grid: Tensor) -> Tensor:
     """``label`` sampled at ``grid`` by its nearest voxel, 0 outside, in ``label``'s dtype."""
-    if label.device.type == "cpu" and label.ndim == 4 and grid.dtype == torch.float32:
+    if type(label) is Tensor and label.device.type == "cpu" and label.ndim == 4 \
+            and grid.dtype == torch.float32:
         return _nearest_3d_cpu(label, grid)
     # Nearest sampling of whole numbers returns whole numbers (or 0 outside): no rounding.
     out = F.grid_sample(label[:, None].float(), grid, mode="nearest", padding_mode="zeros",

@@ -37,8 +37,8 @@ class GaussianNoise(Perturbation):
         stats = stats_for(image, stats)
         # u + n sqrt(v) in unit range is x + n sqrt(v) span in the image's units.
         scale = stats.span * params["variance"] ** 0.5
-        if image.device.type == "cpu" and image.dtype == torch.float32 and image.is_contiguous() \
-                and not image.requires_grad:
+        if type(image) is Tensor and image.device.type == "cpu" and image.dtype == torch.float32 \
+                and image.is_contiguous() and not image.requires_grad:
             finish = _scale_and_add(scale, image)
             return random_field(params, tuple(image.shape), image, finish=finish), label
         noise = random_field(params, tuple(image.shape), image)
