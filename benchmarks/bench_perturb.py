@@ -2,8 +2,9 @@
 
 Compares with the closest TorchIO and MONAI transforms (3D) when they are installed (the
 ``bench`` extra: ``pip install -e ".[bench]"``; a missing library prints "skipped"). Every round
-times each contender once on the same batch, in turn, so that machine load affects all alike;
-the table gives segrob's median time and, per library, the median over rounds of the time ratio
+times each contender once on the same batch, in turn, so that machine load affects all alike,
+each timing once the previous contender's OpenMP threads have stopped spinning. The table gives
+segrob's median time and, per library, the median over rounds of the time ratio
 ``x = library time / segrob time`` with its spread [lowest-highest round] (``x > 1``: segrob is
 faster). The libraries transform one volume at a time (their API); segrob the batch at once.
 
@@ -35,6 +36,12 @@ from segrob.perturb.stats import image_stats
 
 LIBRARIES = ("torchio", "monai")
 MIN_TIMING_S = 0.01  # a fast contender is called several times per timing, to rise above jitter
+# After a parallel region OpenMP's worker threads spin for several milliseconds (4-9 ms of CPU
+# measured here). A contender timed next shares the cores with them unless it runs only OpenMP
+# work (which reuses them); segrob's random fields are drawn on threads of its own. Each timing
+# therefore starts after the previous contender's workers have gone to sleep: a busy wait, as a
+# sleep lets an idle virtual machine slow the next timing down instead.
+SETTLE_S = 0.02
 
 
 def torchio_transforms() -> dict | None:
@@ -94,16 +101,24 @@ def library_call(library: str, transform, images: torch.Tensor, labels: torch.Te
     return run
 
 
+def settle() -> None:
+    end = time.perf_counter() + SETTLE_S
+    while time.perf_counter() < end:
+        pass
+
+
 def alternate(contenders: dict, rounds: int) -> dict[str, list[float]]:
     """Seconds per call of every contender, one timing of each per round, in turn."""
     calls = {}
     for name, fn in contenders.items():  # warm-up, and how many calls make one timing
+        settle()
         start = time.perf_counter()
         fn()
         calls[name] = max(1, math.ceil(MIN_TIMING_S / max(time.perf_counter() - start, 1e-6)))
     seconds: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
+            settle()
             start = time.perf_counter()
             for _ in range(calls[name]):
                 fn()

@@ -21,19 +21,99 @@ from segrob.perturb.seeding import sign, uniform
 from segrob.perturb.stats import ImageStats, stats_for
 
 Result = tuple[Tensor, Tensor | None]
+#: Whole numbers up to here are exact in float32; the label's flat index is built in float64 above.
+FLOAT32_WHOLE = 1 << 24
+#: A padded label with this many voxels or more is indexed with int64.
+INT32_INDEX = 1 << 31
 
 
 def _warp(image: Tensor, label: Tensor | None, grid: Tensor, stats: ImageStats | None) -> Result:
     low = stats_for(image, stats).low
-    moved = F.grid_sample(image.float() - low, grid, mode="bilinear", padding_mode="zeros",
-                          align_corners=False).add_(low)
-    out_label = None
-    if label is not None:
-        # Nearest sampling of whole numbers returns whole numbers (or 0 outside): no rounding.
-        out_label = F.grid_sample(label[:, None].float(), grid, mode="nearest",
-                                  padding_mode="zeros", align_corners=False)
-        out_label = out_label[:, 0].to(label.dtype)
-    return moved.to(image.dtype), out_label
+    moved = _bilinear(image.float() - low, grid).add_(low)
+    return moved.to(image.dtype), None if label is None else _nearest(label, grid)
+
+
+def _bilinear(image: Tensor, grid: Tensor) -> Tensor:
+    """``grid_sample``, bilinear with zeros outside. PyTorch's 3D kernel on a CPU is parallel over
+    the batch only, so a single volume is sampled as slabs of output planes, one per thread
+    (a batch of slabs over the same input); every voxel is computed as before."""
+    depth = image.shape[2] if image.ndim == 5 else 1  # 2D: the kernel is vectorised, left as is
+    parts = max((k for k in range(1, torch.get_num_threads() + 1) if depth % k == 0), default=1)
+    if image.device.type == "cpu" and image.shape[0] == 1 and parts > 1:
+        slabs = grid.reshape(parts, depth // parts, *grid.shape[2:])
+        out = F.grid_sample(image.expand(parts, *image.shape[1:]), slabs, mode="bilinear",
+                            padding_mode="zeros", align_corners=False)
+        return out.transpose(0, 1).reshape(1, image.shape[1], *grid.shape[1:4])
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _nearest(label: Tensor, grid: Tensor) -> Tensor:
+    """``label`` sampled at ``grid`` by its nearest voxel, 0 outside, in ``label``'s dtype."""
+    if type(label) is Tensor and label.device.type == "cpu" and label.ndim == 4 \
+            and grid.dtype == torch.float32:
+        return _nearest_3d_cpu(label, grid)
+    # Nearest sampling of whole numbers returns whole numbers (or 0 outside): no rounding.
+    out = F.grid_sample(label[:, None].float(), grid, mode="nearest", padding_mode="zeros",
+                        align_corners=False)
+    return out[:, 0].to(label.dtype)
+
+
+def _nearest_3d_cpu(label: Tensor, grid: Tensor) -> Tensor:
+    """What ``grid_sample`` returns for the label as float, nearest and zeros, bit for bit.
+
+    PyTorch's 3D kernel on a CPU is a scalar loop per voxel, parallel over the batch only, and
+    took a third of the affine's time for the label alone. Here each source voxel's index is
+    found with whole-volume operations, once for a grid that the batch shares (a stride-0
+    batch axis), and read from a copy of the label with a border of zeros for outside, in the
+    narrowest dtype that holds its values: the reads are memory bound.
+    """
+    n, sizes = label.shape[0], tuple(label.shape[1:])
+    carrier = _carrier(label)
+    padded = torch.zeros((n, *(s + 2 for s in sizes)), dtype=carrier)
+    padded[:, 1:-1, 1:-1, 1:-1] = label
+    out = torch.empty((n, *grid.shape[1:4]), dtype=carrier)
+    shared = grid.stride(0) == 0
+    index = None
+    for i in range(n):
+        if index is None or not shared:
+            index = _source_index(grid[i], sizes)
+        torch.index_select(padded[i].view(-1), 0, index, out=out[i].view(-1))
+    return out.to(label.dtype)
+
+
+def _carrier(label: Tensor) -> torch.dtype:
+    """A dtype that holds every value of ``label`` as its float32 copy does: uint8 or int16 where
+    the values fit, else float32 itself (which rounds ids beyond 2^24, as ``grid_sample`` did)."""
+    if label.dtype in (torch.uint8, torch.bool):
+        return torch.uint8
+    if label.numel() == 0 or label.is_floating_point() or label.is_complex():
+        return torch.float32
+    low, high = (int(v) for v in torch.aminmax(label))
+    if low >= 0 and high <= 255:
+        return torch.uint8
+    return torch.int16 if low >= -(1 << 15) and high < 1 << 15 else torch.float32
+
+
+def _source_index(grid: Tensor, sizes: tuple[int, ...]) -> Tensor:
+    """Flat index, into the label padded by one voxel on every side, of each output voxel's
+    nearest source voxel; ``grid`` is ``(D, H, W, 3)``.
+
+    The arithmetic is ``grid_sampler_compute_source_index`` (``((g + 1) size - 1) / 2`` in float32,
+    no padding clip, align_corners False) and ``nearbyint`` (round half to even); clamping to one
+    voxel outside lands every outside voxel on the border of zeros."""
+    padded = [s + 2 for s in sizes]
+    strides = (1, padded[2], padded[1] * padded[2])  # x, y, z
+    exact = torch.float32 if math.prod(padded) <= FLOAT32_WHOLE else torch.float64
+    index = scratch = None
+    for channel, (size, stride) in enumerate(zip(reversed(sizes), strides, strict=True)):
+        voxel = torch.add(grid[..., channel], 1, out=scratch)
+        voxel = voxel.mul_(size).sub_(1).div_(2).round_().clamp_(-1, size)
+        if index is None:  # x, stride 1
+            index, scratch = voxel.to(exact), torch.empty_like(voxel)
+        else:  # whole numbers below 2^24 (or 2^53): every product and sum is exact
+            index.add_(voxel, alpha=stride)
+    index.add_(sum(strides))  # the border: voxel -1 of every axis is row 0 of the padded copy
+    return index.view(-1).to(torch.int32 if math.prod(padded) < INT32_INDEX else torch.int64)
 
 
 def affine_grid(theta: Tensor, shape: list[int]) -> Tensor:
@@ -106,8 +186,9 @@ class Affine(Perturbation):
         half = torch.tensor([e / 2.0 for e in reversed(extent)])  # grid order: x, y(, z)
         matrix = rotation * half[None, :] / half[:, None]
         theta = torch.cat([matrix, torch.tensor(params["shift"])[:, None]], dim=1)
-        theta = theta.to(image.device, torch.float32).expand(image.shape[0], -1, -1)
-        return _warp(image, label, affine_grid(theta, list(image.shape)), stats)
+        # One grid for the whole batch (all its images move alike), expanded with stride 0.
+        grid = affine_grid(theta.to(image.device, torch.float32)[None], [1, *image.shape[1:]])
+        return _warp(image, label, grid.expand(image.shape[0], *grid.shape[1:]), stats)
 
 
 class Elastic(Perturbation):
@@ -135,6 +216,7 @@ class Elastic(Perturbation):
         scale = torch.tensor([2.0 * v / s for v, s in zip(reversed(voxels), reversed(spatial),
                                                           strict=True)], device=image.device)
         displacement = field[0].flip(0).movedim(0, -1) * scale
-        theta = torch.eye(dims, dims + 1, device=image.device)[None].expand(image.shape[0], -1, -1)
-        grid = affine_grid(theta, list(image.shape)).add_(displacement)
-        return _warp(image, label, grid, stats)
+        # The batch shares one field: one grid, expanded with stride 0.
+        theta = torch.eye(dims, dims + 1, device=image.device)[None]
+        grid = affine_grid(theta, [1, *image.shape[1:]]).add_(displacement)
+        return _warp(image, label, grid.expand(image.shape[0], *grid.shape[1:]), stats)

@@ -1,0 +1,241 @@
+"""The fast paths of the perturbations against the formulas they replaced, bit for bit.
+
+Saved audits record what each seed produced, so a faster route must give the same bits, not
+merely close values. Each ``old_*`` below is the previous implementation, kept here as the
+reference; the comparison is ``torch.equal`` and the raw bits (which also tell -0.0 from 0.0).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from segrob.perturb import apply_perturbation, create_perturbation, geometry
+from segrob.perturb.base import FIELD_BLOCK, random_field, voxel_spacing
+from segrob.perturb.seeding import derive_seed, generator
+from segrob.perturb.stats import image_stats, stats_for
+
+SEEDS = (0, 5, 2**40 + 1)
+SHAPES = [(2, 1, 33, 40), (1, 2, 24, 31), (2, 1, 12, 14, 10), (1, 1, 12, 9, 16),
+          (1, 2, 9, 11, 7), (3, 1, 7, 12, 13)]
+BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16}
+
+
+def same_bits(new, old):
+    assert new.dtype == old.dtype and new.shape == old.shape
+    assert torch.equal(new, old)
+    if new.dtype in BITS:
+        assert torch.equal(new.view(BITS[new.dtype]), old.view(BITS[old.dtype]))
+
+
+def image_of(shape, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(shape, generator=g) * 500.0 - 120.0
+    image[..., :2] = -120.0  # a background at the minimum, as scans have
+    return image.to(dtype)
+
+
+def label_of(shape, kind="long", seed=0):
+    g = torch.Generator().manual_seed(seed + 1)
+    ids = (torch.rand((shape[0], *shape[2:]), generator=g) * 4).long()
+    if kind == "uint8":
+        return ids.to(torch.uint8)
+    if kind == "bool":
+        return ids > 1
+    if kind == "ignore":  # an ignore index below 0: int16 carries it
+        return ids.where(ids != 3, torch.tensor(-1)).to(torch.int32)
+    if kind == "huge":  # beyond float32's whole numbers: the float copy rounds them, as before
+        return ids * (2**24 + 3) + 1
+    return ids
+
+
+def drawn(name, image, severity, seed):
+    return create_perturbation(name).make_params(severity, generator(seed),
+                                                 image_shape=tuple(image.shape))
+
+
+def old_warp(image, label, grid, stats):
+    low = stats_for(image, stats).low
+    moved = F.grid_sample(image.float() - low, grid, mode="bilinear", padding_mode="zeros",
+                          align_corners=False).add_(low)
+    out_label = None
+    if label is not None:
+        out_label = F.grid_sample(label[:, None].float(), grid, mode="nearest",
+                                  padding_mode="zeros", align_corners=False)
+        out_label = out_label[:, 0].to(label.dtype)
+    return moved.to(image.dtype), out_label
+
+
+def old_affine(image, label, params, stats):
+    dims = image.ndim - 2
+    rotation = geometry._rotation(dims, params["degrees"], params["axis"] or [0, 0, 1])
+    rotation = rotation / params["zoom"]
+    extent = [n * s for n, s in zip(image.shape[2:], voxel_spacing(params, dims), strict=True)]
+    half = torch.tensor([e / 2.0 for e in reversed(extent)])
+    matrix = rotation * half[None, :] / half[:, None]
+    theta = torch.cat([matrix, torch.tensor(params["shift"])[:, None]], dim=1)
+    theta = theta.to(image.device, torch.float32).expand(image.shape[0], -1, -1)
+    return old_warp(image, label, geometry.affine_grid(theta, list(image.shape)), stats)
+
+
+def old_elastic(image, label, params, stats):
+    dims = image.ndim - 2
+    spatial = image.shape[2:]
+    coarse = random_field(params, (1, dims, *([6] * dims)), image)
+    mode = "bicubic" if dims == 2 else "trilinear"
+    field = F.interpolate(coarse, size=tuple(spatial), mode=mode, align_corners=True)
+    field = field / field.abs().amax().clamp_min(1e-6)
+    voxels = [params["displacement"] / s for s in voxel_spacing(params, dims)]
+    scale = torch.tensor([2.0 * v / s for v, s in zip(reversed(voxels), reversed(spatial),
+                                                      strict=True)])
+    displacement = field[0].flip(0).movedim(0, -1) * scale
+    theta = torch.eye(dims, dims + 1)[None].expand(image.shape[0], -1, -1)
+    grid = geometry.affine_grid(theta, list(image.shape)).add_(displacement)
+    return old_warp(image, label, grid, stats)
+
+
+def check_geometry(name, image, label, severity, seed, use_stats):
+    stats = image_stats(image) if use_stats else None
+    new_image, new_label, _ = apply_perturbation(name, image, label, severity=severity,
+                                                 seed=seed, stats=stats)
+    params = drawn(name, image, severity, seed)
+    old = old_affine if name == "affine" else old_elastic
+    old_image, old_label = old(image, label, params, stats)
+    same_bits(new_image, old_image)
+    if label is None:
+        assert new_label is None
+    else:
+        same_bits(new_label, old_label)
+
+
+@pytest.mark.parametrize("use_stats", [False, True])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name", ["affine", "elastic"])
+def test_geometry_samples_as_grid_sample_did(name, shape, use_stats):
+    image = image_of(shape)
+    for severity in (1, 3, 5):
+        for seed in SEEDS:
+            check_geometry(name, image, label_of(shape, seed=seed), severity, seed, use_stats)
+
+
+@pytest.mark.parametrize("kind", ["uint8", "bool", "ignore", "huge", None])
+def test_every_label_dtype_moves_as_before(kind):
+    for shape in ((2, 1, 10, 12, 9), (1, 1, 16, 13)):
+        label = None if kind is None else label_of(shape, kind)
+        for name in ("affine", "elastic"):
+            check_geometry(name, image_of(shape), label, 4, 7, True)
+
+
+@pytest.mark.parametrize("threads", [1, 3, 4])
+def test_a_single_volume_split_across_threads_is_unchanged(threads):
+    """One volume is sampled as slabs of planes, one per thread, where the depth divides."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        for shape in ((1, 1, 12, 10, 11), (1, 2, 12, 7, 9), (1, 1, 13, 8, 8)):
+            for name in ("affine", "elastic"):
+                check_geometry(name, image_of(shape, dtype=torch.float64), label_of(shape), 5, 3,
+                               False)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_rounding_halfway_and_far_outside_as_grid_sample():
+    """Grid points exactly between voxels (round half to even), far outside, on the edges."""
+    label = (torch.arange(2 * 6 * 5 * 4) % 7).view(2, 6, 5, 4)
+    axes = [torch.linspace(-1.5, 1.5, 25), torch.tensor([-3.0, -1.0, -0.8, 0.0, 0.6, 1.0, 7.0])]
+    for values in axes:
+        grid = torch.stack(torch.meshgrid(values, values, values, indexing="ij"), dim=-1)
+        grid = grid[None].expand(2, -1, -1, -1, -1)
+        expected = F.grid_sample(label[:, None].float(), grid, mode="nearest",
+                                 padding_mode="zeros", align_corners=False)[:, 0].long()
+        same_bits(geometry._nearest(label, grid), expected)
+        same_bits(geometry._nearest(label, grid.contiguous()), expected)
+
+
+def old_field(params, shape):
+    """The random field as drawn before: block k from its own seed, one after another."""
+    field = torch.empty(shape, dtype=torch.float32)
+    flat = field.view(-1)
+    for start in range(0, flat.numel(), FIELD_BLOCK):
+        seed = params["field_seed"] if start == 0 else \
+            derive_seed(params["field_seed"], "block", start // FIELD_BLOCK)
+        flat[start:start + FIELD_BLOCK].normal_(generator=generator(seed))
+    return field
+
+
+def old_gaussian_noise(image, params, stats):
+    stats = stats_for(image, stats)
+    noise = old_field(params, tuple(image.shape))
+    noise.mul_(stats.span * params["variance"] ** 0.5)
+    if noise.dtype == image.dtype:
+        return noise.add_(image)
+    return (image + noise).to(image.dtype)
+
+
+# Blocks straddle images and channels: 2 x 3 x 95 x 70 is two blocks and a part.
+NOISE_SHAPES = [(2, 1, 33, 40), (16, 1, 64, 64), (2, 3, 95, 70), (1, 1, 12, 14, 10),
+                (2, 3, 20, 70, 33), (1, 1, 48, 48, 48)]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("shape", NOISE_SHAPES)
+def test_gaussian_noise_is_scaled_and_added_as_before(shape, threads):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        for dtype in (torch.float32, torch.float64):
+            image = image_of(shape, dtype=dtype)
+            for use_stats in (False, True):
+                stats = image_stats(image) if use_stats else None
+                for severity, seed in ((1, 0), (3, 5), (5, 2**40 + 1)):
+                    new, _, _ = apply_perturbation("gaussian_noise", image, None,
+                                                   severity=severity, seed=seed, stats=stats)
+                    params = drawn("gaussian_noise", image, severity, seed)
+                    same_bits(new, old_gaussian_noise(image, params, stats))
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_non_contiguous_image_takes_the_plain_path():
+    image = image_of((2, 1, 20, 30)).transpose(2, 3)
+    new, _, _ = apply_perturbation("gaussian_noise", image, None, severity=2, seed=4)
+    same_bits(new, old_gaussian_noise(image, drawn("gaussian_noise", image, 2, 4), None))
+
+
+def _draw_in_child(queue):
+    queue.put(random_field({"field_seed": 77}, (3, FIELD_BLOCK + 5), torch.zeros(1)).numpy())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_a_forked_child_draws_with_threads_of_its_own():
+    """The draw threads are kept between fields; a child forked after a draw starts its own."""
+    before = torch.get_num_threads()
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_draw_in_child, args=(queue,), daemon=True)
+    try:
+        torch.set_num_threads(max(2, before))
+        parent = random_field({"field_seed": 77}, (3, FIELD_BLOCK + 5), torch.zeros(1))
+        child.start()
+        drawn_there = torch.from_numpy(queue.get(timeout=60))
+        child.join(timeout=60)
+    finally:
+        torch.set_num_threads(before)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
+    same_bits(drawn_there, parent)
+
+
+def test_the_wide_index_routes_for_large_volumes(monkeypatch):
+    """Volumes beyond 2^24 (float64 index) and 2^31 voxels (int64 index), shrunk to test size."""
+    monkeypatch.setattr(geometry, "FLOAT32_WHOLE", 100)
+    monkeypatch.setattr(geometry, "INT32_INDEX", 100)
+    shape = (2, 1, 9, 11, 10)
+    for name in ("affine", "elastic"):
+        check_geometry(name, image_of(shape), label_of(shape), 5, 11, True)
