@@ -184,3 +184,16 @@ def test_bootstrap_in_blocks(monkeypatch):
     assert low < values.mean() < high
     assert (high - low) == pytest.approx(whole[1] - whole[0], rel=0.25)
     assert bootstrap_ci([0.3], n_resamples=10) == (0.3, 0.3)
+
+
+def test_shared_resamples_give_the_intervals_of_a_fresh_draw():
+    """Intervals of one size and seed share one draw of resampled cases: the same numbers as a
+    fresh draw each time, and the shared draw cannot be written to."""
+    rng = np.random.default_rng(4)
+    for n in (3, 16, 40):
+        values = rng.random(n)
+        drawn = np.random.default_rng(7).integers(0, n, size=(2000, n))
+        assert np.array_equal(stats_module._resampled_means(values, 2000, 7), values[drawn].mean(1))
+        assert bootstrap_ci(values, seed=7) == bootstrap_ci(values.copy(), seed=7)
+    with pytest.raises(ValueError):
+        stats_module._resample_indices(16, 2000, 7)[0, 0] = 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -76,12 +77,23 @@ def bootstrap_ci(
 
 
 def _resampled_means(data: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    if n_resamples * data.size <= _BOOTSTRAP_BLOCK:
+        return data[_resample_indices(data.size, n_resamples, seed)].mean(1)
     rng = np.random.default_rng(seed)
     block = max(1, _BOOTSTRAP_BLOCK // data.size)
     return np.concatenate([
         data[rng.integers(0, data.size, size=(min(block, n_resamples - start), data.size))].mean(1)
         for start in range(0, n_resamples, block)
     ])
+
+
+@lru_cache(maxsize=16)
+def _resample_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    """The cases drawn for each resample: the same for every interval of ``n`` cases and one
+    seed (an audit's hundreds of intervals), so drawn once; read-only, as it is shared."""
+    indices = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    indices.setflags(write=False)
+    return indices
 
 
 def _bca_quantiles(data: np.ndarray, means: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
