@@ -21,7 +21,7 @@ with the surfaces' area, not with the structure's volume. Voxels on both surface
 0. The others first look for the other surface at the voxel offsets within a few voxels, in order
 of distance, one distance shell at a time (a few nanoseconds per offset and voxel); the first shell
 that has a surface voxel gives the exact nearest distance. What is not found within reach, or
-every voxel where the grid's coordinates are not exact (see :class:`LabelSurface`), is looked up in
+every voxel where the grid's coordinates are not exact (see :func:`exact_grid`), is looked up in
 a k-d tree over the other surface's voxels. Both give the same Euclidean distances to the last bit
 (``sqrt`` of the squared per-axis differences summed in axis order, as the tree computes them).
 """
