@@ -7,10 +7,13 @@ alternating rounds so that machine load affects both alike. The ratio is
 depend on training. ``--deployed`` adds, for the U-Net family, the files a deployment would ship:
 fp32 with onnxruntime's offline optimisation (``segrob export --optimize``) and INT8 (static QDQ,
 calibrated on synthetic inputs), each with its argmax agreement with PyTorch on the timed batch.
+``--trained EPOCHS`` trains each model on synthetic data first and times it on unseen synthetic
+images (INT8 then calibrated on the run's training cases), where agreement means what it does in a
+deployment.
 
     python benchmarks/bench_onnx_vs_torch.py [--dims 2,3] [--archs unet,unetr] \\
         [--size2d 128] [--size3d 64] [--batch2d 4] [--batch3d 1] [--repeats 10] \\
-        [--threads 2] [--deployed] [--json out.json]
+        [--threads 2] [--deployed] [--trained EPOCHS] [--json out.json]
 """
 
 from __future__ import annotations
@@ -65,16 +68,38 @@ def time_pair(model: torch.nn.Module, session, batch: np.ndarray, repeats: int) 
     }
 
 
+def trained(name: str, dims: int, size: int, batch_size: int, epochs: int, scratch: Path):
+    """``name`` trained ``epochs`` on synthetic data, its run configuration, and a batch of unseen
+    synthetic images normalised as it expects: a trained model's confident logits are what a
+    deployment's agreement is about (random weights sit near 0.5, where any rounding flips the
+    argmax)."""
+    from segrob.audit.data_source import resolve_audit_data
+    from segrob.data.normalize import normalize
+    from segrob.data.synth import SynthConfig, write_synthetic
+    from segrob.training import TrainConfig, load_run, train
+
+    data, run = scratch / f"train-{name}-{dims}d", scratch / f"run-{name}-{dims}d"
+    write_synthetic(SynthConfig(dims=dims, n=16 if dims == 2 else 8, size=size, blend=0.5, seed=1), data)
+    train(TrainConfig(data=str(data), out=str(run), arch=name, epochs=epochs, seed=0,
+                      patch_size=None if dims == 2 else size))
+    model, config = load_run(run)
+    unseen = resolve_audit_data("synth:medium", n=batch_size, size=size, spatial_dims=dims, seed=7)
+    images = torch.stack([torch.from_numpy(case.image) for _, case in unseen])
+    batch = normalize(images, config.normalization).float().numpy()
+    return model.eval(), config.to_dict(), batch
+
+
 def deployed_rows(model: torch.nn.Module, name: str, dims: int, batch: np.ndarray, scratch: Path,
-                  args) -> list[dict]:
-    """The optimised fp32 and the INT8 export of ``model`` against PyTorch eager on ``batch``."""
+                  args, config: dict | None = None) -> list[dict]:
+    """The optimised fp32 and the INT8 export of ``model`` against PyTorch eager on ``batch``
+    (INT8 calibrated on the run's training cases when ``config`` is a trained run's)."""
     from segrob.onnx.export import ExportOptions, export_model
 
     rows = []
     for label, options in (("fp32 optimised", ExportOptions(optimize=True)),
                            ("int8", ExportOptions(precision="int8", min_agreement=0.0, min_dice=0.0))):
         path = scratch / f"{name}-{dims}d-{label.replace(' ', '-')}.onnx"
-        export_model(model, path, options=options)
+        export_model(model, path, config=config, options=options)
         session = create_session(path, device="cpu", threads=args.threads)
         rows.append({"arch": name, "dims": dims, "variant": label, "shape": list(batch.shape),
                      **time_pair(model, session, batch, args.repeats)})
@@ -93,6 +118,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--deployed", action="store_true",
                         help="also time the optimised fp32 and the INT8 exports (U-Net family)")
+    parser.add_argument("--trained", type=int, default=0, metavar="EPOCHS",
+                        help="train each model this many epochs on synthetic data and time it on "
+                             "unseen synthetic images (0: random weights on noise)")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -105,19 +133,23 @@ def main() -> None:
             for name in args.archs.split(","):
                 if dims not in MODELS[name].dims:
                     continue
-                model = build(name, dims, size)
+                config = None
+                if args.trained:
+                    model, config, batch = trained(name, dims, size, batch_size, args.trained, Path(scratch))
+                else:
+                    model = build(name, dims, size)
+                    rng = np.random.default_rng(0)
+                    batch = rng.standard_normal((batch_size, 1) + (size,) * dims).astype(np.float32)
                 path = Path(scratch) / f"{name}-{dims}d.onnx"
                 proto = to_onnx(model, example_input(model, 2), opset=18,
                                 fixed_spatial=MODELS[name].fixed_size)
                 onnx.save(proto, path)
                 session = create_session(path, device="cpu", threads=args.threads)
-                rng = np.random.default_rng(0)
-                batch = rng.standard_normal((batch_size, 1) + (size,) * dims).astype(np.float32)
                 timing = time_pair(model, session, batch, args.repeats)
                 found = [{"arch": name, "dims": dims, "variant": "fp32", "shape": list(batch.shape),
                           **timing}]
                 if args.deployed and not MODELS[name].fixed_size:
-                    found += deployed_rows(model, name, dims, batch, Path(scratch), args)
+                    found += deployed_rows(model, name, dims, batch, Path(scratch), args, config)
                 for row in found:
                     print(f"{name:>10} {row['variant']:>14} {dims}D {'x'.join(map(str, batch.shape)):>14}  "
                           f"torch {row['torch_ms']:9.2f} ms  onnx {row['onnx_ms']:9.2f} ms  "
@@ -128,6 +160,7 @@ def main() -> None:
         "benchmark": "onnxruntime CPU vs PyTorch eager (median ms, ratio = torch / onnx)",
         "threads": args.threads,
         "repeats": args.repeats,
+        "trained_epochs": args.trained,
         "versions": {"torch": torch.__version__, "onnxruntime": ort.__version__,
                      "onnx": onnx.__version__, "python": platform.python_version()},
         "machine": platform.processor() or platform.machine(),
