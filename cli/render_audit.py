@@ -9,6 +9,9 @@ from segrob.metrics.table import METRIC_BY_NAME
 
 from .output import console, err_console, fmt
 
+#: The timings the audit's console summary shows, in the report's order.
+CONSOLE_STAGES = ("perturbation", "inference", "metrics", "total")
+
 DICE, HD95, NSD = (METRIC_BY_NAME[name] for name in ("dice", "hd95", "nsd"))
 
 
@@ -139,12 +142,10 @@ def _render_extras(report) -> None:
         err_console.print(f"[yellow]skipped {len(report.skipped_cases)} unreadable case(s):[/]")
         for skipped in report.skipped_cases:
             err_console.print(f"  {skipped['name']}: {skipped['error']}")
-    timings = report.timings
-    if timings:
-        console.print(
-            "time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()),
-            style="dim",
-        )
+    # The stages a reader weighs; the report keeps every timing (the scorer's CPU time, the wait on it).
+    shown = {k: v for k, v in report.timings.items() if k in CONSOLE_STAGES}
+    if shown:
+        console.print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in shown.items()), style="dim")
 
 
 def render_gates(gates: dict | None) -> None:

@@ -175,3 +175,13 @@ def test_pages_of_several_models_state_each_pair_paired(audited):
     assert 'id="pairwise"' in page and "3 shared cases" in page
     assert "**Paired comparisons**" in summary and summary.count("3 shared cases") == 2
     assert 'id="pairwise"' not in html_report(reports[:1], ["a"])  # one model: nothing to pair
+
+
+def test_the_console_shows_the_main_stages_and_the_report_keeps_every_timing(audited):
+    result = invoke("report", audited / "a.json")
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.stdout.splitlines() if line.startswith("time: "))
+    assert [part.split()[0] for part in line[len("time: "):].split(", ")] == [
+        "perturbation", "inference", "metrics", "total"]
+    timings = load_report(audited / "a.json").timings
+    assert {"metrics_cpu", "scorer_wait"} <= set(timings) and timings["metrics_cpu"] > 0
