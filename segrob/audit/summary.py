@@ -9,7 +9,7 @@ Metric rows hold one :class:`Stat` per metric of :mod:`segrob.metrics.table`, in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from segrob.metrics.table import metric_names
@@ -17,20 +17,29 @@ from segrob.metrics.table import metric_names
 METRICS = metric_names()
 
 
+class _Flat:
+    """A dataclass whose JSON form is its fields by name, in their order. Reading one back, a field
+    whose default is None may be missing (it reads as None); every other field must be there. No
+    object at all (null) reads as None."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None):
+        if data is None:
+            return None
+        return cls(**{f.name: data.get(f.name) if f.default is None else data[f.name]
+                      for f in fields(cls)})
+
+
 @dataclass(frozen=True)
-class Stat:
+class Stat(_Flat):
     """A mean over cases and its 95% bootstrap CI; all None when no case had a finite value."""
 
     mean: float | None = None
     ci_low: float | None = None
     ci_high: float | None = None
-
-    def to_dict(self) -> dict[str, float | None]:
-        return {"mean": self.mean, "ci_low": self.ci_low, "ci_high": self.ci_high}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Stat:
-        return cls(data["mean"], data["ci_low"], data["ci_high"])
 
 
 def _stats_from(data: dict[str, Any], prefix: str = "") -> dict[str, Stat]:
@@ -55,19 +64,12 @@ class _MetricRow:
 
 
 @dataclass(frozen=True)
-class EmptyCounts:
+class EmptyCounts(_Flat):
     """(case, class) pairs with both masks empty, only the prediction empty, only the truth empty."""
 
     both: int = 0
     pred: int = 0
     gt: int = 0
-
-    def to_dict(self) -> dict[str, int]:
-        return {"both": self.both, "pred": self.pred, "gt": self.gt}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> EmptyCounts | None:
-        return None if data is None else cls(data["both"], data["pred"], data["gt"])
 
 
 @dataclass(frozen=True)
@@ -170,19 +172,12 @@ class PerturbationSummary:
 
 
 @dataclass(frozen=True)
-class WorstCell:
+class WorstCell(_Flat):
     """The (perturbation, severity) with the lowest mean Dice."""
 
     perturbation: str
     severity: int
     dice: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"perturbation": self.perturbation, "severity": self.severity, "dice": self.dice}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> WorstCell | None:
-        return None if data is None else cls(data["perturbation"], data["severity"], data["dice"])
 
 
 @dataclass(frozen=True)
@@ -216,18 +211,11 @@ class SuiteSummary:
 
 
 @dataclass(frozen=True)
-class ClassDice:
+class ClassDice(_Flat):
     """One class's mean Dice on the clean images and over every perturbed cell."""
 
-    clean: float | None
-    perturbed: float | None
-
-    def to_dict(self) -> dict[str, float | None]:
-        return {"clean": self.clean, "perturbed": self.perturbed}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ClassDice:
-        return cls(data.get("clean"), data.get("perturbed"))
+    clean: float | None = None
+    perturbed: float | None = None
 
 
 def _class_dice(data: dict[str, Any]) -> dict[str, ClassDice]:
@@ -235,19 +223,12 @@ def _class_dice(data: dict[str, Any]) -> dict[str, ClassDice]:
 
 
 @dataclass(frozen=True)
-class FbrSide:
+class FbrSide(_Flat):
     """Cases on one side of the training foreground-ratio range, and their mean Dice."""
 
     n_cases: int
     clean_dice: float | None
     perturbed_dice: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"n_cases": self.n_cases, "clean_dice": self.clean_dice, "perturbed_dice": self.perturbed_dice}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FbrSide:
-        return cls(data["n_cases"], data["clean_dice"], data["perturbed_dice"])
 
 
 @dataclass(frozen=True)
