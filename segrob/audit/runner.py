@@ -32,6 +32,7 @@ from segrob.audit.units import (
     add_reliability,
     adopt_runtime,
     audit_cases,
+    audit_session,
 )
 from segrob.data.case import Case
 from segrob.errors import SegrobError
@@ -117,11 +118,9 @@ def audit(
     default; :mod:`segrob.ray_engine` shards them over a Ray cluster).
     """
     from segrob.onnx.metadata import check_metadata
-    from segrob.onnx.session import create_session
 
     started = time.perf_counter()
-    # Its scorer thread shares the cores: onnxruntime's threads wait asleep, not spinning.
-    session = create_session(model_path, device=options.device, threads=_threads(options), spin=False)
+    session = audit_session(model_path, device=options.device, threads=_threads(options))
     check_metadata({k: v for k, v in session.metadata.items() if k not in options.overrides}, model_path)
     try:
         model = model_spec(session, options)

@@ -117,9 +117,16 @@ def adopt_runtime(plan: ModelPlan, run: Callable[[torch.Tensor], np.ndarray], to
         _RUNTIMES[plan.key, plan.device, plan.threads] = _Runtime(run, torch_device)
 
 
+def audit_session(path: str | Path, *, device: str, threads: int | None):
+    """The onnxruntime session an audit infers with: its threads wait asleep, not spinning, as
+    the scoring thread shares the cores with them."""
+    from segrob.onnx.session import create_session
+
+    return create_session(path, device=device, threads=threads, spin=False)
+
+
 def _open_onnx(plan: ModelPlan) -> _Runtime:
     from segrob.audit.model_spec import _torch_device
-    from segrob.onnx.session import create_session
     from segrob.onnx.session import run as run_session
 
     path = plan.source
@@ -132,8 +139,7 @@ def _open_onnx(plan: ModelPlan) -> _Runtime:
             staging = path.with_name(f".{path.name}.{threading.get_ident()}")
             staging.write_bytes(plan.source)  # type: ignore[arg-type]
             staging.replace(path)
-    # The scorer thread shares the cores: onnxruntime's threads wait asleep, not spinning.
-    session = create_session(path, device=plan.device, threads=plan.threads, spin=False)
+    session = audit_session(path, device=plan.device, threads=plan.threads)
     if plan.contract is None:
         return _Runtime(lambda batch: run_session(session, batch), _torch_device(session))
     from segrob.onnx.graph import guarded_run, select_output
