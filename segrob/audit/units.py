@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -294,11 +294,10 @@ def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, plan: Mo
             nsd_tolerance_mm=settings.nsd_tolerance_mm, nsd_definition=settings.nsd_definition,
             empty_policy=settings.empty_policy, labels=labels,
         )
-        result = replace(result, ece=ece_from(reliability[index]), entropy=float(entropy[index]),
-                         reliability=reliability[index])
-        record = _record(case, variant, result, truth)
+        record = _record(case, variant, result, truth, ece=ece_from(reliability[index]),
+                         entropy=float(entropy[index]))
         records.append(record)
-        pending.add_reliability(variant.perturbation, result.reliability)
+        pending.add_reliability(variant.perturbation, reliability[index])
         if pending.keeper is not None:
             pending.keeper.offer(case, variant.perturbation, variant.severity,
                                  variant.image[0].cpu().numpy(), truth, prediction,
@@ -323,11 +322,11 @@ def _scored_pairs(case: Case, chunk: list[_Variant], predictions: np.ndarray,
     return pairs
 
 
-def _record(case: Case, variant: _Variant, result, truth: np.ndarray) -> CellRecord:
+def _record(case: Case, variant: _Variant, result, truth: np.ndarray, *, ece: float,
+            entropy: float) -> CellRecord:
+    """One cell's record: ``result``'s metrics and the image's calibration (found for the chunk)."""
     as_dict = result.to_dict()
-    mean = dict(as_dict["mean"])
-    mean["ece"] = as_dict.get("ece")
-    mean["entropy"] = as_dict.get("entropy")
+    mean = {**as_dict["mean"], "ece": ece, "entropy": entropy}
     per_class = {str(k): {m: v for m, v in values.items() if m != "empty"}
                  for k, values in as_dict["per_class"].items()}
     empty = {str(k): values.get("empty", "none") for k, values in as_dict["per_class"].items()}
