@@ -104,7 +104,11 @@ class LabelSurface:
         self.count = int(np.count_nonzero(self.mask))
         self.surface = surface(self.mask)
         self.index = SurfaceIndex(self.surface, self.spacing)
-        self.exact = self.index.exact
+
+    @property
+    def exact(self) -> bool:
+        """Whether the grid is exact (:func:`exact_grid`): then the whole-image index serves every crop."""
+        return self.index.exact
 
     def matches(self, gt: np.ndarray, spacing: Sequence[float]) -> bool:
         """Whether this was built from ``gt`` (boolean, same shape) and ``spacing``."""
