@@ -1,0 +1,356 @@
+"""segrob's CUDA paths on a GPU, beside the CPU: every figure written to one JSON file.
+
+    python benchmarks/gpu_check.py --out gpu-check [--deadline 480] [--skip-study]
+
+CI has no GPU, so these are the checks only a GPU machine can make, each beside the same work on
+the CPU of the same machine:
+
+1. ``train``: training on CUDA and on the CPU from the same seed (loss per epoch, optimiser steps
+   per second), and an interrupted CUDA run resumed (``resume=True``) against the uninterrupted one.
+2. ``perturb``: every registered perturbation on CUDA tensors against the CPU result for the same
+   seed, 2D and 3D (largest difference, parameters equal, label agreement), and the throughput.
+3. ``torch_audit``: the audit of a ``torch.nn.Module`` through the Python API on CUDA and on the
+   CPU: time per image and the largest difference between their records.
+4. ``onnx_cuda``: onnxruntime's CUDA provider with IOBinding (``device="cuda"``): the providers it
+   really used, the committed baseline audits (``tests/data/make_audit_baseline.py``) against their
+   saved CPU records, and the time per image of a trained model beside the CPU provider. Skipped,
+   and said so, when this onnxruntime has no CUDA provider.
+5. ``skip_study``: ``segrob study skip --protocol paper`` at the paper's 256 px and 100 epochs, one
+   complexity level at a time while ``--deadline`` (seconds from the start) leaves time, each
+   in-domain Dice beside the published one (segrob/evidence.json, the authors' archive).
+
+A failing step records its error and the next one runs; the JSON is rewritten after every step,
+so a run cut short still leaves what it measured. onnxruntime-gpu finds CUDA's libraries through
+the ``nvidia-*`` packages that PyTorch's CUDA build installs: the script puts their folders on
+``LD_LIBRARY_PATH`` and starts itself again when they are missing there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+START = time.perf_counter()
+#: The device measured against the CPU; ``--gpu cpu`` runs every step with the CPU in its place,
+#: which checks this script on a machine without a GPU.
+GPU = "cuda"
+
+
+def cuda_library_dirs() -> list[str]:
+    """The ``lib`` folders of the ``nvidia-*`` wheels beside torch (cuBLAS, cuDNN, cudart, ...)."""
+    found = []
+    for entry in sys.path:
+        base = Path(entry) / "nvidia"
+        if base.is_dir():
+            found += sorted(str(p) for p in base.glob("**/lib") if any(p.glob("*.so*")))
+    return list(dict.fromkeys(found))
+
+
+def with_cuda_libraries() -> None:
+    wanted = cuda_library_dirs()
+    present = os.environ.get("LD_LIBRARY_PATH", "").split(":")
+    if wanted and not set(wanted) <= set(present):
+        os.environ["LD_LIBRARY_PATH"] = ":".join([*wanted, *filter(None, present)])
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
+def elapsed() -> float:
+    return time.perf_counter() - START
+
+
+def median_seconds(work: Callable[[], object], repeats: int, cuda: bool) -> float:
+    times = []
+    for _ in range(repeats):
+        if cuda and GPU == "cuda":
+            torch.cuda.synchronize()
+        began = time.perf_counter()
+        work()
+        if cuda and GPU == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+# 1. training ---------------------------------------------------------------------------------
+
+
+def train_timed(data: Path, out: Path, device: str, epochs: int, stop_after: int | None = None) -> dict:
+    from segrob.training import TrainConfig, read_run_config, train
+
+    stamps: list[float] = []
+
+    def progress(event):
+        if event.kind == "step":
+            stamps.append(time.perf_counter())
+        if stop_after is not None and event.kind == "epoch" and event.epoch == stop_after:
+            raise KeyboardInterrupt
+
+    config = TrainConfig(data=str(data), out=str(out), arch="unet", epochs=epochs, seed=0, device=device)
+    try:
+        result = train(config, progress=progress)
+    except KeyboardInterrupt:
+        return {"interrupted_after_epoch": stop_after}
+    history = read_run_config(out).history
+    gaps = np.diff(stamps)
+    return {"device": result.device, "epochs": result.epochs_run, "steps": len(stamps),
+            "steps_per_second": float(1.0 / np.median(gaps)) if len(gaps) else None,
+            "loss": [h["loss"] for h in history], "val_dice": [h["val_dice"] for h in history],
+            "seconds": result.seconds}
+
+
+def check_training(work: Path) -> dict:
+    from segrob.data.synth import SynthConfig, write_synthetic
+    from segrob.training import TrainConfig, read_run_config, train
+
+    data = work / "train-data"
+    write_synthetic(SynthConfig(dims=2, n=48, size=128, level="low", seed=0), data)
+    epochs = 6
+    report = {"data": "48 synthetic 2D cases, 128 px, level low", "epochs": epochs,
+              "cpu_threads": torch.get_num_threads()}
+    report["cpu"] = train_timed(data, work / "run-cpu", "cpu", epochs)
+    report["cuda"] = train_timed(data, work / "run-cuda", GPU, epochs)
+    report["steps_per_second_ratio"] = report["cuda"]["steps_per_second"] / report["cpu"]["steps_per_second"]
+    train_timed(data, work / "run-cut", GPU, epochs, stop_after=2)
+    resumed = train(TrainConfig(out=str(work / "run-cut"), resume=True, device=GPU))
+    cut_loss = [h["loss"] for h in read_run_config(work / "run-cut").history]
+    report["resume"] = {
+        "resumed_from": resumed.resumed_from, "epochs_run": resumed.epochs_run,
+        "status": read_run_config(work / "run-cut").status, "loss": cut_loss,
+        "largest_loss_difference_to_uninterrupted": float(max(
+            abs(a - b) for a, b in zip(cut_loss, report["cuda"]["loss"], strict=True))),
+    }
+    return report
+
+
+# 2. perturbations ----------------------------------------------------------------------------
+
+
+def synthetic_batch(dims: int, n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from segrob.audit.data_source import resolve_audit_data
+
+    cases = [case for _, case in resolve_audit_data("synth:medium", n=n, size=size, spatial_dims=dims)]
+    image = torch.from_numpy(np.stack([c.image for c in cases])).float()
+    label = torch.from_numpy(np.stack([c.label for c in cases])).long()
+    return image, label
+
+
+def check_perturbations(work: Path) -> dict:
+    from segrob.perturb.registry import PERTURBATIONS, apply_perturbation, create_perturbation
+
+    report = {}
+    for dims, n, size in ((2, 16, 256), (3, 2, 96)):
+        image, label = synthetic_batch(dims, n, size)
+        on_gpu = image.to(GPU), label.to(GPU)
+        rows = {}
+        for name in PERTURBATIONS:
+            severity = create_perturbation(name).n_levels
+            cpu = apply_perturbation(name, image, label, severity=severity, seed=7)
+            gpu = apply_perturbation(name, *on_gpu, severity=severity, seed=7)
+            scale = float(image.abs().max())
+            rows[name] = {
+                "severity": severity,
+                "params_equal": cpu[2].params == gpu[2].params,
+                "largest_difference": float((gpu[0].cpu() - cpu[0]).abs().max()) / scale,
+                "label_agreement": float((gpu[1].cpu() == cpu[1]).float().mean()),
+                "cpu_ms": 1e3 * median_seconds(partial(apply_perturbation, name, image, label,
+                                                       severity=severity, seed=7), 3, cuda=False),
+                "cuda_ms": 1e3 * median_seconds(partial(apply_perturbation, name, *on_gpu,
+                                                        severity=severity, seed=7), 5, cuda=True),
+            }
+            rows[name]["speedup"] = rows[name]["cpu_ms"] / rows[name]["cuda_ms"]
+        report[f"{dims}d"] = {"batch": list(image.shape), "members": rows}
+    return report
+
+
+# 3. the audit of a torch module ---------------------------------------------------------------
+
+
+def compare_records(a: list[dict], b: list[dict]) -> dict:
+    """Largest difference per metric between two audits' records, matched cell by cell."""
+    key = lambda r: (r["case"], r["perturbation"], r["severity"])  # noqa: E731
+    other = {key(r): r for r in b}
+    largest: dict[str, float] = {}
+    identical = 0
+    for record in a:
+        twin = other[key(record)]
+        identical += record["metrics"] == twin["metrics"]
+        for metric, value in record["metrics"].items():
+            mine, theirs = value, twin["metrics"].get(metric)
+            both = isinstance(mine, float) and isinstance(theirs, float)
+            if both and np.isfinite(mine) and np.isfinite(theirs):
+                largest[metric] = max(largest.get(metric, 0.0), abs(mine - theirs))
+            elif mine != theirs and not (mine is None and theirs is None):
+                largest[metric] = float("inf")
+    return {"records": len(a), "matched": len(other), "identical": identical, "largest_difference": largest}
+
+
+AUDIT_CASES = 16
+
+
+def per_image_ms(report) -> float:
+    return 1e3 * report.timings["total"] / len(report.records)
+
+
+def check_torch_audit(work: Path) -> dict:
+    from segrob.training import load_run
+
+    model, _ = load_run(work / "run-cuda")
+    return {"model": "the CUDA-trained U-Net of step train, a torch.nn.Module"} | audit_side_by_side(model)
+
+
+def audit_side_by_side(model) -> dict:
+    """The same noise-suite audit on the CPU and on the GPU, each after a two-case warm-up."""
+    import segrob
+
+    runs = {}
+    for device in ("cpu", "cuda"):
+        chosen = GPU if device == "cuda" else device
+        segrob.audit(model, "synth:low", suite="noise", device=chosen, n=2, size=256, batch_size=16)
+        runs[device] = segrob.audit(model, "synth:low", suite="noise", device=chosen, n=AUDIT_CASES, size=256,
+                                    batch_size=16)
+    return {"cases": AUDIT_CASES, "size": 256, "suite": "noise", "records": len(runs["cuda"].records),
+            "providers": {d: r.settings.get("providers") for d, r in runs.items()},
+            "cpu_ms_per_image": per_image_ms(runs["cpu"]), "cuda_ms_per_image": per_image_ms(runs["cuda"]),
+            "speedup": per_image_ms(runs["cpu"]) / per_image_ms(runs["cuda"]),
+            "cuda_vs_cpu": compare_records(runs["cuda"].records, runs["cpu"].records),
+            "timings": {d: r.timings for d, r in runs.items()}}
+
+
+# 4. onnxruntime's CUDA provider --------------------------------------------------------------
+
+
+def check_onnx_cuda(work: Path) -> dict:
+    import importlib.util
+    import subprocess
+
+    import onnxruntime as ort
+
+    from segrob.audit import audit
+
+    report = {"onnxruntime": ort.__version__, "available_providers": ort.get_available_providers()}
+    if GPU == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+        return report | {"skipped": "this onnxruntime build has no CUDA execution provider"}
+    spec = importlib.util.spec_from_file_location("baseline", ROOT / "tests/data/make_audit_baseline.py")
+    baseline = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(baseline)
+    for dims in (2, 3):
+        options = replace(baseline.SETUPS[dims][2], device=GPU, threads=None)
+        result = audit(baseline.model_path(dims), baseline.baseline_data(dims), options)
+        saved = json.loads(baseline.records_path(dims).read_text())
+        records = json.loads(json.dumps(result.to_dict()["records"]))
+        report[f"baseline_{dims}d"] = {"providers": result.settings.get("providers"),
+                                       "cuda_vs_saved_cpu": compare_records(records, saved)}
+    model = work / "trained.onnx"
+    cli = [sys.executable, "-m", "segrob"]
+    subprocess.run([*cli, "export", str(work / "run-cuda"), "--out", str(model)], check=True,
+                   capture_output=True)
+    check = subprocess.run([*cli, "check", str(model), "--device", GPU, "--run", str(work / "run-cuda")],
+                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "120"})
+    report["check_cli"] = {"rc": check.returncode, "output": check.stdout[-4000:] + check.stderr[-2000:]}
+    report["trained_audit"] = audit_side_by_side(model)
+    return report
+
+
+# 5. the skip study at the paper's size -------------------------------------------------------
+
+
+def check_skip_study(work: Path, deadline: float, save: Callable[[dict], None], size: int = 256,
+                     epochs: int = 100) -> dict:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from reproduce_skip_paper import ARCHS, published
+
+    from segrob.studies.skip import SkipStudyConfig, run_skip_study
+
+    paper = published()
+    report: dict = {"size": size, "epochs": epochs, "archs": list(ARCHS), "levels": {}}
+    level_seconds = 150.0  # a first guess; then the last level's time
+    for level in ("low", "medium", "high"):
+        if deadline - elapsed() < 1.2 * level_seconds:
+            report["levels"][level] = {"skipped": f"{deadline - elapsed():.0f} s left of the deadline"}
+            break
+        began = time.perf_counter()
+        config = SkipStudyConfig.paper(work / f"study-{level}", archs=ARCHS, levels=(level,), size=size,
+                                       epochs=epochs, shift_suite=None,
+                                       device="auto" if GPU == "cuda" else "cpu")
+        result = run_skip_study(config)
+        level_seconds = time.perf_counter() - began
+        report["levels"][level] = {
+            "seconds": level_seconds,
+            "rows": [{"arch": row["arch"], "in_domain": row["in_domain"], "val_dice": row.get("val_dice"),
+                      "published": paper.get((level, row["arch"]))} for row in result["table"]],
+            "audit_providers": sorted({p for c in result["cells"] for path in c["reports"].values()
+                                       for p in json.loads(Path(path).read_text())["settings"]["providers"]}),
+        }
+        save(report)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="gpu-check", help="work folder (data, runs, models)")
+    parser.add_argument("--json", dest="json_path", help="where the results go (default OUT/gpu_check.json)")
+    parser.add_argument("--deadline", type=float, default=480.0)
+    parser.add_argument("--skip-study", action="store_true")
+    parser.add_argument("--study-size", type=int, default=256)
+    parser.add_argument("--study-epochs", type=int, default=100)
+    parser.add_argument("--gpu", choices=("cuda", "cpu"), default="cuda")
+    args = parser.parse_args()
+    global GPU
+    GPU = args.gpu
+    with_cuda_libraries()
+    if GPU == "cuda" and not torch.cuda.is_available():
+        sys.exit("gpu_check: torch sees no CUDA device here")
+    work = Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    import onnxruntime as ort
+
+    results: dict = {"torch": torch.__version__,
+                     "gpu": torch.cuda.get_device_name(0) if GPU == "cuda" else "none (--gpu cpu)",
+                     "onnxruntime": ort.__version__, "cpu_count": os.cpu_count(), "steps": {}}
+
+    def save(partial: dict | None = None, name: str | None = None) -> None:
+        if name is not None:
+            results["steps"][name] = partial
+        target = Path(args.json_path or work / "gpu_check.json")
+        target.with_suffix(".tmp").write_text(json.dumps(results, indent=1, default=str))
+        target.with_suffix(".tmp").replace(target)
+
+    steps: list[tuple[str, Callable[[], dict]]] = [
+        ("train", lambda: check_training(work)),
+        ("perturb", lambda: check_perturbations(work)),
+        ("torch_audit", lambda: check_torch_audit(work)),
+        ("onnx_cuda", lambda: check_onnx_cuda(work)),
+    ]
+    if not args.skip_study:
+        steps.append(("skip_study", lambda: check_skip_study(
+            work, args.deadline, lambda partial: save(partial, "skip_study"), args.study_size,
+            args.study_epochs)))
+    for name, step in steps:
+        began = time.perf_counter()
+        print(f"[{elapsed():5.0f} s] {name}", flush=True)
+        try:
+            outcome = step()
+        except Exception as error:  # a failed step is a finding; the next one runs
+            outcome = {"error": f"{type(error).__name__}: {error}",
+                       "traceback": traceback.format_exc()[-3000:]}
+        outcome["step_seconds"] = time.perf_counter() - began
+        save(outcome, name)
+        print(json.dumps(outcome, default=str)[:1500], flush=True)
+    print(f"[{elapsed():5.0f} s] done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
