@@ -255,8 +255,10 @@ def check_onnx_cuda(work: Path) -> dict:
                                        "cuda_vs_saved_cpu": compare_records(records, saved)}
     model = work / "trained.onnx"
     cli = [sys.executable, "-m", "segrob"]
-    subprocess.run([*cli, "export", str(work / "run-cuda"), "--out", str(model)], check=True,
-                   capture_output=True)
+    export = subprocess.run([*cli, "export", str(work / "run-cuda"), "--out", str(model)],
+                            capture_output=True, text=True)
+    if export.returncode:
+        return report | {"export_error": export.stdout[-2000:] + export.stderr[-2000:]}
     check = subprocess.run([*cli, "check", str(model), "--device", GPU, "--run", str(work / "run-cuda")],
                            capture_output=True, text=True, env={**os.environ, "COLUMNS": "120"})
     report["check_cli"] = {"rc": check.returncode, "output": check.stdout[-4000:] + check.stderr[-2000:]}
@@ -265,6 +267,17 @@ def check_onnx_cuda(work: Path) -> dict:
 
 
 # 5. the skip study at the paper's size -------------------------------------------------------
+
+
+def cpu_in_domain(study: Path, level: str, arch: str) -> float:
+    """The cell's in-domain Dice again, audited by onnxruntime's CPU provider: the study's own
+    audits ran on the GPU, and the two must agree."""
+    import segrob
+
+    study = Path(study)
+    report = segrob.audit(study / "models" / f"{level}-{arch}-s0.onnx", study / "data" / f"{level}-test",
+                          suite="texture", device="cpu")
+    return report.summary.clean.mean("dice")
 
 
 def check_skip_study(work: Path, deadline: float, save: Callable[[dict], None], size: int = 256,
@@ -289,10 +302,12 @@ def check_skip_study(work: Path, deadline: float, save: Callable[[dict], None], 
         level_seconds = time.perf_counter() - began
         report["levels"][level] = {
             "seconds": level_seconds,
-            "rows": [{"arch": row["arch"], "in_domain": row["in_domain"], "val_dice": row.get("val_dice"),
-                      "published": paper.get((level, row["arch"]))} for row in result["table"]],
-            "audit_providers": sorted({p for c in result["cells"] for path in c["reports"].values()
-                                       for p in json.loads(Path(path).read_text())["settings"]["providers"]}),
+            "rows": [{"arch": row["arch"], "in_domain": row["in_domain"],
+                      "in_domain_cpu": cpu_in_domain(config.out, level, row["arch"]),
+                      "val_dice": row.get("val_dice"), "published": paper.get((level, row["arch"]))}
+                     for row in result["table"]],
+            "audit_providers": sorted({json.loads(Path(path).read_text())["settings"]["providers"][0]
+                                       for c in result["cells"] for path in c["reports"].values()}),
         }
         save(report)
     return report
@@ -304,6 +319,7 @@ def main() -> None:
     parser.add_argument("--json", dest="json_path", help="where the results go (default OUT/gpu_check.json)")
     parser.add_argument("--deadline", type=float, default=480.0)
     parser.add_argument("--skip-study", action="store_true")
+    parser.add_argument("--only", help="comma-separated steps to run (default: all)")
     parser.add_argument("--study-size", type=int, default=256)
     parser.add_argument("--study-epochs", type=int, default=100)
     parser.add_argument("--gpu", choices=("cuda", "cpu"), default="cuda")
@@ -339,6 +355,8 @@ def main() -> None:
             work, args.deadline, lambda partial: save(partial, "skip_study"), args.study_size,
             args.study_epochs)))
     for name, step in steps:
+        if args.only and name not in args.only.split(","):
+            continue
         began = time.perf_counter()
         print(f"[{elapsed():5.0f} s] {name}", flush=True)
         try:

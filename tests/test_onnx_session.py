@@ -203,3 +203,81 @@ def test_the_audits_sessions_wait_asleep_beside_the_scorer(model_path: Path, mon
     data = resolve_audit_data("synth:low", n=1, size=32, spatial_dims=2, seed=0)
     audit(model_path, data, AuditOptions(suite="clean", device="cpu"))
     assert opened and all(spinning(info) == "0" for info in opened)
+
+
+def test_a_cuda_batch_is_finished_by_torch_before_onnxruntime_reads_it(monkeypatch):
+    # onnxruntime reads a bound pointer on its own stream; on an H100 an audit that skipped this
+    # wait scored half-written batches (clean Dice .60 where the CPU gave .99).
+    import torch
+
+    from segrob.onnx import session as session_module
+
+    events: list[str] = []
+
+    class Stream:
+        def synchronize(self):
+            events.append("torch finished")
+
+    class Batch:
+        is_cuda = True
+        shape = (1, 1, 4, 4)
+        device = torch.device("cpu")
+
+        def detach(self):
+            return self
+
+        float = contiguous = detach
+
+        def data_ptr(self):
+            return 0
+
+    class Output:
+        def numpy(self):
+            return np.zeros((1, 2, 4, 4), dtype=np.float32)
+
+    class Binding:
+        def bind_input(self, **_):
+            events.append("bound")
+
+        def bind_output(self, *_):
+            pass
+
+        def get_outputs(self):
+            return [Output()]
+
+    class Session:
+        def io_binding(self):
+            return Binding()
+
+        def run_with_iobinding(self, _):
+            events.append("run")
+
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    logits = session_module._run_cuda(Session(), "image", "logits", Batch())
+    assert events == ["torch finished", "bound", "run"] and logits.shape == (1, 2, 4, 4)
+
+
+def _onnxruntime_has_cuda() -> bool:
+    import onnxruntime as ort
+    import torch
+
+    return torch.cuda.is_available() and "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+@pytest.mark.skipif(not _onnxruntime_has_cuda(), reason="needs onnxruntime's CUDA provider and a GPU")
+def test_the_cuda_provider_audit_scores_what_the_cpu_audit_scores():
+    import importlib.util
+    from dataclasses import replace
+
+    from segrob.audit import audit
+
+    script = Path(__file__).parent / "data" / "make_audit_baseline.py"
+    spec = importlib.util.spec_from_file_location("make_audit_baseline", script)
+    baseline = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(baseline)
+    options = replace(baseline.SETUPS[2][2], device="cuda", threads=None)
+    report = audit(baseline.model_path(2), baseline.baseline_data(2), options)
+    saved = json.loads(baseline.records_path(2).read_text())
+    assert report.settings["providers"][0] == "CUDAExecutionProvider"
+    for record, expected in zip(report.to_dict()["records"], saved, strict=True):
+        assert record["metrics"]["dice"] == pytest.approx(expected["metrics"]["dice"], abs=1e-3)

@@ -258,7 +258,12 @@ def _run_cuda(raw: Any, input_name: str, output_name: str, batch: Any) -> np.nda
 
     binding = raw.io_binding()
     if hasattr(batch, "is_cuda") and batch.is_cuda:
+        import torch
+
         tensor = batch.detach().float().contiguous()
+        # onnxruntime reads the pointer on its own CUDA stream, which does not wait for torch's:
+        # without this, it can read a batch that torch is still writing.
+        torch.cuda.current_stream(tensor.device).synchronize()
         binding.bind_input(
             name=input_name,
             device_type="cuda",
