@@ -14,7 +14,10 @@ the CPU of the same machine:
 4. ``onnx_cuda``: onnxruntime's CUDA provider with IOBinding (``device="cuda"``): the providers it
    really used, the committed baseline audits (``tests/data/make_audit_baseline.py``) against their
    saved CPU records, and the time per image of a trained model beside the CPU provider. Skipped,
-   and said so, when this onnxruntime has no CUDA provider.
+   and said so, when this onnxruntime has no CUDA provider. ``onnx_cuda_speed`` then splits
+   onnxruntime's time on that model: session set-up, the first batch, the steady state, under
+   cuDNN's exhaustive and heuristic algorithm search, which provider ran each kind of node, and
+   torch on the same GPU and batch.
 5. ``skip_study``: ``segrob study skip --protocol paper`` at the paper's 256 px and 100 epochs, one
    complexity level at a time while ``--deadline`` (seconds from the start) leaves time, each
    in-domain Dice beside the published one (segrob/evidence.json, the authors' archive).
@@ -266,6 +269,58 @@ def check_onnx_cuda(work: Path) -> dict:
     return report
 
 
+def node_placement(model: Path, providers: list) -> dict[str, list[str]]:
+    """Which execution provider ran each kind of node, from one profiled run."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(model.with_suffix(""))
+    session = ort.InferenceSession(str(model), options, providers=providers)
+    feed = np.zeros((1, 1, 256, 256), dtype=np.float32)
+    session.run(None, {session.get_inputs()[0].name: feed})
+    events = json.loads(Path(session.end_profiling()).read_text())
+    placed: dict[str, set[str]] = {}
+    for event in events:
+        args = event.get("args", {})
+        if event.get("cat") == "Node" and "provider" in args:
+            placed.setdefault(args["provider"], set()).add(args.get("op_name", "?"))
+    return {provider: sorted(ops) for provider, ops in placed.items()}
+
+
+def check_onnx_cuda_speed(work: Path) -> dict:
+    """Where onnxruntime's time goes on the GPU: session set-up, the first batch (cuDNN's
+    algorithm search), the steady state, with each search mode, beside torch on the same GPU."""
+    import onnxruntime as ort
+
+    from segrob.training import load_run
+
+    model = work / "trained.onnx"
+    batch = np.random.default_rng(0).standard_normal((16, 1, 256, 256)).astype(np.float32)
+    configs = {"cpu": ["CPUExecutionProvider"]}
+    if GPU == "cuda":
+        configs |= {"cuda exhaustive": [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "EXHAUSTIVE"})],
+                    "cuda heuristic": [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})]}
+    report: dict = {"batch": list(batch.shape), "configs": {}}
+    for name, providers in configs.items():
+        began = time.perf_counter()
+        session = ort.InferenceSession(str(model), providers=providers)
+        created = time.perf_counter() - began
+        feed = {session.get_inputs()[0].name: batch}
+        first = median_seconds(lambda session=session, feed=feed: session.run(None, feed), 1, cuda=False)
+        steady = median_seconds(lambda session=session, feed=feed: session.run(None, feed), 20, cuda=False)
+        report["configs"][name] = {"providers": session.get_providers(), "create_s": created,
+                                   "first_batch_s": first, "steady_ms_per_batch": 1e3 * steady,
+                                   "nodes": node_placement(model, providers)}
+    torch_model = load_run(work / "run-cuda")[0].to(GPU)
+    on_device = torch.from_numpy(batch).to(GPU)
+    with torch.inference_mode():
+        first = median_seconds(lambda: torch_model(on_device), 1, cuda=True)
+        steady = median_seconds(lambda: torch_model(on_device), 20, cuda=True)
+    report["torch"] = {"device": GPU, "first_batch_s": first, "steady_ms_per_batch": 1e3 * steady}
+    return report
+
+
 # 5. the skip study at the paper's size -------------------------------------------------------
 
 
@@ -349,6 +404,7 @@ def main() -> None:
         ("perturb", lambda: check_perturbations(work)),
         ("torch_audit", lambda: check_torch_audit(work)),
         ("onnx_cuda", lambda: check_onnx_cuda(work)),
+        ("onnx_cuda_speed", lambda: check_onnx_cuda_speed(work)),
     ]
     if not args.skip_study:
         steps.append(("skip_study", lambda: check_skip_study(
