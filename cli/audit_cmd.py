@@ -18,12 +18,15 @@ from .options import (
     Json,
     Junit,
     Markdown,
+    Orientation,
     Out,
     Overwrite,
+    Preprocessing,
     SecondMetric,
     Seed,
     Size,
     Suite,
+    TargetSpacing,
     Threads,
     bounds,
     fraction,
@@ -86,19 +89,14 @@ def audit(
                                      help="For models without segrob metadata."),
     normalization: str = typer.Option(None, "--normalization", parser=normalization_method,
                                       help="Old name of --intensity."),
-    preprocessing: Path = typer.Option(
-        None, "--preprocessing", metavar="SPEC",
-        help="What the model expects (a .toml/.json spec); default: the model's metadata, else z-score.",
-    ),
+    preprocessing: Preprocessing = None,
     intensity: str = typer.Option(
         None, "--intensity", help="zscore, fixed, ct-window, percentile, robust-minmax or none."
     ),
     window_level: float = typer.Option(None, "--window-level", help="CT window centre (HU)."),
     window_width: float = typer.Option(None, "--window-width", help="CT window width (HU)."),
-    target_spacing: str = typer.Option(
-        None, "--target-spacing", help="Resample to this spacing (mm per axis, e.g. 1,1,3) for the model."
-    ),
-    orientation: str = typer.Option(None, "--orientation", help="as-stored or ras (NIfTI only)."),
+    target_spacing: TargetSpacing = None,
+    orientation: Orientation = None,
     output_name: str = typer.Option(None, "--output", metavar="NAME|INDEX",
                                     help="The graph output to score (default: the first at full size)."),
     activation: str = typer.Option(None, "--activation", metavar="softmax|sigmoid|none",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .options import BatchSize, Device, Json, Threads, whole_number
+from .options import BatchSize, Device, Json, Preprocessing, Threads, whole_number
 from .output import Output, console, handles_errors, table, to_json
 
 STATUS_STYLE = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]",
@@ -25,10 +25,7 @@ def check(
         None, "--run", help="The training run folder: also time its checkpoint in torch eager "
         "beside this file on the same input."),
     as_json: Json = False,
-    preprocessing: Path = typer.Option(
-        None, "--preprocessing", metavar="SPEC",
-        help="Show this preprocessing spec (.toml/.json) as the audit would apply it, not the model's.",
-    ),
+    preprocessing: Preprocessing = None,
 ) -> None:
     """Check an ONNX model for deployment: validity, metadata, shapes, provider, speed,
     determinism. Exit 1 when a check fails."""

@@ -6,7 +6,19 @@ from pathlib import Path
 
 import typer
 
-from .options import Device, Json, Out, Overwrite, fraction, number, precision_name, whole_number
+from .options import (
+    Device,
+    Json,
+    Orientation,
+    Out,
+    Overwrite,
+    Preprocessing,
+    TargetSpacing,
+    fraction,
+    number,
+    precision_name,
+    whole_number,
+)
 from .output import Output, console, handles_errors, info, table, warn
 
 
@@ -40,17 +52,22 @@ def export(
         False, "--optimize",
         help="Save onnxruntime's offline-optimised graph (extended level: portable across CPUs).",
     ),
+    preprocessing: Preprocessing = None,
+    target_spacing: TargetSpacing = None,
+    orientation: Orientation = None,
     device: Device = "auto",
     overwrite: Overwrite = False,
     as_json: Json = False,
 ) -> None:
-    """Export a run's best model to ONNX; fails (nothing written) when parity is too low."""
+    """Export a run's best model to ONNX; fails (nothing written) when parity is too low.
+    --preprocessing/--target-spacing/--orientation state what a deployment does before the model."""
     from segrob.onnx.export import ExportOptions, export_run
 
     options = ExportOptions(
         precision=precision, opset=opset, parity_cases=parity_cases,
         calibration_cases=calibration_cases, min_agreement=min_agreement, min_dice=min_dice,
-        max_abs_diff=max_abs_diff, device=device, optimize=optimize, overwrite=overwrite,
+        max_abs_diff=max_abs_diff, device=device, optimize=optimize, preprocessing=preprocessing,
+        target_spacing=target_spacing, orientation=orientation, overwrite=overwrite,
     )
     output = Output(as_json=as_json)
     if not output.is_json:
@@ -59,11 +76,14 @@ def export(
 
 
 def _view(result) -> None:
+    from segrob.preprocessing import PreprocessingSpec
+
     parity = result.parity
     rows = [
         ("file", f"{result.path} ({result.size_bytes / 1024:.1f} KiB)"),
         ("architecture", f"{result.arch}, {result.spatial_dims}D, opset {result.opset}"),
         ("graph", _graph(result.metadata)),
+        ("preprocessing", PreprocessingSpec.from_dict(result.metadata["preprocessing"]).describe()),
         ("input", _shape(result.input_shape)),
         ("output", _shape(result.output_shape)),
         ("dynamic", f"batch {_yes(result.dynamic_batch)}, spatial {_yes(result.dynamic_spatial)}"),

@@ -316,3 +316,14 @@ AllowOutside = Annotated[bool, typer.Option(
     "--allow-outside",
     help="Read case files that resolve outside the dataset folder (links, ../ or absolute paths).",
 )]
+Preprocessing = Annotated[Path, typer.Option(
+    "--preprocessing", metavar="SPEC",
+    help="What the model expects before its first layer: a .toml/.json spec (see the README).",
+)]
+TargetSpacing = Annotated[str, typer.Option(
+    "--target-spacing", metavar="MM,MM,MM",
+    help="The spacing the model takes (mm per array axis, e.g. 1,1,3); replaces the spec's.",
+)]
+Orientation = Annotated[str, typer.Option(
+    "--orientation", metavar="as-stored|ras", help="The axis order the model takes (ras: NIfTI only).",
+)]

@@ -198,3 +198,51 @@ def test_check_times_each_precision_beside_torch_eager_with_the_run(run_dir: Pat
     assert without["speed"] is None
     item = next(i for i in without["items"] if i["name"] == "speed vs torch")
     assert item["status"] == "skip" and "--run" in item["detail"]
+
+
+def test_export_states_the_preprocessing_a_deployment_does_before_the_model(run_dir: Path, tmp_path: Path):
+    out = tmp_path / "resampled.onnx"
+    result = runner.invoke(app, ["export", str(run_dir), "--out", str(out), "--target-spacing", "0.8,0.8",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(out)
+    assert meta["preprocessing"] == {"intensity": {"method": "zscore"}, "target_spacing": [0.8, 0.8],
+                                     "orientation": "as-stored", "channel_order": None}
+    assert json.loads(result.stdout)["parity"]["passed"]
+    check = runner.invoke(app, ["check", str(out), "--json"])
+    stated = json.loads(check.stdout)["preprocessing"]
+    assert stated["source"] == "model" and stated["spec"]["target_spacing"] == [0.8, 0.8]
+
+
+def test_export_keeps_the_runs_intensity_unless_the_run_trained_on_normalised_images(
+        run_dir: Path, tmp_path: Path):
+    spec = tmp_path / "ct.toml"
+    spec.write_text('[intensity]\nmethod = "ct-window"\nlevel = 40\nwidth = 400\n')
+    refused = runner.invoke(app, ["export", str(run_dir), "--out", str(tmp_path / "m.onnx"),
+                                  "--preprocessing", str(spec)])
+    line = _one_error_line(refused)
+    assert refused.exit_code == 2 and "trained with" in line and 'method = "zscore"' in line
+    assert not (tmp_path / "m.onnx").exists()
+
+    windowed_run = tmp_path / "run-none"
+    shutil.copytree(run_dir, windowed_run)
+    config = json.loads((windowed_run / "config.json").read_text())
+    (windowed_run / "config.json").write_text(json.dumps({**config, "normalization": {"method": "none"}}))
+    out = tmp_path / "ct.onnx"
+    result = runner.invoke(app, ["export", str(windowed_run), "--out", str(out),
+                                 "--preprocessing", str(spec)])
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(out)
+    assert meta["preprocessing"]["intensity"]["method"] == "ct-window"
+    assert meta["normalization"]["method"] == "ct-window"  # what older readers apply
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (("--target-spacing", "1,x"), "--target-spacing takes mm per axis"),
+    (("--target-spacing", "1,1,3"), "the model is 2D"),
+    (("--orientation", "sideways"), "orientation 'sideways'"),
+])
+def test_export_preprocessing_flag_errors(run_dir: Path, tmp_path: Path, flags, message):
+    result = runner.invoke(app, ["export", str(run_dir), "--out", str(tmp_path / "m.onnx"), *flags])
+    assert result.exit_code == 2 and message in _one_error_line(result)
+    assert not (tmp_path / "m.onnx").exists()

@@ -52,6 +52,12 @@ class ExportOptions:
         device: onnxruntime device for parity (``cpu``, ``cuda`` or ``auto``).
         optimize: save onnxruntime's offline-optimised graph (see
             :data:`segrob.onnx.session.OFFLINE_OPTIMIZATION`); parity is measured on that graph.
+        preprocessing, target_spacing, orientation: what the file states that a deployment does
+            before the model (``segrob.preprocessing``): a spec file, and fields that replace its
+            own (``target_spacing`` like ``"1,1,3"``); by default the run's intensity at the
+            images' own spacing. For a model trained on images resampled or reoriented
+            beforehand. The intensity stays the run's, unless the run trained with ``none``
+            on images already normalised (then the spec states how they were).
         overwrite: replace an existing output file.
     """
 
@@ -65,6 +71,9 @@ class ExportOptions:
     max_abs_diff: float | None = None
     device: str = "cpu"
     optimize: bool = False
+    preprocessing: str | os.PathLike | None = None
+    target_spacing: str | None = None
+    orientation: str | None = None
     overwrite: bool = False
 
     def check(self) -> ExportOptions:
@@ -92,7 +101,9 @@ class ExportOptions:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["preprocessing"] = None if self.preprocessing is None else str(self.preprocessing)
+        return data
 
 
 @dataclass
@@ -160,7 +171,8 @@ def export_model(
     dims = int(model.spatial_dims)
     window = config.get("patch_size") if dims == 3 else None
     rules = SizeRules.from_model(model, window=window)
-    normalization = export_preprocessing(config)["intensity"]  # what the metadata states
+    normalization = export_preprocessing(config)["intensity"]  # what the model was trained on
+    config = stated_preprocessing(config, options)
     notes: list[str] = []
     proto, input_shape, output_shape, metadata = _trace(model, config, options, notes)
     samples, described, from_run = parity_samples(
@@ -188,6 +200,35 @@ def export_model(
         dynamic_spatial=all(isinstance(s, str) for s in input_shape[2:]), size_bytes=size,
         parity=parity, metadata=metadata, seconds=round(time.perf_counter() - started, 3), notes=notes,
     )
+
+
+def stated_preprocessing(config: dict[str, Any], options: ExportOptions) -> dict[str, Any]:
+    """``config`` with the preprocessing spec the options state (unchanged when they state none).
+
+    Raises:
+        UsageError: the spec's intensity is not the one the run was trained with (which only a
+            run trained with ``none`` may leave to the spec), or a bad flag value.
+    """
+    from segrob.preprocessing import PreprocessingSpec, spec_from_options
+
+    own = export_preprocessing(config)
+    spec = spec_from_options(options.preprocessing, target_spacing=options.target_spacing,
+                             orientation=options.orientation, model={"preprocessing": own})
+    if spec is None:
+        return config
+    dims = config.get("spatial_dims")
+    if spec.target_spacing and dims and len(spec.target_spacing) != int(dims):
+        raise UsageError(f"--target-spacing: the model is {dims}D, so it takes {dims} values, "
+                         f"got {len(spec.target_spacing)}")
+    trained = PreprocessingSpec.from_dict(own)
+    if trained.intensity["method"] != "none" and spec.intensity != trained.intensity:
+        raise UsageError(
+            f"--preprocessing: the spec's intensity, {spec.describe().split('; ')[0]}, is not the "
+            f"{trained.describe().split('; ')[0]} the run was trained with; state the run's ([intensity] "
+            f"method = \"{trained.intensity['method']}\"), or train with --normalization none on images "
+            "normalised beforehand"
+        )
+    return {**config, "preprocessing": spec.to_dict()}
 
 
 def _trace(model: nn.Module, config: dict[str, Any], options: ExportOptions,
