@@ -28,7 +28,8 @@ def check(
     preprocessing: Preprocessing = None,
 ) -> None:
     """Check an ONNX model for deployment: validity, metadata, shapes, provider, speed,
-    determinism. Exit 1 when a check fails."""
+    determinism. Exit 1 when a check fails. --preprocessing SPEC shows that spec as the audit
+    would apply it, instead of the model's."""
     from segrob.onnx.checks import check_model_file
     from segrob.preprocessing import load_preprocessing, stated_preprocessing
 

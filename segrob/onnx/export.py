@@ -172,7 +172,7 @@ def export_model(
     window = config.get("patch_size") if dims == 3 else None
     rules = SizeRules.from_model(model, window=window)
     normalization = export_preprocessing(config)["intensity"]  # what the model was trained on
-    config = stated_preprocessing(config, options)
+    config = _with_preprocessing(config, options)
     notes: list[str] = []
     proto, input_shape, output_shape, metadata = _trace(model, config, options, notes)
     samples, described, from_run = parity_samples(
@@ -202,7 +202,7 @@ def export_model(
     )
 
 
-def stated_preprocessing(config: dict[str, Any], options: ExportOptions) -> dict[str, Any]:
+def _with_preprocessing(config: dict[str, Any], options: ExportOptions) -> dict[str, Any]:
     """``config`` with the preprocessing spec the options state (unchanged when they state none).
 
     Raises:
