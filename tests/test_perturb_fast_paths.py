@@ -239,3 +239,42 @@ def test_the_wide_index_routes_for_large_volumes(monkeypatch):
     shape = (2, 1, 9, 11, 10)
     for name in ("affine", "elastic"):
         check_geometry(name, image_of(shape), label_of(shape), 5, 11, True)
+
+
+def _on_threads(threads: int, work):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        return work()
+    finally:
+        torch.set_num_threads(before)
+
+
+# Sizes whose halves end in a partial vector step, so torch's own pow on two threads takes the
+# scalar routine where one thread takes the vector one.
+POW_SIZES = (183_600, 216_810, 282_321, 1_000_003, 65_537, 98_331, 131_075, 400_009)
+
+
+def test_thread_independent_pow_gives_one_threads_bits_on_any_thread_count():
+    from segrob.perturb.base import thread_independent
+
+    plain_differs = False
+    for size in POW_SIZES:
+        values = torch.rand(size, generator=torch.Generator().manual_seed(size))
+        one = _on_threads(1, lambda values=values: values.clone().pow_(2.2))
+        for threads in (2, 3, 4):
+            ours = _on_threads(threads, lambda values=values: thread_independent(
+                values.clone(), lambda part: part.pow_(2.2)))
+            same_bits(ours, one)
+        plain = _on_threads(2, lambda values=values: values.clone().pow_(2.2))
+        plain_differs |= not torch.equal(plain, one)
+    # Without the split these sizes do differ, so the comparison above can fail.
+    assert plain_differs
+
+
+@pytest.mark.parametrize("name", ["gamma_compression", "gamma_expansion"])
+def test_gamma_gives_the_same_bits_on_one_and_two_threads(name):
+    image = torch.rand((3, 1, 17, 60, 60), generator=torch.Generator().manual_seed(0)) * 1000 - 200
+    one, two = (_on_threads(t, lambda: apply_perturbation(name, image, None, severity=1, seed=3)[0])
+                for t in (1, 2))
+    same_bits(two, one)

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -204,6 +205,57 @@ def random_field(params: dict[str, Any], shape: tuple[int, ...], like: torch.Ten
     for helper in running:
         helper.result()
     return field.to(device=like.device)
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread inside: for a reduction or a product whose rounding depends on how
+    torch splits it among threads, and which is cheap enough to run on one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+#: torch's CPU kernels run a tensor of at most this many elements on one thread
+#: (``at::internal::GRAIN_SIZE``).
+TORCH_GRAIN = 32768
+#: A multiple of the values in one step of torch's vectorised CPU loops (two vectors: 32 float32
+#: with AVX-512, 16 with AVX2): a loop that starts at a multiple of it splits into vector steps and
+#: a scalar rest exactly as the loop over the whole tensor does there.
+VECTOR_STEP = 64
+
+
+def thread_independent(values: torch.Tensor, work: Callable[[torch.Tensor], object]) -> torch.Tensor:
+    """``work`` applied in place to ``values``, giving the bits one thread gives at any number of
+    threads; ``values`` back (a contiguous copy if it was not contiguous).
+
+    For ``pow`` and the like, whose vector and scalar routines differ in the last bit: torch's
+    threads each take a chunk and finish it with a scalar rest, so which values take the scalar
+    routine depends on the thread count. Here the chunks are whole vector steps: the head is
+    split into equal chunks of whole steps (on torch's threads, as fast as before), the few whole
+    steps left run on one thread, and the last partial step alone takes the scalar routine, as
+    it does on one thread. ``tests/test_perturb_fast_paths.py`` checks it against one thread.
+    """
+    values = values.contiguous()
+    flat = values.view(-1)
+    n = flat.numel()
+    if values.device.type != "cpu" or n <= TORCH_GRAIN or torch.get_num_threads() == 1:
+        work(values)
+        return values
+    rest = n - n % VECTOR_STEP
+    head = rest
+    while head:  # torch splits ``head`` into ``tasks`` chunks of ceil(head / tasks): whole steps
+        tasks = min(torch.get_num_threads(), -(-head // TORCH_GRAIN))
+        if head % (tasks * VECTOR_STEP) == 0:
+            break
+        head -= VECTOR_STEP
+    for start, end in ((0, head), (head, rest), (rest, n)):
+        if end > start:
+            work(flat[start:end])
+    return values
 
 
 _DRAW_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}

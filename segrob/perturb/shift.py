@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from segrob.perturb.base import Perturbation, from_unit, to_unit
+from segrob.perturb.base import Perturbation, from_unit, one_torch_thread, thread_independent, to_unit
 from segrob.perturb.filters import resample
 from segrob.perturb.seeding import sign
 from segrob.perturb.stats import ImageStats, stats_for
@@ -34,7 +34,9 @@ class GammaCompression(Perturbation):
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
               stats: ImageStats | None = None) -> Result:
         unit, low, span = to_unit(image, stats)
-        return from_unit(unit.clamp_(0, 1).pow_(params["gamma"]), low, span, image), label
+        gamma = params["gamma"]
+        unit = thread_independent(unit.clamp_(0, 1), lambda part: part.pow_(gamma))
+        return from_unit(unit, low, span, image), label
 
 
 class GammaExpansion(GammaCompression):
@@ -54,7 +56,8 @@ class Contrast(Perturbation):
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
               stats: ImageStats | None = None) -> Result:
-        mean = image.float().mean(dim=tuple(range(2, image.ndim)), keepdim=True)
+        with one_torch_thread():  # a mean's rounding depends on torch's split among threads
+            mean = image.float().mean(dim=tuple(range(2, image.ndim)), keepdim=True)
         return (image - mean).mul_(params["factor"]).add_(mean).to(image.dtype), label
 
 
@@ -108,21 +111,24 @@ class BiasField(Perturbation):
         ``[-1, 1]`` per axis, evaluated separably: the coefficients form a tensor
         ``C[p_1, .., p_d]`` contracted with each axis's powers, so the cost is ``O(order x voxels)``
         instead of one full-size product per term."""
-        spatial = image.shape[2:]
-        dims = len(spatial)
-        coefficients = torch.zeros((self.order + 1,) * dims, device=image.device)
+        with one_torch_thread():  # products, mean and exp that round alike on any thread count
+            field = self._field(image.shape[2:], params, image.device)
+        unit, low, span = to_unit(image, stats)
+        return from_unit(unit.mul_(field), low, span, image), label
+
+
+    def _field(self, spatial: tuple[int, ...], params: dict[str, Any], device) -> Tensor:
+        coefficients = torch.zeros((self.order + 1,) * len(spatial), device=device)
         for powers, value in zip(params["terms"], params["coefficients"], strict=True):
             coefficients[tuple(powers)] = value
         log_field = coefficients
         for n in spatial:
-            powers = torch.linspace(-1, 1, n, device=image.device)[None, :] ** torch.arange(
-                self.order + 1, device=image.device)[:, None].float()
+            powers = torch.linspace(-1, 1, n, device=device)[None, :] ** torch.arange(
+                self.order + 1, device=device)[:, None].float()
             # Contract the leading power axis and append this axis's positions at the end.
             log_field = torch.tensordot(log_field, powers, dims=([0], [0]))
         # Normalise so the field's mean is 1: it redistributes intensity rather than scaling it.
-        field = log_field.sub_(log_field.mean()).exp_()
-        unit, low, span = to_unit(image, stats)
-        return from_unit(unit.mul_(field), low, span, image), label
+        return log_field.sub_(log_field.mean()).exp_()
 
 
 class HistogramWarp(Perturbation):
