@@ -116,7 +116,6 @@ class BiasField(Perturbation):
         unit, low, span = to_unit(image, stats)
         return from_unit(unit.mul_(field), low, span, image), label
 
-
     def _field(self, spatial: tuple[int, ...], params: dict[str, Any], device) -> Tensor:
         coefficients = torch.zeros((self.order + 1,) * len(spatial), device=device)
         for powers, value in zip(params["terms"], params["coefficients"], strict=True):
