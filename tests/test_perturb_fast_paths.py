@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from segrob.errors import SegrobError
 from segrob.perturb import apply_perturbation, create_perturbation, geometry
 from segrob.perturb.base import FIELD_BLOCK, random_field, voxel_spacing
 from segrob.perturb.seeding import derive_seed, generator
@@ -272,9 +273,37 @@ def test_thread_independent_pow_gives_one_threads_bits_on_any_thread_count():
     assert plain_differs
 
 
-@pytest.mark.parametrize("name", ["gamma_compression", "gamma_expansion"])
-def test_gamma_gives_the_same_bits_on_one_and_two_threads(name):
-    image = torch.rand((3, 1, 17, 60, 60), generator=torch.Generator().manual_seed(0)) * 1000 - 200
-    one, two = (_on_threads(t, lambda: apply_perturbation(name, image, None, severity=1, seed=3)[0])
+def test_thread_independent_product_gives_one_threads_bits_on_any_thread_count():
+    from segrob.perturb.base import thread_independent_product
+
+    plain_differs = False
+    shapes = [(1, 1, 287, 155), (3, 1, 223, 235), (2, 2, 40, 33, 29), (16, 1, 256, 129)]
+    for index, shape in enumerate(shapes):
+        gen = torch.Generator().manual_seed(index)
+        batch = torch.randn(shape, dtype=torch.complex64, generator=gen)
+        factor = torch.randn(shape[2:], dtype=torch.complex64, generator=gen)
+        one = _on_threads(1, lambda batch=batch, factor=factor: batch * factor)
+        for threads in (2, 3):
+            same_bits(_on_threads(threads, lambda batch=batch, factor=factor: thread_independent_product(
+                batch, factor)), one)
+        plain = _on_threads(2, lambda batch=batch, factor=factor: batch * factor)
+        plain_differs |= not torch.equal(plain, one)
+    assert plain_differs
+    with pytest.raises(SegrobError, match="does not match"):
+        thread_independent_product(torch.zeros(1, 1, 4, 4), torch.zeros(4, 5))
+
+
+# Each a case that gave other bits on two threads than on one before the member was changed.
+@pytest.mark.parametrize(("name", "shape", "severity", "image_seed"), [
+    ("gamma_compression", (3, 1, 17, 60, 60), 1, 0),
+    ("gamma_expansion", (3, 1, 17, 60, 60), 1, 0),
+    ("contrast", (1, 1, 39, 42, 39), 5, 14),
+    ("bias_field", (2, 1, 66, 55, 13), 5, 0),
+    ("mri_motion", (1, 1, 287, 155), 5, 0),
+    ("motion_blur", (3, 1, 191, 203), 5, 1),
+])
+def test_members_give_the_same_bits_on_one_and_two_threads(name, shape, severity, image_seed):
+    image = torch.rand(shape, generator=torch.Generator().manual_seed(image_seed)) * 1000 - 200
+    one, two = (_on_threads(t, lambda: apply_perturbation(name, image, None, severity=severity, seed=3)[0])
                 for t in (1, 2))
     same_bits(two, one)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from segrob.perturb.base import Perturbation, from_unit, to_unit
+from segrob.perturb.base import Perturbation, from_unit, thread_independent_product, to_unit
 from segrob.perturb.seeding import sign, uniform
 from segrob.perturb.stats import ImageStats
 
@@ -188,7 +188,7 @@ class MRIMotion(Perturbation):
             shape[axis] = n
             frequency = _axis_frequencies(n, image.device) * float(direction[axis])
             phase = phase + frequency.view(shape)
-        moved = k * torch.exp(-2j * math.pi * phase)
+        moved = thread_independent_product(k, torch.exp(-2j * math.pi * phase))
         axis = params["axis"]
         n = spatial[axis]
         frequency = _axis_frequencies(n, image.device)

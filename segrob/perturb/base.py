@@ -234,17 +234,50 @@ def thread_independent(values: torch.Tensor, work: Callable[[torch.Tensor], obje
 
     For ``pow`` and the like, whose vector and scalar routines differ in the last bit: torch's
     threads each take a chunk and finish it with a scalar rest, so which values take the scalar
-    routine depends on the thread count. Here the chunks are whole vector steps: the head is
-    split into equal chunks of whole steps (on torch's threads, as fast as before), the few whole
-    steps left run on one thread, and the last partial step alone takes the scalar routine, as
-    it does on one thread. ``tests/test_perturb_fast_paths.py`` checks it against one thread.
+    routine depends on the thread count. Here the chunks are whole vector steps (see
+    :func:`_in_whole_steps`). ``tests/test_perturb_fast_paths.py`` checks it against one thread.
     """
     values = values.contiguous()
     flat = values.view(-1)
-    n = flat.numel()
-    if values.device.type != "cpu" or n <= TORCH_GRAIN or torch.get_num_threads() == 1:
+    if _one_piece(values):
         work(values)
-        return values
+    else:
+        _in_whole_steps(flat.numel(), lambda part: work(flat[part]))
+    return values
+
+
+def thread_independent_product(batch: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """``batch * factor`` for a ``factor`` shaped like one image of ``batch`` ``(N, C, *S)``,
+    with one thread's bits on any thread count (a complex product's vector and scalar routines
+    round differently, like ``pow``'s). One thread multiplies image by image, each from its
+    start, so this does too, each image in whole vector steps."""
+    spatial = batch.shape[2:]
+    if tuple(factor.shape) != tuple(spatial):
+        raise SegrobError(f"factor of shape {tuple(factor.shape)} does not match images {tuple(spatial)}")
+    if batch.device.type != "cpu" or torch.get_num_threads() == 1:
+        return batch * factor
+    images = batch.reshape(-1, factor.numel())
+    plane = factor.contiguous().view(-1)
+    out = torch.empty(images.shape, dtype=torch.result_type(batch, factor))
+    for source, target in zip(images, out, strict=True):
+        if plane.numel() <= TORCH_GRAIN:
+            torch.mul(source, plane, out=target)
+        else:
+            _in_whole_steps(plane.numel(), lambda part, s=source, t=target: torch.mul(s[part], plane[part],
+                                                                                      out=t[part]))
+    return out.view(*batch.shape[:2], *spatial)
+
+
+def _one_piece(values: torch.Tensor) -> bool:
+    """Whether torch runs ``values`` whole on one thread anyway (a GPU's result does not depend
+    on the CPU's thread count)."""
+    return values.device.type != "cpu" or values.numel() <= TORCH_GRAIN or torch.get_num_threads() == 1
+
+
+def _in_whole_steps(n: int, work: Callable[[slice], object]) -> None:
+    """``work`` over ``[0, n)`` in slices that round as one thread's loop over the whole does: the
+    head in equal chunks of whole vector steps (on torch's threads, as fast as one call), the few
+    whole steps left on one thread, and the last partial step alone in the scalar routine."""
     rest = n - n % VECTOR_STEP
     head = rest
     while head:  # torch splits ``head`` into ``tasks`` chunks of ceil(head / tasks): whole steps
@@ -254,8 +287,7 @@ def thread_independent(values: torch.Tensor, work: Callable[[torch.Tensor], obje
         head -= VECTOR_STEP
     for start, end in ((0, head), (head, rest), (rest, n)):
         if end > start:
-            work(flat[start:end])
-    return values
+            work(slice(start, end))
 
 
 _DRAW_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}

@@ -7,6 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from segrob.perturb.base import thread_independent_product
+
 # Up to this length an axis is filtered by one matrix product (BLAS is ~10x faster than a
 # one-channel conv3d on a CPU); longer axes use a convolution, whose cost does not grow with n.
 MATRIX_MAX = 512
@@ -109,7 +111,7 @@ def fft_convolve(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     kernel_full[tuple(slice(0, k) for k in kernel.shape)] = kernel.to(image.device)
     kernel_full = torch.roll(kernel_full, shifts=[-r for r in radii],
                              dims=tuple(range(len(spatial))))
-    spectrum = torch.fft.rfftn(x, dim=dims) * torch.fft.rfftn(kernel_full)
+    spectrum = thread_independent_product(torch.fft.rfftn(x, dim=dims), torch.fft.rfftn(kernel_full))
     out = torch.fft.irfftn(spectrum, s=padded, dim=dims)
     crop = [slice(None), slice(None)]
     for axis in range(len(spatial)):
