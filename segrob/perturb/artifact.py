@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from segrob.perturb.base import Perturbation, from_unit, thread_independent_product, to_unit
+from segrob.perturb.base import Perturbation, from_unit, one_torch_thread, thread_independent_product, to_unit
 from segrob.perturb.seeding import sign, uniform
 from segrob.perturb.stats import ImageStats
 
@@ -92,10 +92,12 @@ class Ghosting(Perturbation):
         lines = torch.arange(n, device=image.device)
         hit = (lines % int(params["ghosts"]) == 0) & (lines != 0)  # keep the centre (DC) line
         scale = torch.where(hit, 1.0 - params["intensity"], 1.0)
-        # The scale depends on this axis's line only, so the other axes' transforms cancel.
-        spectrum = torch.fft.rfft(image.float(), dim=axis)
-        spectrum *= _half_spectrum(scale).view([-1 if a == axis else 1 for a in range(image.ndim)])
-        return torch.fft.irfft(spectrum, n=n, dim=axis).to(image.dtype), label
+        # The scale depends on this axis's line only, so the other axes' transforms cancel. On
+        # several threads a transform along an inner axis rounds differently: one keeps the bits.
+        with one_torch_thread():
+            spectrum = torch.fft.rfft(image.float(), dim=axis)
+            spectrum *= _half_spectrum(scale).view([-1 if a == axis else 1 for a in range(image.ndim)])
+            return torch.fft.irfft(spectrum, n=n, dim=axis).to(image.dtype), label
 
 
 class Spike(Perturbation):
@@ -152,7 +154,8 @@ class GibbsRinging(Perturbation):
             if axis == len(spatial) - 1:
                 keep = keep[: n // 2 + 1]
             spectrum *= keep.view([-1 if a == axis else 1 for a in range(image.ndim - 2)])
-        return torch.fft.irfftn(spectrum, s=spatial, dim=dims).to(image.dtype), label
+        with one_torch_thread():  # on several threads the inverse transform rounds differently
+            return torch.fft.irfftn(spectrum, s=spatial, dim=dims).to(image.dtype), label
 
 
 class MRIMotion(Perturbation):
