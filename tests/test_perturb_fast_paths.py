@@ -309,3 +309,24 @@ def test_members_give_the_same_bits_on_one_and_two_threads(name, shape, severity
     one, two = (_on_threads(t, lambda: apply_perturbation(name, image, None, severity=severity, seed=3)[0])
                 for t in (1, 2))
     same_bits(two, one)
+
+
+def old_gibbs(image, keep_share):
+    from segrob.perturb.artifact import _axis_frequencies
+
+    spatial, dims = image.shape[2:], tuple(range(2, image.ndim))
+    spectrum = torch.fft.rfftn(image.float(), dim=dims)
+    for axis, n in enumerate(spatial):
+        keep = _axis_frequencies(n, image.device).abs() <= keep_share / 2.0
+        if axis == len(spatial) - 1:
+            keep = keep[: n // 2 + 1]
+        spectrum *= keep.view([-1 if a == axis else 1 for a in range(image.ndim - 2)])
+    return torch.fft.irfftn(spectrum, s=spatial, dim=dims).to(image.dtype)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("severity", [1, 3, 5])
+def test_gibbs_zeroes_the_cut_lines_as_the_mask_did(shape, severity):
+    image = torch.rand(shape, generator=torch.Generator().manual_seed(severity)) * 1000 - 200
+    new, _, applied = apply_perturbation("gibbs_ringing", image, None, severity=severity, seed=1)
+    same_bits(new, old_gibbs(image, applied.params["keep"]))

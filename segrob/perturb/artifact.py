@@ -153,7 +153,11 @@ class GibbsRinging(Perturbation):
             keep = _axis_frequencies(n, image.device).abs() <= params["keep"] / 2.0
             if axis == len(spatial) - 1:
                 keep = keep[: n // 2 + 1]
-            spectrum *= keep.view([-1 if a == axis else 1 for a in range(image.ndim - 2)])
+            # The frequencies cut form one run of lines along the axis: zero them in place
+            # rather than multiply the whole spectrum by the mask.
+            cut = torch.nonzero(~keep).flatten().tolist()
+            if cut:
+                spectrum.narrow(2 + axis, cut[0], cut[-1] - cut[0] + 1).zero_()
         with one_torch_thread():  # on several threads the inverse transform rounds differently
             return torch.fft.irfftn(spectrum, s=spatial, dim=dims).to(image.dtype), label
 
