@@ -117,11 +117,10 @@ def _scoring(settings: dict) -> str:
 def _render_extras(report) -> None:
     summary = report.summary
     per_class = summary.per_class or {}
-    names = (report.settings.get("labels") or {}).get("names") or {}
-    if len(per_class) > 1 or names:
+    if len(per_class) > 1 or report.class_names:
         console.print(
             "per class Dice (clean / perturbed): "
-            + ", ".join(f"{k}{f' {names[k]}' if k in names else ''}: {fmt(v.clean)} / {fmt(v.perturbed)}"
+            + ", ".join(f"{report.class_name(k)}: {fmt(v.clean)} / {fmt(v.perturbed)}"
                         for k, v in per_class.items())
         )
     empty = summary.clean_empty

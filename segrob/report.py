@@ -49,6 +49,16 @@ class AuditReport:
     #: The folder a loaded report came from (its example files are relative to it).
     folder: Path | None = field(default=None, compare=False)
 
+    @property
+    def class_names(self) -> dict[str, str]:
+        """Class id -> the dataset's name for it, where the data named its classes."""
+        return (self.settings.get("labels") or {}).get("names") or {}
+
+    def class_name(self, key: str) -> str:
+        """A class as the report names it: ``1 (liver)`` where the dataset names it, else ``1``."""
+        name = self.class_names.get(str(key))
+        return f"{key} ({name})" if name else str(key)
+
     def to_dict(self) -> dict[str, Any]:
         extra = {"examples": [e.to_dict() for e in self.examples]} if self.examples else {}
         if self.reliability:

@@ -171,7 +171,7 @@ def test_ignore_label_is_masked_and_names_are_shown(models, tmp_path):
                         zip(images, ignored, labels, strict=True)])
     assert report["summary"]["clean"]["dice"]["mean"] == pytest.approx(expected, abs=1e-6)
     assert report["settings"]["labels"]["names"] == {"0": "background", "1": "lesion"}
-    assert "1 lesion:" in result.output
+    assert "1 (lesion):" in result.output
 
 
 def test_threshold_and_activation_overrides(models, tmp_path):

@@ -34,12 +34,6 @@ class ReportView:
     def perturbation(self, name: str) -> PerturbationSummary | None:
         return next((p for p in self.summary.perturbations if p.perturbation == name), None)
 
-    def class_name(self, key: str) -> str:
-        """A class as the report names it: ``1 (liver)`` where the dataset names it, else ``1``."""
-        names = (self.report.settings.get("labels") or {}).get("names") or {}
-        name = names.get(str(key))
-        return f"{key} ({name})" if name else str(key)
-
     def _cells(self, perturbation: str) -> list[CellSummary]:
         cells = [c for c in self.summary.cells if c.perturbation == perturbation]
         return sorted(cells, key=lambda c: c.severity)
