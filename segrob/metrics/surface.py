@@ -119,15 +119,9 @@ class LabelSurface:
         """:func:`surface_distances` of ``pred`` (boolean, non-empty) against this label."""
         region = _box(pred | self.mask)
         pred_surface, gt_surface = surface(pred[region]), self.surface[region]
-        if not self.exact:
-            return (_nearest(pred_surface, gt_surface, self.spacing),
-                    _nearest(gt_surface, pred_surface, self.spacing))
-        to_gt = np.zeros(np.count_nonzero(pred_surface))
-        apart = pred_surface & ~gt_surface
-        if apart.any():
-            origin = np.array([r.start for r in region])
-            to_gt[apart[pred_surface]] = self.index.nearest(np.argwhere(apart) + origin)
-        return to_gt, _nearest(gt_surface, pred_surface, self.spacing)
+        whole_image = (self.index, [r.start for r in region]) if self.exact else None
+        return (_nearest(pred_surface, gt_surface, self.spacing, whole_image),
+                _nearest(gt_surface, pred_surface, self.spacing))
 
 
 def exact_grid(spacing: Sequence[float], shape: Sequence[int]) -> bool:
@@ -165,13 +159,23 @@ def surface_distances(
             _nearest(gt_surface, pred_surface, spacing))
 
 
-def _nearest(source: np.ndarray, target: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
-    """For each voxel of ``source`` (in ``argwhere`` order), the distance in mm to ``target``."""
+def _nearest(source: np.ndarray, target: np.ndarray, spacing: tuple[float, ...],
+             whole_image: tuple[SurfaceIndex, Sequence[int]] | None = None) -> np.ndarray:
+    """For each voxel of ``source`` (in ``argwhere`` order), the distance in mm to ``target``.
+
+    ``whole_image``: an index of ``target``'s whole-image surface, which this crop starts at the
+    given corner of, searched instead of an index of the crop (on an exact grid, the same bits).
+    """
     distances = np.zeros(np.count_nonzero(source))
     apart = source & ~target
     on_target = ~apart[source]
     if not on_target.all():
-        distances[~on_target] = SurfaceIndex(target, spacing).nearest(np.argwhere(apart))
+        coords = np.argwhere(apart)
+        if whole_image is None:
+            distances[~on_target] = SurfaceIndex(target, spacing).nearest(coords)
+        else:
+            index, corner = whole_image
+            distances[~on_target] = index.nearest(coords + np.asarray(corner))
     return distances
 
 
