@@ -238,11 +238,11 @@ def thread_independent(values: torch.Tensor, work: Callable[[torch.Tensor], obje
     :func:`_in_whole_steps`). ``tests/test_perturb_fast_paths.py`` checks it against one thread.
     """
     values = values.contiguous()
-    flat = values.view(-1)
-    if _one_piece(values):
+    if values.device.type != "cpu":  # a GPU's result does not depend on the CPU's threads
         work(values)
-    else:
-        _in_whole_steps(flat.numel(), lambda part: work(flat[part]))
+        return values
+    flat = values.view(-1)
+    _in_whole_steps(flat.numel(), lambda part: work(flat[part]))
     return values
 
 
@@ -254,30 +254,24 @@ def thread_independent_product(batch: torch.Tensor, factor: torch.Tensor) -> tor
     spatial = batch.shape[2:]
     if tuple(factor.shape) != tuple(spatial):
         raise SegrobError(f"factor of shape {tuple(factor.shape)} does not match images {tuple(spatial)}")
-    if batch.device.type != "cpu" or torch.get_num_threads() == 1:
+    if batch.device.type != "cpu":
         return batch * factor
     images = batch.reshape(-1, factor.numel())
     plane = factor.contiguous().view(-1)
     out = torch.empty(images.shape, dtype=torch.result_type(batch, factor))
     for source, target in zip(images, out, strict=True):
-        if plane.numel() <= TORCH_GRAIN:
-            torch.mul(source, plane, out=target)
-        else:
-            _in_whole_steps(plane.numel(), lambda part, s=source, t=target: torch.mul(s[part], plane[part],
-                                                                                      out=t[part]))
+        _in_whole_steps(plane.numel(), lambda part, s=source, t=target: torch.mul(
+            s[part], plane[part], out=t[part]))
     return out.view(*batch.shape[:2], *spatial)
-
-
-def _one_piece(values: torch.Tensor) -> bool:
-    """Whether torch runs ``values`` whole on one thread anyway (a GPU's result does not depend
-    on the CPU's thread count)."""
-    return values.device.type != "cpu" or values.numel() <= TORCH_GRAIN or torch.get_num_threads() == 1
 
 
 def _in_whole_steps(n: int, work: Callable[[slice], object]) -> None:
     """``work`` over ``[0, n)`` in slices that round as one thread's loop over the whole does: the
     head in equal chunks of whole vector steps (on torch's threads, as fast as one call), the few
     whole steps left on one thread, and the last partial step alone in the scalar routine."""
+    if n <= TORCH_GRAIN or torch.get_num_threads() == 1:  # torch runs it whole on one thread
+        work(slice(0, n))
+        return
     rest = n - n % VECTOR_STEP
     head = rest
     while head:  # torch splits ``head`` into ``tasks`` chunks of ceil(head / tasks): whole steps

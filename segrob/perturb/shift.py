@@ -107,16 +107,16 @@ class BiasField(Perturbation):
 
     def apply(self, image: Tensor, label: Tensor | None, params: dict[str, Any],
               stats: ImageStats | None = None) -> Result:
-        """``field = exp(P - mean P)``, ``P(x) = sum_t c_t prod_axis x_axis^(p_t,axis)`` on
-        ``[-1, 1]`` per axis, evaluated separably: the coefficients form a tensor
-        ``C[p_1, .., p_d]`` contracted with each axis's powers, so the cost is ``O(order x voxels)``
-        instead of one full-size product per term."""
         with one_torch_thread():  # products, mean and exp that round alike on any thread count
             field = self._field(image.shape[2:], params, image.device)
         unit, low, span = to_unit(image, stats)
         return from_unit(unit.mul_(field), low, span, image), label
 
     def _field(self, spatial: tuple[int, ...], params: dict[str, Any], device) -> Tensor:
+        """``field = exp(P - mean P)``, ``P(x) = sum_t c_t prod_axis x_axis^(p_t,axis)`` on
+        ``[-1, 1]`` per axis, evaluated separably: the coefficients form a tensor
+        ``C[p_1, .., p_d]`` contracted with each axis's powers, so the cost is ``O(order x voxels)``
+        instead of one full-size product per term."""
         coefficients = torch.zeros((self.order + 1,) * len(spatial), device=device)
         for powers, value in zip(params["terms"], params["coefficients"], strict=True):
             coefficients[tuple(powers)] = value
