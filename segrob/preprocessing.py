@@ -84,10 +84,14 @@ class PreprocessingSpec:
                    orientation=data.get("orientation") or "as-stored",
                    channel_order=data.get("channel_order"))
 
+    def describe_intensity(self) -> str:
+        """The intensity for people: ``ct-window (level 40, width 400, range [0, 1])``."""
+        params = ", ".join(f"{k} {_plain(v)}" for k, v in self.intensity.items() if k != "method")
+        return self.intensity["method"] + (f" ({params})" if params else "")
+
     def describe(self) -> str:
         """One line for people: ``ct-window (level 40, width 400, range [0, 1]); 1 x 1 x 3 mm``."""
-        params = ", ".join(f"{k} {_plain(v)}" for k, v in self.intensity.items() if k != "method")
-        parts = [self.intensity["method"] + (f" ({params})" if params else "")]
+        parts = [self.describe_intensity()]
         spacing = " x ".join(_plain(s) for s in self.target_spacing) + " mm" \
             if self.target_spacing else "own spacing"
         parts += [spacing, f"orientation {self.orientation}"]

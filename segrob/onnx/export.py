@@ -171,8 +171,9 @@ def export_model(
     dims = int(model.spatial_dims)
     window = config.get("patch_size") if dims == 3 else None
     rules = SizeRules.from_model(model, window=window)
-    normalization = export_preprocessing(config)["intensity"]  # what the model was trained on
-    config = _with_preprocessing(config, options)
+    trained = export_preprocessing(config)
+    normalization = trained["intensity"]  # what the model was trained on
+    config = _with_preprocessing(config, trained, options)
     notes: list[str] = []
     proto, input_shape, output_shape, metadata = _trace(model, config, options, notes)
     samples, described, from_run = parity_samples(
@@ -202,8 +203,10 @@ def export_model(
     )
 
 
-def _with_preprocessing(config: dict[str, Any], options: ExportOptions) -> dict[str, Any]:
-    """``config`` with the preprocessing spec the options state (unchanged when they state none).
+def _with_preprocessing(config: dict[str, Any], own: dict[str, Any],
+                        options: ExportOptions) -> dict[str, Any]:
+    """``config`` with the preprocessing spec the options state on top of the run's ``own``
+    (unchanged when they state none).
 
     Raises:
         UsageError: the spec's intensity is not the one the run was trained with (which only a
@@ -211,7 +214,6 @@ def _with_preprocessing(config: dict[str, Any], options: ExportOptions) -> dict[
     """
     from segrob.preprocessing import PreprocessingSpec, spec_from_options
 
-    own = export_preprocessing(config)
     spec = spec_from_options(options.preprocessing, target_spacing=options.target_spacing,
                              orientation=options.orientation, model={"preprocessing": own})
     if spec is None:
@@ -223,8 +225,8 @@ def _with_preprocessing(config: dict[str, Any], options: ExportOptions) -> dict[
     trained = PreprocessingSpec.from_dict(own)
     if trained.intensity["method"] != "none" and spec.intensity != trained.intensity:
         raise UsageError(
-            f"--preprocessing: the spec's intensity, {spec.describe().split('; ')[0]}, is not the "
-            f"{trained.describe().split('; ')[0]} the run was trained with; state the run's ([intensity] "
+            f"--preprocessing: the spec's intensity, {spec.describe_intensity()}, is not the "
+            f"{trained.describe_intensity()} the run was trained with; state the run's ([intensity] "
             f"method = \"{trained.intensity['method']}\"), or train with --normalization none on images "
             "normalised beforehand"
         )
