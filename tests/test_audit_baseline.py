@@ -36,3 +36,22 @@ def test_whole_volume_inference_runs_each_volume_in_one_pass():
     assert windowed.settings["inference"]["window"] == [16, 16, 16]
     assert 0.0 < report.summary.clean.mean("dice") <= 1.0
     assert report.records != windowed.records  # a different tiling: other logits, other scores
+
+
+def _onnxruntime_has_cuda() -> bool:
+    import onnxruntime as ort
+    import torch
+
+    return torch.cuda.is_available() and "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+@pytest.mark.skipif(not _onnxruntime_has_cuda(), reason="needs onnxruntime's CUDA provider and a GPU")
+def test_the_cuda_provider_audit_scores_what_the_cpu_audit_scores():
+    from dataclasses import replace
+
+    options = replace(baseline.SETUPS[2][2], device="cuda", threads=None)
+    report = audit(baseline.model_path(2), baseline.baseline_data(2), options)
+    saved = json.loads(baseline.records_path(2).read_text())
+    assert report.settings["providers"][0] == "CUDAExecutionProvider"
+    for record, expected in zip(report.to_dict()["records"], saved, strict=True):
+        assert record["metrics"]["dice"] == pytest.approx(expected["metrics"]["dice"], abs=1e-3)

@@ -256,28 +256,3 @@ def test_a_cuda_batch_is_finished_by_torch_before_onnxruntime_reads_it(monkeypat
     logits = session_module._run_cuda(Session(), "image", "logits", Batch())
     assert events == ["torch finished", "bound", "run"] and logits.shape == (1, 2, 4, 4)
 
-
-def _onnxruntime_has_cuda() -> bool:
-    import onnxruntime as ort
-    import torch
-
-    return torch.cuda.is_available() and "CUDAExecutionProvider" in ort.get_available_providers()
-
-
-@pytest.mark.skipif(not _onnxruntime_has_cuda(), reason="needs onnxruntime's CUDA provider and a GPU")
-def test_the_cuda_provider_audit_scores_what_the_cpu_audit_scores():
-    import importlib.util
-    from dataclasses import replace
-
-    from segrob.audit import audit
-
-    script = Path(__file__).parent / "data" / "make_audit_baseline.py"
-    spec = importlib.util.spec_from_file_location("make_audit_baseline", script)
-    baseline = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(baseline)
-    options = replace(baseline.SETUPS[2][2], device="cuda", threads=None)
-    report = audit(baseline.model_path(2), baseline.baseline_data(2), options)
-    saved = json.loads(baseline.records_path(2).read_text())
-    assert report.settings["providers"][0] == "CUDAExecutionProvider"
-    for record, expected in zip(report.to_dict()["records"], saved, strict=True):
-        assert record["metrics"]["dice"] == pytest.approx(expected["metrics"]["dice"], abs=1e-3)
