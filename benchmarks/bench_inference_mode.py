@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from dataclasses import replace
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_audit import _range, spread  # the same median-and-spread figures as the audit benchmark
 
 from segrob.audit import AuditOptions, audit
 from segrob.audit.data_source import resolve_audit_data
@@ -49,11 +49,6 @@ def trained_model(workdir: Path, *, size: int, patch: int, epochs: int) -> Path:
 def clean_dice(report) -> dict[str, float]:
     """Each case's clean Dice."""
     return {r["case"]: r["metrics"]["dice"] for r in report.records if r["perturbation"] == CLEAN}
-
-
-def spread(values: list[float], digits: int = 4) -> dict:
-    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
-            "max": round(max(values), digits)}
 
 
 def measure(model: Path, data, options: AuditOptions, rounds: int) -> dict:
@@ -83,10 +78,6 @@ def measure(model: Path, data, options: AuditOptions, rounds: int) -> dict:
                             "max": round(float(np.max(differences)), 4)},
         "cells": len(reports["window"].records),
     }
-
-
-def _range(figure: dict, digits: int = 2) -> str:
-    return f"{figure['median']:.{digits}f} ({figure['min']:.{digits}f}-{figure['max']:.{digits}f})"
 
 
 def main() -> None:
