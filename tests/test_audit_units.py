@@ -89,3 +89,27 @@ def test_a_block_of_an_unlabelled_case_names_the_case():
     case.label = None
     with pytest.raises(SegrobError, match="no label"):
         audit_block([(case, [(CLEAN, 0)])], tiny_plan(str(MODEL)), CellSettings())
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "setpriority"), reason="thread priorities are POSIX")
+def test_the_scoring_thread_yields_to_inference(monkeypatch):
+    """Scoring runs at the lowest priority, in the gaps onnxruntime's threads leave, while the
+    main thread (perturbing, calling onnxruntime) keeps its own."""
+    import os
+    import threading
+
+    from segrob.audit import units
+
+    seen = []
+    score = units._score_chunk
+
+    def recording(*args, **kwargs):
+        seen.append((threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        return score(*args, **kwargs)
+
+    monkeypatch.setattr(units, "_score_chunk", recording)
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    run_audit(MODEL, tiny_data(), AuditOptions(suite="texture", device="cpu", batch_size=3))
+    assert seen and all(thread != threading.get_native_id() for thread, _ in seen)
+    assert {priority for _, priority in seen} == {units.SCORER_NICENESS}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own

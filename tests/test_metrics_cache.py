@@ -120,6 +120,29 @@ def test_batch_calibration_gives_each_images_own_numbers_to_the_last_bit(shape, 
     assert not np.array_equal(counts[0], counts[1])  # the images differ, so must their counts
 
 
+@pytest.mark.parametrize("classes", [1, 2, 3, 5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_calibration_is_the_textbook_formula_to_the_last_bit(classes, dtype):
+    """The fast paths (class by class maxima and sums, one count of right and wrong voxels, the
+    logarithm without a float64 copy) give the plain numpy formulas' numbers."""
+    from segrob.metrics.calibration import batch_mean_entropy, batch_reliability_counts
+
+    rng = np.random.default_rng(classes)
+    batch = np.moveaxis(rng.dirichlet(np.ones(classes) * 0.3, size=(2, 9, 11)), -1, 1).astype(dtype)
+    batch[0, :, :2] = np.eye(classes, dtype=dtype)[0][:, None, None]  # one-hot: 0 ln 0 and ln 1
+    labels = rng.integers(0, classes, size=(2, 9, 11))
+    entropy, counts = batch_mean_entropy(batch), batch_reliability_counts(batch, labels)
+    for image, label, h, c in zip(batch, labels, entropy, counts, strict=True):
+        p = image.astype(np.float64)
+        terms = np.where(p > 0, -p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+        assert h == terms.sum(axis=0).ravel().mean() and not np.signbit(h)
+        confidence = image.max(axis=0).astype(np.float64).ravel()
+        bins = np.clip((confidence * 15).astype(np.int64), 0, 14)
+        right = (image.argmax(axis=0) == label).ravel().astype(np.float64)
+        expected = [np.bincount(bins, weights=w, minlength=15) for w in (confidence, right, None)]
+        assert np.array_equal(c, np.stack(expected))
+
+
 def test_the_percentile_is_numpys_to_the_last_bit():
     surface_module = importlib.import_module("segrob.metrics.surface")
     rng = np.random.default_rng(5)

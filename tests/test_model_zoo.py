@@ -226,3 +226,29 @@ def test_3d_network(zoo, tmp_path):
     clean, report = _audit(path, zoo["data3"], tmp_path, "--spatial-dims", 3)
     _check(clean, _torch_dice(net, zoo["data3"]))
     assert report["model"]["spatial_dims"] == 3
+
+
+class _NeedsLargeInput(torch.nn.Module):
+    """Runs only on inputs larger than 20 px: a reflection pad of 20 around a 1x1 convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 3, 1)
+
+    def forward(self, x):
+        padded = torch.nn.functional.pad(x, (20, 20, 20, 20), mode="reflect")
+        return self.conv(padded)[..., 20:-20, 20:-20]
+
+
+def test_outputs_probed_small_first_then_at_64(zoo, tmp_path):
+    from segrob.onnx.graph import read_contract
+    from segrob.onnx.session import create_session
+
+    small = zoo["root"] / "probe_small.onnx"
+    _export(_unet(2, 3), small, (1, 1, 32, 32), dynamic=True)
+    contract = read_contract(create_session(small, device="cpu"), {"size_multiple": 4}, in_channels=1)
+    assert contract.output.probed_shape == [1, 3, 16, 16] and contract.n_classes == 3
+    large = zoo["root"] / "probe_large.onnx"
+    _export(_NeedsLargeInput().eval(), large, (1, 1, 64, 64), dynamic=True)
+    contract = read_contract(create_session(large, device="cpu"), {"size_multiple": 4}, in_channels=1)
+    assert contract.output.probed_shape == [1, 3, 64, 64] and contract.n_classes == 3

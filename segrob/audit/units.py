@@ -12,7 +12,9 @@ records as one process does.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import tempfile
 import threading
 import time
@@ -35,6 +37,8 @@ from segrob.errors import SegrobError
 #: A batch ``(N, C, *spatial)`` float32 array in, logits ``(N, K, *spatial)`` out.
 ArrayPredict = Callable[[np.ndarray], np.ndarray]
 Cell = tuple[str, int]
+#: The scoring thread's niceness (Linux: per thread); 19 is the lowest priority.
+SCORER_NICENESS = 19
 #: Seconds per stage; ``scorer_wait`` is the main thread idle on the scoring thread, what scoring
 #: adds to the wall time (metrics run beside inference, so the stages overlap); ``metrics_cpu`` is
 #: the scoring thread's CPU time, what scoring costs whatever else shares the cores.
@@ -158,7 +162,8 @@ def audit_cases(
     (onnxruntime releases the GIL), so inference and metrics overlap.
     """
     runtime = runtime_for(plan)
-    scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segrob-metrics")
+    scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segrob-metrics",
+                                initializer=_yield_to_inference)
     previous: _Pending | None = None
     try:
         for case, cells in work:
@@ -170,6 +175,15 @@ def audit_cases(
             yield previous.result()
     finally:
         scorer.shutdown(wait=True, cancel_futures=True)
+
+
+def _yield_to_inference() -> None:
+    """Lower the scoring thread's priority: it then runs in the gaps onnxruntime's threads leave
+    (between operators, while they sleep) instead of taking time slices from them. Nothing waits
+    on the scorer until a case's results are due, and then inference is idle and it gets the CPU."""
+    # A sandbox may refuse; scoring then shares the cores as before.
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: no setpriority (Windows)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SCORER_NICENESS)
 
 
 def audit_block(block: list[tuple[Case, list[Cell]]], plan: ModelPlan,

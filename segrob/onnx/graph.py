@@ -103,10 +103,13 @@ def read_contract(info: SessionInfo, overrides: dict | None = None, *,
     sources: dict[str, str] = {"static_batch": "graph", "static_spatial": "graph"}
     multiple, sources["size_multiple"] = _size_multiple(info, overrides, static_spatial, channels,
                                                         static_batch, probe_size_multiple)
-    base = _base_shape(dims, static_batch, channels, multiple)
-    if base is not None:
-        for output, shape in zip(outputs, probe_outputs(info, base), strict=True):
+    base = None
+    for base in _probe_shapes(dims, static_batch, channels, multiple):
+        shapes = probe_outputs(info, base)
+        for output, shape in zip(outputs, shapes, strict=True):
             output.probed_shape = shape
+        if any(shape is not None for shape in shapes):
+            break
     index, sources["output"] = _choose_output(outputs, overrides.get("output"), base)
     activation, sources["activation"] = _activation(outputs[index], overrides.get("activation"))
     threshold = overrides.get("threshold")
@@ -157,11 +160,18 @@ def _size_multiple(info, overrides, static_spatial, channels, static_batch, prob
     return found, "probe" if found else "unknown"
 
 
-def _base_shape(dims: list, static_batch, channels, multiple) -> list[int] | None:
+def _probe_shapes(dims: list, static_batch, channels, multiple) -> list[list[int]]:
+    """Input shapes to probe the outputs with, in turn until one runs: with a known size multiple
+    a small input first (a 3D probe at 32^3 costs an eighth of one at 64^3), then 64 per dynamic
+    axis (a multiple of every power of two a U-Net needs), or the multiple if larger."""
     if not isinstance(channels, int):
-        return None
-    spatial = [d if isinstance(d, int) else max(64, multiple or 1) for d in dims[2:]]
-    return [static_batch or 1, channels, *spatial]
+        return []
+    sizes = [max(64, multiple or 1)]
+    if multiple and 2 * multiple < sizes[0]:
+        sizes.insert(0, max(2 * multiple, 16))
+    shapes = [(static_batch or 1, channels, *(d if isinstance(d, int) else size for d in dims[2:]))
+              for size in sizes]
+    return [list(shape) for shape in dict.fromkeys(shapes)]
 
 
 def _choose_output(outputs: list[OutputInfo], wanted, base) -> tuple[int, str]:
