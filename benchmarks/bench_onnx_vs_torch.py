@@ -6,7 +6,8 @@ alternating rounds so that machine load affects both alike. The ratio is
 ``torch_ms / onnx_ms`` (above 1: onnxruntime is faster). Weights are random: speed does not
 depend on training. ``--deployed`` adds, for the U-Net family, the files a deployment would ship:
 fp32 with onnxruntime's offline optimisation (``segrob export --optimize``) and INT8 (static QDQ,
-calibrated on synthetic inputs), each with its argmax agreement with PyTorch on the timed batch.
+calibrated on synthetic inputs; the export's choice of float32 nodes and its own two timings are
+printed), each with its argmax agreement with PyTorch on the timed batch.
 ``--trained EPOCHS`` trains each model on synthetic data first and times it on unseen synthetic
 images (INT8 then calibrated on the run's training cases), where agreement means what it does in a
 deployment.
@@ -32,7 +33,7 @@ import onnxruntime as ort
 import torch
 
 from segrob.models import MODELS, create_model
-from segrob.onnx.session import create_session, run
+from segrob.onnx.session import create_session, read_metadata, run
 from segrob.onnx.trace import example_input, to_onnx
 
 
@@ -101,9 +102,19 @@ def deployed_rows(model: torch.nn.Module, name: str, dims: int, batch: np.ndarra
         path = scratch / f"{name}-{dims}d-{label.replace(' ', '-')}.onnx"
         export_model(model, path, config=config, options=options)
         session = create_session(path, device="cpu", threads=args.threads)
-        rows.append({"arch": name, "dims": dims, "variant": label, "shape": list(batch.shape),
-                     **time_pair(model, session, batch, args.repeats)})
+        row = {"arch": name, "dims": dims, "variant": label, "shape": list(batch.shape),
+               **time_pair(model, session, batch, args.repeats)}
+        if options.precision == "int8":
+            # The export's own choice: which nodes it left in float32, and its two timings.
+            row["int8_choice"] = read_metadata(path)["int8"]
+        rows.append(row)
     return rows
+
+
+def _choice_text(row: dict) -> str:
+    from segrob.onnx.quantize import describe_int8_choice
+
+    return f"  ({describe_int8_choice(row['int8_choice'])})" if "int8_choice" in row else ""
 
 
 def main() -> None:
@@ -154,7 +165,7 @@ def main() -> None:
                     print(f"{name:>10} {row['variant']:>14} {dims}D {'x'.join(map(str, batch.shape)):>14}  "
                           f"torch {row['torch_ms']:9.2f} ms  onnx {row['onnx_ms']:9.2f} ms  "
                           f"ratio {row['ratio']:5.2f}  agreement {row['agreement']:.4f}  "
-                          f"max|diff| {row['max_abs_diff']:.1e}")
+                          f"max|diff| {row['max_abs_diff']:.1e}" + _choice_text(row))
                 rows.extend(found)
     result = {
         "benchmark": "onnxruntime CPU vs PyTorch eager (median ms, ratio = torch / onnx)",

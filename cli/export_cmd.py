@@ -96,6 +96,10 @@ def _view(result) -> None:
         ("mask Dice", f"{parity.mask_dice:.5f} (min case {parity.mask_dice_min:.5f}; "
                       f">= {parity.thresholds.min_dice})"),
     ]
+    if "int8" in result.metadata:
+        from segrob.onnx.quantize import describe_int8_choice
+
+        rows.append(("int8", describe_int8_choice(result.metadata["int8"])))
     if parity.dice_vs_label:
         d = parity.dice_vs_label
         rows.append(("Dice vs labels", f"PyTorch {d['torch']:.4f}, ONNX {d['onnx']:.4f} "

@@ -130,6 +130,62 @@ def test_int8_is_quantised_and_calibrated_on_training_cases(run_dir: Path, tmp_p
     assert meta["parity"]["thresholds"]["min_dice"] == 0.5
 
 
+def _output_shapes(path: Path, nodes: list, shape: tuple) -> dict[str, tuple]:
+    """Each node's output shape from onnxruntime itself (the outputs exposed as graph outputs)."""
+    import onnxruntime as ort
+
+    proto = onnx.load(path)
+    for node in nodes:
+        exposed = onnx.helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT, None)
+        proto.graph.output.append(exposed)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    outputs = session.run([n.output[0] for n in nodes], {"image": np.zeros(shape, np.float32)})
+    return {node.name: out.shape for node, out in zip(nodes, outputs, strict=True)}
+
+
+def test_full_resolution_nodes_are_the_convolutions_at_the_inputs_size(run_dir: Path, tmp_path: Path):
+    from segrob.onnx.quantize import INT8_OPS, full_resolution_nodes
+
+    fp32 = tmp_path / "unet.onnx"
+    export_run(run_dir, fp32)
+    proto = onnx.load(fp32)
+    convs = [n for n in proto.graph.node if n.op_type in INT8_OPS]
+    shapes = _output_shapes(fp32, convs, (1, 1, 32, 32))
+    expected = [name for name, shape in shapes.items() if shape[2:] == (32, 32)]
+    assert 0 < len(expected) < len(convs)
+    assert full_resolution_nodes(proto, (1, 1, 32, 32)) == expected
+
+
+@pytest.mark.parametrize("faster", ["every_conv_int8", "full_resolution_float"])
+def test_int8_keeps_the_faster_of_its_two_versions(run_dir: Path, tmp_path: Path, monkeypatch, faster):
+    """The export times both versions (here: told which is faster) and keeps that one, its full
+    resolution convolutions then with float weights, and says so in the metadata."""
+    from segrob.onnx import quantize
+
+    timings = {"every_conv_int8": 5.0, "full_resolution_float": 9.0}
+    if faster == "full_resolution_float":
+        timings = {"every_conv_int8": 9.0, "full_resolution_float": 5.0}
+    monkeypatch.setattr(quantize, "_median_ms", lambda paths, batch, rounds: list(timings.values()))
+    out = tmp_path / "unet-int8.onnx"
+    export_run(run_dir, out, options=ExportOptions(precision="int8", min_agreement=0.5, min_dice=0.5))
+    choice = read_metadata(out)["int8"]
+    assert choice["ms"] == timings
+    proto = onnx.load(out)
+    floats = {t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    float_weight = {n.name for n in proto.graph.node
+                    if n.op_type in quantize.INT8_OPS and n.input[1] in floats}
+    full = quantize.full_resolution_nodes(onnx.load(_fp32(run_dir, tmp_path)), (1, 1, 32, 32))
+    assert choice["float_nodes"] == ([] if faster == "every_conv_int8" else full)
+    assert float_weight == set(choice["float_nodes"])
+    assert any(n.op_type == "DequantizeLinear" for n in proto.graph.node)
+
+
+def _fp32(run_dir: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "unet-fp32.onnx"
+    export_run(run_dir, path)
+    return path
+
+
 def test_failed_parity_gate_writes_nothing(run_dir: Path, tmp_path: Path):
     out = tmp_path / "strict.onnx"
     with pytest.raises(SegrobError, match="parity check failed"):

@@ -185,7 +185,7 @@ def export_model(
                 model, config, rules, normalization, options.calibration_cases, notes
             )
             metadata["calibration"] = described_calibration
-            proto = quantize_proto(proto, calibration, tmp, input_name=INPUT_NAME)
+            proto, metadata["int8"] = quantize_proto(proto, calibration, tmp, input_name=INPUT_NAME)
         proto = _save_checked(proto, metadata, tmp, optimize=options.optimize)
         parity = measure_parity(model, tmp, samples, options.thresholds(), labels=from_run,
                                 inputs=described, device=options.device,
