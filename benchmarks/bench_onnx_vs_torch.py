@@ -6,8 +6,9 @@ alternating rounds so that machine load affects both alike. The ratio is
 ``torch_ms / onnx_ms`` (above 1: onnxruntime is faster). Weights are random: speed does not
 depend on training. ``--deployed`` adds, for the U-Net family, the files a deployment would ship:
 fp32 with onnxruntime's offline optimisation (``segrob export --optimize``) and INT8 (static QDQ,
-calibrated on synthetic inputs; the export's choice of float32 nodes and its own two timings are
-printed), each with its argmax agreement with PyTorch on the timed batch.
+calibrated on synthetic inputs; the export's choice of float32 nodes at full resolution and its own
+two timings are printed; "int8 all convs" is the same with every convolution in INT8), each with
+its argmax agreement with PyTorch on the timed batch.
 ``--trained EPOCHS`` trains each model on synthetic data first and times it on unseen synthetic
 images (INT8 then calibrated on the run's training cases), where agreement means what it does in a
 deployment.
@@ -97,8 +98,10 @@ def deployed_rows(model: torch.nn.Module, name: str, dims: int, batch: np.ndarra
     from segrob.onnx.export import ExportOptions, export_model
 
     rows = []
+    int8 = {"precision": "int8", "min_agreement": 0.0, "min_dice": 0.0}
     for label, options in (("fp32 optimised", ExportOptions(optimize=True)),
-                           ("int8", ExportOptions(precision="int8", min_agreement=0.0, min_dice=0.0))):
+                           ("int8", ExportOptions(**int8)),
+                           ("int8 all convs", ExportOptions(**int8, int8_full_resolution="int8"))):
         path = scratch / f"{name}-{dims}d-{label.replace(' ', '-')}.onnx"
         export_model(model, path, config=config, options=options)
         session = create_session(path, device="cpu", threads=args.threads)

@@ -15,6 +15,7 @@ from .options import (
     Preprocessing,
     TargetSpacing,
     fraction,
+    int8_full_resolution_name,
     number,
     precision_name,
     whole_number,
@@ -48,6 +49,11 @@ def export(
         None, "--max-abs-diff", parser=number(0.0),
         help="Also fail when the largest logit difference exceeds this."
     ),
+    int8_full_resolution: str = typer.Option(
+        "auto", "--int8-full-resolution", parser=int8_full_resolution_name,
+        help="int8 only: the convolutions at full resolution in int8, in float (float32), or auto: "
+             "timed here, float unless all-int8 is clearly faster.",
+    ),
     optimize: bool = typer.Option(
         False, "--optimize",
         help="Save onnxruntime's offline-optimised graph (extended level: portable across CPUs).",
@@ -66,7 +72,8 @@ def export(
     options = ExportOptions(
         precision=precision, opset=opset, parity_cases=parity_cases,
         calibration_cases=calibration_cases, min_agreement=min_agreement, min_dice=min_dice,
-        max_abs_diff=max_abs_diff, device=device, optimize=optimize, preprocessing=preprocessing,
+        max_abs_diff=max_abs_diff, device=device, int8_full_resolution=int8_full_resolution,
+        optimize=optimize, preprocessing=preprocessing,
         target_spacing=target_spacing, orientation=orientation, overwrite=overwrite,
     )
     output = Output(as_json=as_json)

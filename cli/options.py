@@ -215,6 +215,12 @@ def precision_name(text: str) -> str:
     return one_of(lambda: PRECISIONS)(text)
 
 
+def int8_full_resolution_name(text: str) -> str:
+    from segrob.onnx.quantize import FULL_RESOLUTION_CHOICES
+
+    return one_of(lambda: FULL_RESOLUTION_CHOICES)(text)
+
+
 def key_value(text: str) -> str:
     if not text.partition("=")[1] or not text.partition("=")[0].strip():
         raise typer.BadParameter(f"takes KEY=VALUE, got {text!r}")

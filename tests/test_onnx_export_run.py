@@ -156,28 +156,56 @@ def test_full_resolution_nodes_are_the_convolutions_at_the_inputs_size(run_dir: 
     assert full_resolution_nodes(proto, (1, 1, 32, 32)) == expected
 
 
-@pytest.mark.parametrize("faster", ["every_conv_int8", "full_resolution_float"])
-def test_int8_keeps_the_faster_of_its_two_versions(run_dir: Path, tmp_path: Path, monkeypatch, faster):
-    """The export times both versions (here: told which is faster) and keeps that one, its full
-    resolution convolutions then with float weights, and says so in the metadata."""
+@pytest.mark.parametrize(("timings", "chosen"), [
+    ({"every_conv_int8": 5.0, "full_resolution_float": 9.0}, "int8"),  # all-INT8 clearly faster
+    ({"every_conv_int8": 9.6, "full_resolution_float": 10.0}, "float"),  # within 5%: float kept
+    ({"every_conv_int8": 9.0, "full_resolution_float": 5.0}, "float"),
+])
+def test_int8_auto_keeps_full_resolution_in_float_unless_all_int8_is_clearly_faster(
+        run_dir: Path, tmp_path: Path, monkeypatch, timings, chosen):
+    """The export times both versions (here: told the times) and keeps the one the rule picks,
+    its full-resolution convolutions then with float weights, and says so in the metadata."""
     from segrob.onnx import quantize
 
-    timings = {"every_conv_int8": 5.0, "full_resolution_float": 9.0}
-    if faster == "full_resolution_float":
-        timings = {"every_conv_int8": 9.0, "full_resolution_float": 5.0}
     monkeypatch.setattr(quantize, "_median_ms", lambda paths, batch, rounds: list(timings.values()))
     out = tmp_path / "unet-int8.onnx"
     export_run(run_dir, out, options=ExportOptions(precision="int8", min_agreement=0.5, min_dice=0.5))
     choice = read_metadata(out)["int8"]
-    assert choice["ms"] == timings
-    proto = onnx.load(out)
-    floats = {t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
-    float_weight = {n.name for n in proto.graph.node
-                    if n.op_type in quantize.INT8_OPS and n.input[1] in floats}
+    assert choice["ms"] == timings and choice["full_resolution"] == "auto"
     full = quantize.full_resolution_nodes(onnx.load(_fp32(run_dir, tmp_path)), (1, 1, 32, 32))
-    assert choice["float_nodes"] == ([] if faster == "every_conv_int8" else full)
-    assert float_weight == set(choice["float_nodes"])
+    assert choice["float_nodes"] == (full if chosen == "float" else [])
+    assert _float_weight_nodes(out) == set(choice["float_nodes"])
+
+
+@pytest.mark.parametrize("where", ["int8", "float"])
+def test_int8_full_resolution_can_be_set(run_dir: Path, tmp_path: Path, monkeypatch, where):
+    from segrob.onnx import quantize
+
+    monkeypatch.setattr(quantize, "_median_ms", lambda *args: pytest.fail("a set choice is not timed"))
+    out = tmp_path / "unet-int8.onnx"
+    result = runner.invoke(app, ["export", str(run_dir), "--out", str(out), "--precision", "int8",
+                                 "--int8-full-resolution", where, "--min-agreement", "0.5",
+                                 "--min-dice", "0.5"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    choice = read_metadata(out)["int8"]
+    full = quantize.full_resolution_nodes(onnx.load(_fp32(run_dir, tmp_path)), (1, 1, 32, 32))
+    assert choice == {"full_resolution": where, "float_nodes": full if where == "float" else [], "ms": None}
+    assert _float_weight_nodes(out) == set(choice["float_nodes"])
+    assert quantize.describe_int8_choice(choice) in result.output
+    bad = runner.invoke(app, ["export", str(run_dir), "--out", str(tmp_path / "x.onnx"),
+                              "--precision", "int8", "--int8-full-resolution", "half"])
+    assert bad.exit_code == 2 and "--int8-full-resolution" in _one_error_line(bad)
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def _float_weight_nodes(path: Path) -> set[str]:
+    """Quantisable nodes whose weights are float32 initialisers (not dequantised INT8)."""
+    from segrob.onnx.quantize import INT8_OPS
+
+    proto = onnx.load(path)
     assert any(n.op_type == "DequantizeLinear" for n in proto.graph.node)
+    floats = {t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    return {n.name for n in proto.graph.node if n.op_type in INT8_OPS and n.input[1] in floats}
 
 
 def _fp32(run_dir: Path, tmp_path: Path) -> Path:

@@ -30,7 +30,7 @@ from segrob.onnx.metadata import (
 )
 from segrob.onnx.parity import PRECISIONS, ParityResult, ParityThresholds, compare_logits
 from segrob.onnx.parity import require_parity as _require_parity
-from segrob.onnx.quantize import HalfPrecision, quantize_proto
+from segrob.onnx.quantize import FULL_RESOLUTION_CHOICES, HalfPrecision, quantize_proto
 from segrob.onnx.samples import SizeRules, calibration_samples, parity_samples, stack_groups
 from segrob.onnx.trace import INPUT_NAME, example_input, rename_dims, shape_of, to_onnx
 from segrob.provenance import package_versions
@@ -50,6 +50,9 @@ class ExportOptions:
         parity_cases: held-out cases used for parity. calibration_cases: INT8 calibration.
         min_agreement, min_dice, max_abs_diff: override the precision's parity gate.
         device: onnxruntime device for parity (``cpu``, ``cuda`` or ``auto``).
+        int8_full_resolution: with ``int8``, where the convolutions at the input's full
+            resolution run: ``int8``, ``float`` (float32) or ``auto`` (timed here, see
+            :func:`segrob.onnx.quantize.quantize_proto`).
         optimize: save onnxruntime's offline-optimised graph (see
             :data:`segrob.onnx.session.OFFLINE_OPTIMIZATION`); parity is measured on that graph.
         preprocessing, target_spacing, orientation: what the file states that a deployment does
@@ -70,6 +73,7 @@ class ExportOptions:
     min_dice: float | None = None
     max_abs_diff: float | None = None
     device: str = "cpu"
+    int8_full_resolution: str = "auto"
     optimize: bool = False
     preprocessing: str | os.PathLike | None = None
     target_spacing: str | None = None
@@ -88,6 +92,9 @@ class ExportOptions:
                 f"export batch size must be at least 2 (a batch of 1 can freeze the batch axis), "
                 f"got {self.batch_size}"
             )
+        if self.int8_full_resolution not in FULL_RESOLUTION_CHOICES:
+            raise UsageError(f"unknown --int8-full-resolution {self.int8_full_resolution!r} "
+                             f"(valid: {', '.join(FULL_RESOLUTION_CHOICES)})")
         if self.parity_cases < 1 or self.calibration_cases < 1:
             raise UsageError("--parity-cases and --calibration-cases must be at least 1")
         return self
@@ -185,7 +192,8 @@ def export_model(
                 model, config, rules, normalization, options.calibration_cases, notes
             )
             metadata["calibration"] = described_calibration
-            proto, metadata["int8"] = quantize_proto(proto, calibration, tmp, input_name=INPUT_NAME)
+            proto, metadata["int8"] = quantize_proto(proto, calibration, tmp, input_name=INPUT_NAME,
+                                                     full_resolution=options.int8_full_resolution)
         proto = _save_checked(proto, metadata, tmp, optimize=options.optimize)
         parity = measure_parity(model, tmp, samples, options.thresholds(), labels=from_run,
                                 inputs=described, device=options.device,

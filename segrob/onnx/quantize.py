@@ -7,14 +7,13 @@
   inserts casts around operators without an FP16 kernel, so CPU parity is still meaningful.
 * **INT8**: ``onnxruntime.quantization.quantize_static`` on the FP32 export, QDQ format,
   symmetric signed 8-bit weights (per output channel) and activations, min-max calibration on
-  the run's training cases. Input and output stay float32. Two versions are made and timed side
-  by side on a calibration image, and the faster is kept (:func:`quantize_proto`): every
-  convolution in INT8, and the same with the convolutions at the input's full resolution left
-  in float32. On a CPU, onnxruntime's INT8 3D convolution of few channels over a large volume is
-  slower than its float one (it unfolds the volume 27-fold; 161 ms against 141 ms for 16
-  channels at 64^3 on a 2-core AMD EPYC, while at 32^3 with 32 channels INT8 took 24 ms against
-  61 ms), so a 3D U-Net runs fastest with its first level in float32, and agrees better with
-  the float model for it.
+  the run's training cases. Input and output stay float32. The convolutions at the input's full
+  resolution may stay in float32 (:func:`quantize_proto`); by default both versions are timed
+  side by side on a calibration image and full resolution stays in float32 unless all-INT8 is
+  clearly faster. On a CPU, onnxruntime's INT8 3D convolution of few channels over a large volume
+  can be slower than its float one (onnxruntime's profiler, 2-core AMD EPYC: 156-161 ms against
+  137-141 ms for 16 channels at 64^3, while at 32^3 with 32 channels INT8 took 24 ms against
+  61 ms), and float32 there agrees better with the float model.
 """
 
 from __future__ import annotations
@@ -124,50 +123,72 @@ def quantize_int8(
     return Path(out_path)
 
 
-def quantize_proto(proto: Any, calibration: Sequence[Any], out: Path, *,
-                   input_name: str = "image", rounds: int = 5) -> tuple[Any, dict[str, Any]]:
-    """Statically quantise ``proto`` into ``out``; return the quantised model and how it was chosen.
+#: Where the convolutions at the input's full resolution run in an INT8 export: ``auto`` times
+#: both versions and keeps full resolution in float32 unless all-INT8 is clearly faster.
+FULL_RESOLUTION_CHOICES = ("auto", "int8", "float")
+#: ``auto`` keeps full resolution in float32 (closer to the float model) unless every convolution
+#: in INT8 is faster by more than this share: closer differences are within a busy CPU's noise.
+CLEARLY_FASTER = 0.05
 
-    ``calibration`` holds fitted samples (:class:`segrob.onnx.samples.Sample`). When some
-    convolutions run at the input's full resolution, a second version keeps them in float32;
-    both are timed in ``rounds`` alternating runs on the first calibration image (onnxruntime on
-    this machine's CPU) and the faster is kept. The returned dict (saved in the file's metadata
-    as ``int8``) names the float nodes and gives both median times in ms.
+
+def quantize_proto(proto: Any, calibration: Sequence[Any], out: Path, *, input_name: str = "image",
+                   full_resolution: str = "auto", rounds: int = 7) -> tuple[Any, dict[str, Any]]:
+    """Statically quantise ``proto`` into ``out``; return the quantised model and how it was made.
+
+    ``calibration`` holds fitted samples (:class:`segrob.onnx.samples.Sample`).
+    ``full_resolution`` (:data:`FULL_RESOLUTION_CHOICES`) places the convolutions at the input's
+    full resolution: in INT8, in float32, or ``auto``: both versions timed in ``rounds``
+    alternating runs on the first calibration image (onnxruntime on this machine's CPU), full
+    resolution kept in float32 unless all-INT8 is :data:`CLEARLY_FASTER`. The returned dict (the
+    file's ``int8`` metadata) names the float nodes, the choice and, for ``auto``, both median
+    times in ms. A model with every quantisable node at full resolution is quantised whole.
     """
     import onnx
 
+    if full_resolution not in FULL_RESOLUTION_CHOICES:
+        raise SegrobError(f"unknown full-resolution choice {full_resolution!r} "
+                          f"(valid: {', '.join(FULL_RESOLUTION_CHOICES)})")
     images = [s.image for s in calibration]
+    full = full_resolution_nodes(proto, (1, *images[0].shape))
+    quantisable = [node for node in proto.graph.node if node.op_type in INT8_OPS]
+    # Only a part left in float32 is still an INT8 model.
+    if not full or len(full) >= len(quantisable):
+        full_resolution = "int8"
+    choice: dict[str, Any] = {"full_resolution": full_resolution, "float_nodes": [], "ms": None}
     with tempfile.TemporaryDirectory(prefix="segrob-int8-") as scratch:
-        fp32_path, partial = Path(scratch) / "fp32.onnx", Path(scratch) / "partial.onnx"
+        fp32_path, whole = Path(scratch) / "fp32.onnx", Path(scratch) / "whole.onnx"
         onnx.save_model(proto, str(fp32_path))
-        quantize_int8(fp32_path, out, images, input_name=input_name)
-        full = full_resolution_nodes(proto, (1, *images[0].shape))
-        choice: dict[str, Any] = {"float_nodes": [], "ms": None}
-        if full:
-            quantize_int8(fp32_path, partial, images, input_name=input_name, keep_float=full)
-            every, kept = _median_ms([out, partial], images[0][None].astype(np.float32), rounds)
-            choice["ms"] = {"every_conv_int8": round(every, 3), "full_resolution_float": round(kept, 3)}
-            if kept < every:
-                out.write_bytes(partial.read_bytes())
-                choice["float_nodes"] = full
+        if full_resolution != "float":
+            quantize_int8(fp32_path, whole if full_resolution == "auto" else out, images,
+                          input_name=input_name)
+        if full_resolution != "int8":
+            quantize_int8(fp32_path, out, images, input_name=input_name, keep_float=full)
+            choice["float_nodes"] = full
+        if full_resolution == "auto":
+            all_int8, part_float = _median_ms([whole, out], images[0][None].astype(np.float32), rounds)
+            choice["ms"] = {"every_conv_int8": round(all_int8, 3),
+                            "full_resolution_float": round(part_float, 3)}
+            if all_int8 < part_float * (1 - CLEARLY_FASTER):
+                out.write_bytes(whole.read_bytes())
+                choice["float_nodes"] = []
         return onnx.load(str(out)), choice
 
 
 def describe_int8_choice(choice: dict[str, Any]) -> str:
-    """One line for people: which version :func:`quantize_proto` kept, and the two timings."""
-    if not choice.get("ms"):
-        return "every convolution in INT8 (none at full resolution to compare)"
-    kept = (f"{len(choice['float_nodes'])} full-resolution node(s) kept in float32"
+    """One line for people: where :func:`quantize_proto` put the full-resolution convolutions."""
+    kept = (f"{len(choice['float_nodes'])} full-resolution node(s) in float32"
             if choice["float_nodes"] else "every convolution in INT8")
-    ms = choice["ms"]
-    return (f"{kept}: the faster on this CPU ({ms['every_conv_int8']:.1f} ms all INT8, "
-            f"{ms['full_resolution_float']:.1f} ms full resolution in float32)")
+    ms = choice.get("ms")
+    if not ms:
+        return f"{kept} ({choice.get('full_resolution', 'int8')})"
+    return (f"{kept} (auto: {ms['every_conv_int8']:.1f} ms all INT8, "
+            f"{ms['full_resolution_float']:.1f} ms full resolution in float32, on this CPU)")
 
 
 def full_resolution_nodes(proto: Any, shape: Sequence[int]) -> list[str]:
     """Names of the quantisable nodes (:data:`INT8_OPS`) whose output has the spatial size of an
-    input of ``shape``, found by ONNX shape inference with the input fixed to ``shape`` (none if
-    it cannot tell)."""
+    input of ``shape``, found by ONNX shape inference with the input fixed to ``shape`` (none
+    where it cannot tell)."""
     import onnx
 
     fixed = copy.deepcopy(proto)
@@ -185,8 +206,9 @@ def full_resolution_nodes(proto: Any, shape: Sequence[int]) -> list[str]:
                          for d in info.type.tensor_type.shape.dim]
              for info in [*inferred.graph.value_info, *inferred.graph.output]}
     spatial = [int(size) for size in shape[2:]]
+    # Nodes are excluded from quantisation by name: an unnamed one cannot be.
     return [node.name for node in proto.graph.node
-            if node.op_type in INT8_OPS and known.get(node.output[0], [])[2:] == spatial]
+            if node.name and node.op_type in INT8_OPS and known.get(node.output[0], [])[2:] == spatial]
 
 
 def _median_ms(paths: Sequence[Path], batch: np.ndarray, rounds: int) -> list[float]:
