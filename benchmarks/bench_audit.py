@@ -10,6 +10,9 @@ shares the cores with onnxruntime), for a 2D and a 3D model. The bare inference 
 onnxruntime's default session; the audit's own sessions wait asleep instead of spinning.
 
     python benchmarks/bench_audit.py [--n2d 16] [--n3d 4] [--rounds 5] [--json out.json]
+
+``--compare-niceness`` instead alternates audits with the scoring thread at normal priority and at
+the audit's own lowest priority, each beside the bare inference.
 """
 
 from __future__ import annotations
@@ -95,7 +98,8 @@ def trained_model(dims: int, size: int, epochs: int, workdir: Path):
     return load_run(run)
 
 
-def measure(dims: int, n: int, size: int, suite: str, workdir: Path, epochs: int, rounds: int) -> dict:
+def prepare(dims: int, n: int, size: int, suite: str, workdir: Path, epochs: int):
+    """The model file, the cases, the audit options and plan, the bare batches and session."""
     torch.manual_seed(0)
     if epochs > 0:
         model, config = trained_model(dims, size, epochs, workdir)
@@ -113,6 +117,11 @@ def measure(dims: int, n: int, size: int, suite: str, workdir: Path, epochs: int
     batches = bare_batches(data, suite, seed=0, batch_size=options.batch_size)
     session = create_session(path, device="cpu")
     bare_inference(session, batches[:1], plan)  # warm-up
+    return path, data, options, plan, batches, session
+
+
+def measure(dims: int, n: int, size: int, suite: str, workdir: Path, epochs: int, rounds: int) -> dict:
+    path, data, options, plan, batches, session = prepare(dims, n, size, suite, workdir, epochs)
     audits, bares, timings = [], [], []
     for _ in range(rounds):
         start = time.perf_counter()
@@ -133,6 +142,32 @@ def measure(dims: int, n: int, size: int, suite: str, workdir: Path, epochs: int
     }
 
 
+def compare_niceness(dims: int, n: int, size: int, suite: str, workdir: Path, epochs: int,
+                     rounds: int) -> dict:
+    """The audit / bare ratio and scoring CPU with the scoring thread at normal priority (0) and
+    at the audit's own (``SCORER_NICENESS``), in alternating rounds."""
+    from segrob.audit import units
+
+    path, data, options, plan, batches, session = prepare(dims, n, size, suite, workdir, epochs)
+    own = units.SCORER_NICENESS
+    ratios: dict[int, list[float]] = {0: [], own: []}
+    scoring: dict[int, list[float]] = {0: [], own: []}
+    try:
+        for _ in range(rounds):
+            for niceness in ratios:
+                units.SCORER_NICENESS = niceness
+                start = time.perf_counter()
+                report = audit(path, data, options)
+                seconds = time.perf_counter() - start
+                ratios[niceness].append(seconds / bare_inference(session, batches, plan))
+                scoring[niceness].append(report.timings["metrics_cpu"] / len(report.records) * 1e3)
+    finally:
+        units.SCORER_NICENESS = own
+    return {"dims": dims, "rounds": rounds, "niceness": {
+        str(k): {"overhead_ratio": spread(ratios[k]), "scoring_cpu_ms_per_image": spread(scoring[k])}
+        for k in ratios}}
+
+
 def _range(figure: dict, digits: int = 2) -> str:
     return f"{figure['median']:.{digits}f} ({figure['min']:.{digits}f}-{figure['max']:.{digits}f})"
 
@@ -147,6 +182,13 @@ def show(row: dict) -> None:
           + ", ".join(f"{k} {_range(v)}" for k, v in row["timings"].items()))
 
 
+def show_niceness(row: dict) -> None:
+    print(f"unet {row['dims']}D, {row['rounds']} alternating rounds (median, min-max)")
+    for niceness, figures in row["niceness"].items():
+        print(f"  scorer niceness {niceness:>2}: audit / bare {_range(figures['overhead_ratio'])}, "
+              f"scoring {_range(figures['scoring_cpu_ms_per_image'])} ms CPU per image")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n2d", type=int, default=16)
@@ -156,17 +198,20 @@ def main() -> None:
     parser.add_argument("--train-epochs", type=int, default=5,
                         help="train the model briefly first (0: random weights)")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--compare-niceness", action="store_true",
+                        help="instead: the scoring thread at normal and at the audit's priority")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    run = compare_niceness if args.compare_niceness else measure
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [measure(2, args.n2d, args.size2d, "noise", Path(tmp), args.train_epochs, args.rounds),
-                measure(3, args.n3d, args.size3d, "blur", Path(tmp), args.train_epochs, args.rounds)]
+        rows = [run(2, args.n2d, args.size2d, "noise", Path(tmp), args.train_epochs, args.rounds),
+                run(3, args.n3d, args.size3d, "blur", Path(tmp), args.train_epochs, args.rounds)]
     for row in rows:
-        show(row)
+        (show_niceness if args.compare_niceness else show)(row)
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(rows, indent=2))
-    assert all(np.isfinite(r["overhead_ratio"]["median"]) for r in rows)
+    assert all(np.isfinite(r["overhead_ratio"]["median"]) for r in rows if "overhead_ratio" in r)
 
 
 if __name__ == "__main__":
