@@ -134,3 +134,22 @@ def test_usage_errors(exported: Path):
     assert result.exit_code == 2
     result = runner.invoke(app, ["check", str(exported), "--device", "tpu"])
     assert result.exit_code == 2 and "auto, cpu, cuda" in result.stderr
+
+
+def test_alternating_median_ms_takes_turns_and_the_median(monkeypatch):
+    """Each round runs every call once in turn; each call's figure is the median of its rounds."""
+    from segrob.onnx import probes
+
+    clock = iter(range(100))
+    monkeypatch.setattr(probes.time, "perf_counter", lambda: next(clock) / 1e3)
+    order = []
+    slow = iter([0, 5, 0])  # extra clock ticks spent by the second call, round by round
+
+    def second():
+        order.append("b")
+        for _ in range(next(slow)):
+            next(clock)
+
+    medians = probes.alternating_median_ms([lambda: order.append("a"), second], rounds=3)
+    assert order == ["a", "b"] * 3
+    assert medians == pytest.approx([1.0, 1.0])  # the second call's one slow round (6 ms) is not its median

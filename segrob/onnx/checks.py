@@ -226,28 +226,18 @@ def _speed_item(report: CheckReport, info: Any, sample: Any, *, run: str | os.Pa
 def measure_against_torch(info: Any, sample: Any, run: str | os.PathLike, *, rounds: int) -> dict[str, Any]:
     """Median ms of the run's checkpoint in torch eager (float32, CPU) and of ``info``'s session on
     ``sample``, timed in alternating rounds so that machine load affects both alike."""
-    import statistics
-    import time
-
     import numpy as np
     import torch
 
-    from segrob.onnx.probes import run_once
+    from segrob.onnx.probes import alternating_median_ms, run_once
     from segrob.training import load_run
 
     model = load_run(run)[0].eval()
     tensor = torch.from_numpy(sample)
-    torch_times, onnx_times = [], []
     with torch.no_grad():
         expected, got = model(tensor).numpy(), run_once(info, sample)  # warm-up and agreement
-        for _ in range(rounds):
-            start = time.perf_counter()
-            model(tensor)
-            torch_times.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            run_once(info, sample)
-            onnx_times.append(time.perf_counter() - start)
-    torch_ms, onnx_ms = statistics.median(torch_times) * 1e3, statistics.median(onnx_times) * 1e3
+        torch_ms, onnx_ms = alternating_median_ms(
+            [lambda: model(tensor), lambda: run_once(info, sample)], rounds=rounds)
     return {
         "run": str(run), "shape": list(sample.shape), "rounds": rounds,
         "precision": str(info.metadata.get("precision", "fp32")),

@@ -164,13 +164,14 @@ def _probe_shapes(dims: list, static_batch, channels, multiple) -> list[list[int
     """Input shapes to probe the outputs with, in turn until one runs: with a known size multiple
     a small input first (a 3D probe at 32^3 costs an eighth of one at 64^3), then 64 per dynamic
     axis (a multiple of every power of two a U-Net needs), or the multiple if larger."""
+    from segrob.onnx.probes import sized_input
+
     if not isinstance(channels, int):
         return []
     sizes = [max(64, multiple or 1)]
     if multiple and 2 * multiple < sizes[0]:
         sizes.insert(0, max(2 * multiple, 16))
-    shapes = [(static_batch or 1, channels, *(d if isinstance(d, int) else size for d in dims[2:]))
-              for size in sizes]
+    shapes = [tuple(sized_input(dims, static_batch or 1, channels, size)) for size in sizes]
     return [list(shape) for shape in dict.fromkeys(shapes)]
 
 

@@ -7,7 +7,9 @@ Used by :func:`segrob.onnx.checks.check_model_file`; each function takes a
 from __future__ import annotations
 
 import re
+import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,7 +110,7 @@ def probe_size_multiple(info: SessionInfo, *, batch: int, channels: int) -> int 
     """
     dims = list(info.input_shape)
     axes = [axis for axis in range(2, len(dims)) if not isinstance(dims[axis], int)]
-    base = next((b for b in (64, 128) if _runs_at(info, _sizes(dims, batch, channels, b))), None)
+    base = next((b for b in (64, 128) if _runs_at(info, sized_input(dims, batch, channels, b))), None)
     if base is None:
         return None
     needed = 1
@@ -116,14 +118,16 @@ def probe_size_multiple(info: SessionInfo, *, batch: int, channels: int) -> int 
         low, high = 0, _MAX_EXPONENT  # the answer's exponent lies in [low, high]
         while low < high:
             middle = (low + high) // 2
-            shape = _sizes(dims, batch, channels, base)
+            shape = sized_input(dims, batch, channels, base)
             shape[axis] = base + 2 ** middle
             low, high = (low, middle) if _runs_at(info, shape) else (middle + 1, high)
         needed = max(needed, 2 ** low)
     return needed
 
 
-def _sizes(dims: list, batch: int, channels: int, size: int) -> list[int]:
+def sized_input(dims: list, batch: int, channels: int, size: int) -> list[int]:
+    """An input shape for graph dims ``dims``: its static axes, ``size`` on every dynamic spatial
+    axis."""
     spatial = [d if isinstance(d, int) else size for d in dims[2:]]
     return [batch, channels, *spatial]
 
@@ -154,6 +158,18 @@ def measure_latency(info: SessionInfo, sample: np.ndarray, *, runs: int,
         "min_ms": float(seconds.min() * 1e3),
         "throughput": float(sample.shape[0] / seconds.mean()),
     }
+
+
+def alternating_median_ms(calls: Sequence[Callable[[], object]], *, rounds: int) -> list[float]:
+    """Median milliseconds of each of ``calls``, timed one after another in ``rounds`` rounds so
+    that machine load weighs on each alike (warm them up first)."""
+    times: list[list[float]] = [[] for _ in calls]
+    for _ in range(max(1, rounds)):
+        for call, record in zip(calls, times, strict=True):
+            start = time.perf_counter()
+            call()
+            record.append((time.perf_counter() - start) * 1e3)
+    return [statistics.median(record) for record in times]
 
 
 def measure_determinism(info: SessionInfo, sample: np.ndarray, *, repeats: int) -> dict:

@@ -22,9 +22,7 @@ import contextlib
 import copy
 import logging
 import os
-import statistics
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -136,12 +134,13 @@ def quantize_proto(proto: Any, calibration: Sequence[Any], out: Path, *, input_n
     """Statically quantise ``proto`` into ``out``; return the quantised model and how it was made.
 
     ``calibration`` holds fitted samples (:class:`segrob.onnx.samples.Sample`).
-    ``full_resolution`` (:data:`FULL_RESOLUTION_CHOICES`) places the convolutions at the input's
-    full resolution: in INT8, in float32, or ``auto``: both versions timed in ``rounds``
-    alternating runs on the first calibration image (onnxruntime on this machine's CPU), full
-    resolution kept in float32 unless all-INT8 is :data:`CLEARLY_FASTER`. The returned dict (the
-    file's ``int8`` metadata) names the float nodes, the choice and, for ``auto``, both median
-    times in ms. A model with every quantisable node at full resolution is quantised whole.
+    ``full_resolution`` (one of :data:`FULL_RESOLUTION_CHOICES`, as ``ExportOptions`` checks)
+    places the convolutions at the input's full resolution: in INT8, in float32, or ``auto``: both
+    versions timed in ``rounds`` alternating runs on the first calibration image (onnxruntime on
+    this machine's CPU), full resolution kept in float32 unless all-INT8 is
+    :data:`CLEARLY_FASTER`. The returned dict (the file's ``int8`` metadata) names the float
+    nodes, the choice and, for ``auto``, both median times in ms. A model with every quantisable
+    node at full resolution is quantised whole.
     """
     import onnx
 
@@ -212,20 +211,15 @@ def full_resolution_nodes(proto: Any, shape: Sequence[int]) -> list[str]:
 
 
 def _median_ms(paths: Sequence[Path], batch: np.ndarray, rounds: int) -> list[float]:
-    """Median milliseconds of one run of each model on ``batch``, in alternating rounds after a
-    warm-up (machine load then weighs on each alike)."""
+    """Median milliseconds of one run of each model on ``batch`` (onnxruntime, this CPU), in
+    alternating rounds after a warm-up."""
+    from segrob.onnx.probes import alternating_median_ms
     from segrob.onnx.session import create_session, run
 
     sessions = [create_session(path, device="cpu") for path in paths]
-    times: list[list[float]] = [[] for _ in sessions]
     for session in sessions:
         run(session, batch)
-    for _ in range(max(1, rounds)):
-        for session, record in zip(sessions, times, strict=True):
-            start = time.perf_counter()
-            run(session, batch)
-            record.append((time.perf_counter() - start) * 1e3)
-    return [statistics.median(record) for record in times]
+    return alternating_median_ms([lambda s=session: run(s, batch) for session in sessions], rounds=rounds)
 
 
 def float_types(model: Any) -> dict[str, int]:
