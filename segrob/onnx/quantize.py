@@ -144,9 +144,6 @@ def quantize_proto(proto: Any, calibration: Sequence[Any], out: Path, *, input_n
     """
     import onnx
 
-    if full_resolution not in FULL_RESOLUTION_CHOICES:
-        raise SegrobError(f"unknown full-resolution choice {full_resolution!r} "
-                          f"(valid: {', '.join(FULL_RESOLUTION_CHOICES)})")
     images = [s.image for s in calibration]
     full = full_resolution_nodes(proto, (1, *images[0].shape))
     quantisable = [node for node in proto.graph.node if node.op_type in INT8_OPS]
@@ -177,9 +174,9 @@ def describe_int8_choice(choice: dict[str, Any]) -> str:
     """One line for people: where :func:`quantize_proto` put the full-resolution convolutions."""
     kept = (f"{len(choice['float_nodes'])} full-resolution node(s) in float32"
             if choice["float_nodes"] else "every convolution in INT8")
-    ms = choice.get("ms")
+    ms = choice["ms"]
     if not ms:
-        return f"{kept} ({choice.get('full_resolution', 'int8')})"
+        return f"{kept} ({choice['full_resolution']})"
     return (f"{kept} (auto: {ms['every_conv_int8']:.1f} ms all INT8, "
             f"{ms['full_resolution_float']:.1f} ms full resolution in float32, on this CPU)")
 
