@@ -123,7 +123,8 @@ def whole_image_logits(
     spatial = tuple(images.shape[2:])
     padded = pad_end(images, shape)
     step = max(1, batch_size)
-    logits = torch.cat([predict(padded[i:i + step].contiguous()) for i in range(0, len(padded), step)])
+    parts = [predict(padded[i:i + step].contiguous()) for i in range(0, len(padded), step)]
+    logits = parts[0] if len(parts) == 1 else torch.cat(parts)  # one batch: no copy
     return logits[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
 
 

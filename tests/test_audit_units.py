@@ -113,3 +113,101 @@ def test_the_scoring_thread_yields_to_inference(monkeypatch):
     assert seen and all(thread != threading.get_native_id() for thread, _ in seen)
     assert {priority for _, priority in seen} == {units.SCORER_NICENESS}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
+
+
+def test_scoring_waits_while_the_main_thread_perturbs(monkeypatch):
+    """The scorer works while the model runs or the main thread waits for scores, never while
+    the main thread perturbs (where every torch call would wait on a scorer holding the GIL)."""
+    import time
+
+    import numpy as np
+
+    import segrob.metrics
+    import segrob.perturb.registry
+    from segrob.audit.units import CellSettings, audit_cases
+
+    phase = ["main"]
+    seen = []
+    perturb, score = segrob.perturb.registry.apply_perturbation, segrob.metrics.case_metrics
+
+    def perturbing(*args, **kwargs):
+        phase[0] = "perturbing"
+        time.sleep(0.02)  # long enough for a scorer that ignores the main thread to start
+        try:
+            return perturb(*args, **kwargs)
+        finally:
+            phase[0] = "main"
+
+    def scoring(*args, **kwargs):
+        seen.append(phase[0])
+        return score(*args, **kwargs)
+
+    def model(batch):
+        return np.concatenate([-batch, batch], axis=1)
+
+    monkeypatch.setattr(segrob.perturb.registry, "apply_perturbation", perturbing)
+    monkeypatch.setattr(segrob.metrics, "case_metrics", scoring)
+    cells = [(CLEAN, 0)] + [("texture_speckle", s) for s in (1, 2, 1)]
+    cases = [case for _, case in resolve_audit_data("synth:low", n=4, size=32, spatial_dims=2, seed=0)]
+    results = list(audit_cases([(case, cells) for case in cases], tiny_plan(model), CellSettings()))
+    assert [len(r.records) for r in results] == [4] * 4
+    assert len(seen) == 16 and "perturbing" not in seen
+
+
+def test_a_failure_while_perturbing_ends_the_audit_without_waiting_on_the_scorer(monkeypatch):
+    """The first case's scores are still due when the second case fails: the error reaches the
+    caller, and the scorer, waiting for its turn, is let go rather than waited on for ever."""
+    import threading
+
+    import segrob.perturb.registry
+    from segrob.audit.units import CellSettings, audit_cases
+
+    perturb, calls = segrob.perturb.registry.apply_perturbation, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("disk full")
+        return perturb(*args, **kwargs)
+
+    monkeypatch.setattr(segrob.perturb.registry, "apply_perturbation", failing)
+    cells = [(CLEAN, 0), ("texture_speckle", 1)]
+    cases = [case for _, case in resolve_audit_data("synth:low", n=2, size=32, spatial_dims=2, seed=0)]
+    raised = []
+
+    def audit_all():
+        try:
+            list(audit_cases([(case, cells) for case in cases], tiny_plan(str(MODEL)), CellSettings()))
+        except RuntimeError as error:
+            raised.append(str(error))
+
+    worker = threading.Thread(target=audit_all, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive() and raised == ["disk full"]
+
+
+def test_a_model_that_reuses_its_output_buffer_scores_as_one_that_does_not():
+    """Logits are scored on another thread after the next batch has run: they must not be the
+    model's own buffer, which it may fill again (as engines with preallocated outputs do)."""
+    import numpy as np
+
+    from segrob.audit.units import CellSettings, audit_cases
+
+    buffers: dict[tuple, np.ndarray] = {}
+
+    def fresh(batch):
+        return np.concatenate([-batch, batch], axis=1)
+
+    def reusing(batch):
+        shape = (batch.shape[0], 2, *batch.shape[2:])
+        out = buffers.setdefault(shape, np.empty(shape, dtype=np.float32))
+        out[:] = fresh(batch)
+        return out
+
+    cells = [(CLEAN, 0), ("texture_speckle", 1), ("texture_speckle", 2)]
+    cases = [case for _, case in resolve_audit_data("synth:low", n=3, size=32, spatial_dims=2, seed=0)]
+    records = [[r.to_dict() for result in audit_cases([(c, cells) for c in cases], tiny_plan(model),
+                                                       CellSettings()) for r in result.records]
+               for model in (fresh, reusing)]
+    same_values(records[1], records[0])

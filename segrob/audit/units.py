@@ -107,7 +107,8 @@ def runtime_for(plan: ModelPlan) -> _Runtime:
     """The plan's model, opened once per process (an onnxruntime session costs seconds)."""
     if callable(plan.source):
         predict_array = plan.source
-        return _Runtime(lambda batch: np.asarray(predict_array(batch.detach().cpu().numpy())), "cpu")
+        # A copy: logits are scored later, on another thread, and a callable may reuse its buffer.
+        return _Runtime(lambda batch: np.array(predict_array(batch.detach().cpu().numpy())), "cpu")
     cache_key = (plan.key, plan.device, plan.threads)
     with _RUNTIMES_LOCK:
         if cache_key not in _RUNTIMES:
@@ -158,23 +159,60 @@ def audit_cases(
 ) -> Iterator[CaseResult]:
     """Audit each ``(case, cells)`` in turn, yielding each case's result in order.
 
-    A case's cells are scored on a helper thread while the next case is perturbed and inferred
-    (onnxruntime releases the GIL), so inference and metrics overlap.
+    Each batch's cells are scored on a helper thread while the next batches run through the
+    model (onnxruntime releases the GIL), so inference and metrics overlap; the helper waits
+    while the main thread perturbs and stitches (see :class:`_ScoringGate`).
     """
     runtime = runtime_for(plan)
+    gate = _ScoringGate()
     scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segrob-metrics",
                                 initializer=_yield_to_inference)
     previous: _Pending | None = None
     try:
         for case, cells in work:
-            pending = _start_case(case, cells, runtime, plan, settings, scorer)
+            pending = _start_case(case, cells, runtime, plan, settings, scorer, gate)
             if previous is not None:
                 yield previous.result()
             previous = pending
         if previous is not None:
             yield previous.result()
     finally:
+        gate.open_for_good()
         scorer.shutdown(wait=True, cancel_futures=True)
+
+
+class _ScoringGate:
+    """When the scoring thread may work: while the model runs, or while the main thread waits
+    for scores.
+
+    The main thread's own work between inferences (perturbing, normalising, stitching) is many
+    short torch calls, each of which lets go of the GIL; a scorer busy in Python then holds it,
+    and getting it back costs the main thread up to the interpreter's switch interval (5 ms)
+    every time. Kept to the model's run, when the main thread needs no GIL, scoring costs the
+    audit only the CPU it takes from inference.
+    """
+
+    def __init__(self) -> None:
+        self._open = threading.Event()
+        self._for_good = False
+
+    def wait(self) -> None:
+        """Scoring thread: block until scoring may go on."""
+        self._open.wait()
+
+    def while_open(self, call: Callable[[], Any]) -> Any:
+        """Main thread: run ``call`` (inference, or waiting on scores) with the gate open."""
+        self._open.set()
+        try:
+            return call()
+        finally:
+            if not self._for_good:
+                self._open.clear()
+
+    def open_for_good(self) -> None:
+        """The audit is over (or failed): let the scorer finish, or cancel, without waiting."""
+        self._for_good = True
+        self._open.set()
 
 
 def _yield_to_inference() -> None:
@@ -211,10 +249,12 @@ def add_reliability(total: dict[str, np.ndarray], more: dict[str, np.ndarray]) -
 
 
 class _Pending:
-    def __init__(self, case: Case, keeper: ExampleKeeper | None, seconds: dict[str, float]):
+    def __init__(self, case: Case, keeper: ExampleKeeper | None, seconds: dict[str, float],
+                 gate: _ScoringGate):
         self.case = case
         self.keeper = keeper
         self.seconds = seconds
+        self.gate = gate
         self.jobs: list[Future] = []
         self.label_surfaces: Future | None = None
         self.reliability: dict[str, np.ndarray] = {}
@@ -225,27 +265,29 @@ class _Pending:
 
     def result(self) -> CaseResult:
         start = time.perf_counter()
-        records = [record for job in self.jobs for record in job.result()]
+        records = self.gate.while_open(lambda: [r for job in self.jobs for r in job.result()])
         self.seconds["scorer_wait"] += time.perf_counter() - start
         examples = self.keeper.candidates() if self.keeper else []
         return CaseResult(self.case.name, records, examples, self.seconds, self.reliability)
 
 
 def _start_case(case: Case, cells: list[Cell], runtime: _Runtime, plan: ModelPlan,
-                settings: CellSettings, scorer: ThreadPoolExecutor) -> _Pending:
+                settings: CellSettings, scorer: ThreadPoolExecutor, gate: _ScoringGate) -> _Pending:
     """Perturb and infer one case; its scoring is left running on ``scorer``."""
     keeper = ExampleKeeper(len(cells)) if settings.examples else None
-    pending = _Pending(case, keeper, dict.fromkeys(STAGES, 0.0))
+    pending = _Pending(case, keeper, dict.fromkeys(STAGES, 0.0), gate)
     # The label's surfaces, built once on the scoring thread, serve every cell that keeps the label.
-    pending.label_surfaces = scorer.submit(_label_surfaces, case, plan.classes)
+    pending.label_surfaces = scorer.submit(_label_surfaces, case, plan.classes, gate)
     variants = _variants(case, cells, runtime.torch_device, settings.seed, pending.seconds)
+    run = runtime.run
     size = max(1, plan.inference.batch_size)
     # Variants of one case share a shape: batch them through the model together.
     for begin in range(0, len(variants), size):
         chunk = variants[begin : begin + size]
         start = time.perf_counter()
         batch = torch.cat([v.image for v in chunk])
-        logits = predict(batch, plan.inference, runtime.run, spacing=case.spacing)
+        logits = predict(batch, plan.inference, lambda tiles: gate.while_open(lambda: run(tiles)),
+                         spacing=case.spacing)
         pending.seconds["inference"] += time.perf_counter() - start
         pending.jobs.append(scorer.submit(_score_chunk, case, chunk, logits, plan, settings, pending))
     return pending
@@ -275,10 +317,11 @@ def _variants(case: Case, cells: list[Cell], device: str, seed: int, seconds: di
     return variants
 
 
-def _label_surfaces(case: Case, classes: tuple[int, ...]) -> dict:
+def _label_surfaces(case: Case, classes: tuple[int, ...], gate: _ScoringGate) -> dict:
     """The clean label's surfaces, reused by every cell whose perturbation leaves the label as is."""
     from segrob.metrics.case import label_surfaces
 
+    gate.wait()
     if case.label is None:
         return {}
     return label_surfaces(case.label, spacing=case.spacing, classes=classes)
@@ -294,6 +337,7 @@ def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, plan: Mo
     from segrob.metrics import case_metrics
     from segrob.metrics.calibration import batch_mean_entropy, batch_reliability_counts, ece_from
 
+    pending.gate.wait()
     start, cpu_start = time.perf_counter(), time.thread_time()
     probabilities = plan.head.probabilities(logits)
     pairs = _scored_pairs(case, chunk, plan.head.labels(probabilities), settings)
@@ -303,6 +347,7 @@ def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, plan: Mo
     labels = pending.label_surfaces.result() if pending.label_surfaces is not None else None
     records = []
     for index, (variant, (prediction, truth)) in enumerate(zip(chunk, pairs, strict=True)):
+        pending.gate.wait()
         result = case_metrics(
             prediction, truth, spacing=case.spacing, classes=list(plan.classes),
             nsd_tolerance_mm=settings.nsd_tolerance_mm, nsd_definition=settings.nsd_definition,
