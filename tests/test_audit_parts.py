@@ -156,3 +156,21 @@ def test_partial_store_resumes_and_refuses_another_audit(tmp_path):
     PartialStore(path, {"model": "abc", "seed": 0}).open(resume=False)
     with pytest.raises(SegrobError, match="differs in seed"):
         PartialStore(path, {"model": "abc", "seed": 1}).open(resume=True)
+
+
+def test_a_records_dict_is_asdicts_and_its_own():
+    """The same dict as ``dataclasses.asdict`` (containers at every depth, tuples kept), and a
+    copy: changing it leaves the record as it was."""
+    from dataclasses import asdict
+
+    record = CellRecord(case="c", perturbation="affine", severity=2, seed=7,
+                        params={"angles": (1.5, -2.0), "box": [[0, 1], [2, 3]], "nested": {"k": [4.0]}},
+                        metrics={"dice": 0.5, "hd95": None}, per_class={"1": {"dice": 0.5}},
+                        empty={"1": "none"}, foreground_ratio=0.25)
+    as_dict = record.to_dict()
+    assert as_dict == asdict(record) and type(as_dict["params"]["angles"]) is tuple
+    as_dict["params"]["box"][0].append(9)
+    as_dict["params"]["nested"]["k"].clear()
+    as_dict["per_class"]["1"]["dice"] = 0.0
+    assert record.params["box"][0] == [0, 1] and record.params["nested"]["k"] == [4.0]
+    assert record.per_class["1"]["dice"] == 0.5

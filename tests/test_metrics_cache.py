@@ -98,6 +98,41 @@ def test_distance_shells_give_the_k_d_trees_distances_to_the_last_bit(shape, spa
         assert not distances[(source & target)[source]].any()
 
 
+@pytest.mark.parametrize("shape, spacing", [
+    ((40, 36), (1.0, 1.0)), ((40, 36), F32[:2]), ((40, 36), (0.7, 0.3)),
+    ((20, 18, 16), (1.0, 1.0, 1.0)), ((20, 18, 16), F32), ((20, 18, 16), (0.1, 0.2, 0.3)),
+])
+@pytest.mark.parametrize("block", [7, 1 << 13])  # blocks of a few rows, or all rows at once
+def test_all_pairs_give_the_k_d_trees_distances_to_the_last_bit(shape, spacing, block, monkeypatch):
+    """Small surfaces are measured pair by pair: the same distances as the tree's, non-exact
+    grids included, in blocks of any size; both surfaces' own voxels at distance 0."""
+    module = importlib.import_module("segrob.metrics.surface")
+    monkeypatch.setattr(module, "PAIRWISE_PER_VOXEL_AXIS", 1 << 30)
+    monkeypatch.setattr(module, "PAIRWISE_MAX", 1 << 30)
+    monkeypatch.setattr(module, "PAIRWISE_BLOCK", block)
+    pred, gt = _blobs(shape, seed=11)
+    pred_surface, gt_surface = module.surface(pred), module.surface(gt)
+    to_gt, to_pred = module._pairwise(pred_surface, gt_surface, spacing)
+    for source, target, found in ((pred_surface, gt_surface, to_gt), (gt_surface, pred_surface, to_pred)):
+        assert np.array_equal(found, _tree_distances(source, target, spacing))
+    assert not to_gt[(pred_surface & gt_surface)[pred_surface]].any()
+    label = LabelSurface(gt, spacing=spacing)
+    for a, b in zip(label.distances(pred), (to_gt, to_pred), strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_all_pairs_are_measured_only_while_they_are_few(monkeypatch):
+    module = importlib.import_module("segrob.metrics.surface")
+    pred, gt = _blobs((40, 36), seed=11)
+    small = module._pairwise(module.surface(pred), module.surface(gt), (1.0, 1.0))
+    assert small is not None  # some 100 voxels a side: far fewer than 180 pairs per voxel
+    monkeypatch.setattr(module, "PAIRWISE_PER_VOXEL_AXIS", 2)
+    assert module._pairwise(module.surface(pred), module.surface(gt), (1.0, 1.0)) is None
+    monkeypatch.setattr(module, "PAIRWISE_PER_VOXEL_AXIS", 1 << 30)
+    monkeypatch.setattr(module, "PAIRWISE_MAX", 100)
+    assert module._pairwise(module.surface(pred), module.surface(gt), (1.0, 1.0)) is None
+
+
 @pytest.mark.parametrize("shape", [(2, 16, 16), (3, 8, 9, 10), (1, 4, 4)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_batch_calibration_gives_each_images_own_numbers_to_the_last_bit(shape, dtype):
@@ -144,12 +179,16 @@ def test_calibration_is_the_textbook_formula_to_the_last_bit(classes, dtype):
 
 
 def test_the_percentile_is_numpys_to_the_last_bit():
-    surface_module = importlib.import_module("segrob.metrics.surface")
+    stats = importlib.import_module("segrob.metrics.stats")
     rng = np.random.default_rng(5)
     for n in [1, 2, 3, 19, 20, 21, 100, 333, 1000]:
         for values in (rng.random(n) * 40, np.sqrt(rng.integers(0, 30, n).astype(np.float64))):  # ties
             for q in (95.0, 50.0, 5.0, 100.0, 0.0, 99.9):
-                assert surface_module.percentile(values, q) == float(np.percentile(values, q)), (n, q)
+                assert stats.percentile(values, q) == float(np.percentile(values, q)), (n, q)
+    # The bootstrap's levels: 2000 resampled means at BCa-moved quantiles, as numpy floats.
+    means = rng.random(2000)
+    for q in rng.random(200) * 100.0:
+        assert stats.percentile(means, q) == float(np.percentile(means, q)), q
 
 
 def test_the_foreground_mean_is_numpys_mean_to_the_last_bit():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from segrob.errors import SegrobError
@@ -38,11 +38,21 @@ class CellRecord:
         return (self.case, self.perturbation, self.severity)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """``dataclasses.asdict``'s result: every container copied, its numbers and strings shared
+        (immutable; asdict deep-copies each of them, about 2% of a small 2D audit)."""
+        return {f.name: _copied(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> CellRecord:
         return cls(**data)
+
+
+def _copied(value):
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_copied(item) for item in value)
+    return value
 
 
 def _check(header_text: str, record: dict) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Literal
@@ -72,8 +73,24 @@ def bootstrap_ci(
     quantiles = np.array([tail, 1.0 - tail])
     if method == "bca":
         quantiles = _bca_quantiles(data, means, quantiles)
-    low, high = np.percentile(means, quantiles * 100.0)
-    return float(low), float(high)
+    low, high = (percentile(means, q) for q in quantiles * 100.0)
+    return low, high
+
+
+def percentile(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` of a non-empty 1-D array without NaN, to the last bit: the
+    same linear interpolation between order statistics, without numpy's general machinery, which
+    costs ten times the partition itself on a few hundred distances."""
+    n = values.size
+    virtual = (n - 1) * (q / 100)
+    if virtual >= n - 1:
+        return float(values.max())
+    below = math.floor(virtual)
+    ordered = np.partition(values, (below, below + 1))
+    low, high = ordered[below], ordered[below + 1]
+    gamma, step = virtual - below, high - low
+    # numpy interpolates from the nearer end: from above when gamma >= 0.5.
+    return float(high - step * (1 - gamma)) if gamma >= 0.5 else float(low + step * gamma)
 
 
 def _resampled_means(data: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
