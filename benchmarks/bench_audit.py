@@ -11,8 +11,9 @@ onnxruntime's default session; the audit's own sessions wait asleep instead of s
 
     python benchmarks/bench_audit.py [--n2d 16] [--n3d 4] [--rounds 5] [--json out.json]
 
-``--compare-niceness`` instead alternates audits with the scoring thread at normal priority and at
-the audit's own lowest priority, each beside the bare inference.
+``--compare-scheduling`` instead alternates audits with the scoring thread as built (lowest
+priority, working only while the model runs or the main thread waits for scores) and with each
+of those taken away, each beside the bare inference.
 """
 
 from __future__ import annotations
@@ -142,30 +143,46 @@ def measure(dims: int, n: int, size: int, suite: str, workdir: Path, epochs: int
     }
 
 
-def compare_niceness(dims: int, n: int, size: int, suite: str, workdir: Path, epochs: int,
-                     rounds: int) -> dict:
-    """The audit / bare ratio and scoring CPU with the scoring thread at normal priority (0) and
-    at the audit's own (``SCORER_NICENESS``), in alternating rounds."""
+#: The scoring thread's scheduling, as built and with each of its parts taken away: its priority
+#: (niceness) and whether it waits while the main thread perturbs and stitches (the gate).
+SCHEDULES = {"niceness 0, ungated": (0, False), "niceness 19, ungated": (19, False),
+             "niceness 19, gated (as built)": (19, True)}
+
+
+def compare_scheduling(dims: int, n: int, size: int, suite: str, workdir: Path, epochs: int,
+                       rounds: int) -> dict:
+    """The audit / bare ratio, the main thread's time outside inference and the scoring CPU for
+    each of :data:`SCHEDULES`, in alternating rounds."""
     from segrob.audit import units
 
+    class Ungated(units._ScoringGate):
+        def wait(self) -> None:
+            pass
+
+        def while_open(self, call):
+            return call()
+
     path, data, options, plan, batches, session = prepare(dims, n, size, suite, workdir, epochs)
-    own = units.SCORER_NICENESS
-    ratios: dict[int, list[float]] = {0: [], own: []}
-    scoring: dict[int, list[float]] = {0: [], own: []}
+    own = units.SCORER_NICENESS, units._ScoringGate
+    figures: dict[str, dict[str, list[float]]] = {
+        name: {"overhead_ratio": [], "outside_inference_s": [], "scoring_cpu_ms_per_image": []}
+        for name in SCHEDULES}
     try:
         for _ in range(rounds):
-            for niceness in ratios:
-                units.SCORER_NICENESS = niceness
+            for name, (niceness, gated) in SCHEDULES.items():
+                units.SCORER_NICENESS, units._ScoringGate = niceness, own[1] if gated else Ungated
                 start = time.perf_counter()
                 report = audit(path, data, options)
                 seconds = time.perf_counter() - start
-                ratios[niceness].append(seconds / bare_inference(session, batches, plan))
-                scoring[niceness].append(report.timings["metrics_cpu"] / len(report.records) * 1e3)
+                figures[name]["overhead_ratio"].append(seconds / bare_inference(session, batches, plan))
+                figures[name]["outside_inference_s"].append(seconds - report.timings["inference"])
+                figures[name]["scoring_cpu_ms_per_image"].append(
+                    report.timings["metrics_cpu"] / len(report.records) * 1e3)
     finally:
-        units.SCORER_NICENESS = own
-    return {"dims": dims, "rounds": rounds, "niceness": {
-        str(k): {"overhead_ratio": spread(ratios[k]), "scoring_cpu_ms_per_image": spread(scoring[k])}
-        for k in ratios}}
+        units.SCORER_NICENESS, units._ScoringGate = own
+    return {"dims": dims, "rounds": rounds, "schedules": {
+        name: {key: spread(values) for key, values in measured.items()}
+        for name, measured in figures.items()}}
 
 
 def _range(figure: dict, digits: int = 2) -> str:
@@ -182,11 +199,12 @@ def show(row: dict) -> None:
           + ", ".join(f"{k} {_range(v)}" for k, v in row["timings"].items()))
 
 
-def show_niceness(row: dict) -> None:
+def show_scheduling(row: dict) -> None:
     print(f"unet {row['dims']}D, {row['rounds']} alternating rounds (median, min-max)")
-    for niceness, figures in row["niceness"].items():
-        print(f"  scorer niceness {niceness:>2}: audit / bare {_range(figures['overhead_ratio'])}, "
-              f"scoring {_range(figures['scoring_cpu_ms_per_image'])} ms CPU per image")
+    for name, figures in row["schedules"].items():
+        print(f"  {name:<30} audit / bare {_range(figures['overhead_ratio'])}, outside inference "
+              f"{_range(figures['outside_inference_s'])} s, scoring "
+              f"{_range(figures['scoring_cpu_ms_per_image'])} ms CPU per image")
 
 
 def main() -> None:
@@ -198,17 +216,17 @@ def main() -> None:
     parser.add_argument("--train-epochs", type=int, default=5,
                         help="train the model briefly first (0: random weights)")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--compare-niceness", action="store_true",
-                        help="instead: the scoring thread at normal and at the audit's priority")
+    parser.add_argument("--compare-scheduling", action="store_true",
+                        help="instead: the scoring thread's priority and gate, each taken away")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    run = compare_niceness if args.compare_niceness else measure
+    run = compare_scheduling if args.compare_scheduling else measure
     with tempfile.TemporaryDirectory() as tmp:
         rows = [run(2, args.n2d, args.size2d, "noise", Path(tmp), args.train_epochs, args.rounds),
                 run(3, args.n3d, args.size3d, "blur", Path(tmp), args.train_epochs, args.rounds)]
     for row in rows:
-        (show_niceness if args.compare_niceness else show)(row)
+        (show_scheduling if args.compare_scheduling else show)(row)
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(rows, indent=2))
     assert all(np.isfinite(r["overhead_ratio"]["median"]) for r in rows if "overhead_ratio" in r)

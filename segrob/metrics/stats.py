@@ -73,8 +73,8 @@ def bootstrap_ci(
     quantiles = np.array([tail, 1.0 - tail])
     if method == "bca":
         quantiles = _bca_quantiles(data, means, quantiles)
-    low, high = (percentile(means, q) for q in quantiles * 100.0)
-    return low, high
+    low, high = quantiles * 100.0
+    return percentile(means, low), percentile(means, high)
 
 
 def percentile(values: np.ndarray, q: float) -> float:
