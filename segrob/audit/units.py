@@ -13,6 +13,7 @@ records as one process does.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import tempfile
@@ -20,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -163,8 +164,9 @@ def audit_cases(
     model (onnxruntime releases the GIL), so inference and metrics overlap; the helper waits
     while the main thread perturbs and stitches (see :class:`_ScoringGate`).
     """
-    runtime = runtime_for(plan)
     gate = _ScoringGate()
+    opened = runtime_for(plan)
+    runtime = replace(opened, run=functools.partial(gate.while_open, opened.run))
     scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segrob-metrics",
                                 initializer=_yield_to_inference)
     previous: _Pending | None = None
@@ -200,11 +202,11 @@ class _ScoringGate:
         """Scoring thread: block until scoring may go on."""
         self._open.wait()
 
-    def while_open(self, call: Callable[[], Any]) -> Any:
-        """Main thread: run ``call`` (inference, or waiting on scores) with the gate open."""
+    def while_open(self, call: Callable[..., Any], *args: Any) -> Any:
+        """Main thread: ``call(*args)`` (inference, or waiting on scores) with the gate open."""
         self._open.set()
         try:
-            return call()
+            return call(*args)
         finally:
             if not self._for_good:
                 self._open.clear()
@@ -279,15 +281,13 @@ def _start_case(case: Case, cells: list[Cell], runtime: _Runtime, plan: ModelPla
     # The label's surfaces, built once on the scoring thread, serve every cell that keeps the label.
     pending.label_surfaces = scorer.submit(_label_surfaces, case, plan.classes, gate)
     variants = _variants(case, cells, runtime.torch_device, settings.seed, pending.seconds)
-    run = runtime.run
     size = max(1, plan.inference.batch_size)
     # Variants of one case share a shape: batch them through the model together.
     for begin in range(0, len(variants), size):
         chunk = variants[begin : begin + size]
         start = time.perf_counter()
         batch = torch.cat([v.image for v in chunk])
-        logits = predict(batch, plan.inference, lambda tiles: gate.while_open(lambda: run(tiles)),
-                         spacing=case.spacing)
+        logits = predict(batch, plan.inference, runtime.run, spacing=case.spacing)
         pending.seconds["inference"] += time.perf_counter() - start
         pending.jobs.append(scorer.submit(_score_chunk, case, chunk, logits, plan, settings, pending))
     return pending
