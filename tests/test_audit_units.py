@@ -7,6 +7,7 @@ import math
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from segrob.audit import AuditOptions
@@ -35,8 +36,17 @@ def same_values(a, b, path="records") -> None:
         assert a == b, f"{path}: {a!r} != {b!r}"
 
 
-def tiny_data():
-    return resolve_audit_data("synth:low", n=2, size=32, spatial_dims=2, seed=0)
+def tiny_data(n: int = 2):
+    return resolve_audit_data("synth:low", n=n, size=32, spatial_dims=2, seed=0)
+
+
+def tiny_cases(n: int) -> list:
+    return [case for _, case in tiny_data(n)]
+
+
+def two_class_model(batch):
+    """Background and foreground logits from the image itself: a model without a file."""
+    return np.concatenate([-batch, batch], axis=1)
 
 
 def test_a_fixed_tiny_audit_gives_the_saved_records():
@@ -120,8 +130,6 @@ def test_scoring_waits_while_the_main_thread_perturbs(monkeypatch):
     the main thread perturbs (where every torch call would wait on a scorer holding the GIL)."""
     import time
 
-    import numpy as np
-
     import segrob.metrics
     import segrob.perturb.registry
     from segrob.audit.units import CellSettings, audit_cases
@@ -142,14 +150,11 @@ def test_scoring_waits_while_the_main_thread_perturbs(monkeypatch):
         seen.append(phase[0])
         return score(*args, **kwargs)
 
-    def model(batch):
-        return np.concatenate([-batch, batch], axis=1)
-
     monkeypatch.setattr(segrob.perturb.registry, "apply_perturbation", perturbing)
     monkeypatch.setattr(segrob.metrics, "case_metrics", scoring)
     cells = [(CLEAN, 0), ("texture_speckle", 1), ("texture_speckle", 2)]
-    cases = [case for _, case in resolve_audit_data("synth:low", n=4, size=32, spatial_dims=2, seed=0)]
-    results = list(audit_cases([(case, cells) for case in cases], tiny_plan(model), CellSettings()))
+    cases = tiny_cases(4)
+    results = list(audit_cases([(case, cells) for case in cases], tiny_plan(two_class_model), CellSettings()))
     assert [len(r.records) for r in results] == [3] * 4
     assert len(seen) == 12 and "perturbing" not in seen
 
@@ -172,7 +177,7 @@ def test_a_failure_while_perturbing_ends_the_audit_without_waiting_on_the_scorer
 
     monkeypatch.setattr(segrob.perturb.registry, "apply_perturbation", failing)
     cells = [(CLEAN, 0), ("texture_speckle", 1)]
-    cases = [case for _, case in resolve_audit_data("synth:low", n=2, size=32, spatial_dims=2, seed=0)]
+    cases = tiny_cases(2)
     raised = []
 
     def audit_all():
@@ -190,24 +195,19 @@ def test_a_failure_while_perturbing_ends_the_audit_without_waiting_on_the_scorer
 def test_a_model_that_reuses_its_output_buffer_scores_as_one_that_does_not():
     """Logits are scored on another thread after the next batch has run: they must not be the
     model's own buffer, which it may fill again (as engines with preallocated outputs do)."""
-    import numpy as np
-
     from segrob.audit.units import CellSettings, audit_cases
 
     buffers: dict[tuple, np.ndarray] = {}
 
-    def fresh(batch):
-        return np.concatenate([-batch, batch], axis=1)
-
     def reusing(batch):
         shape = (batch.shape[0], 2, *batch.shape[2:])
         out = buffers.setdefault(shape, np.empty(shape, dtype=np.float32))
-        out[:] = fresh(batch)
+        out[:] = two_class_model(batch)
         return out
 
     cells = [(CLEAN, 0), ("texture_speckle", 1), ("texture_speckle", 2)]
-    cases = [case for _, case in resolve_audit_data("synth:low", n=3, size=32, spatial_dims=2, seed=0)]
+    cases = tiny_cases(3)
     records = [[r.to_dict() for result in audit_cases([(c, cells) for c in cases], tiny_plan(model),
                                                        CellSettings()) for r in result.records]
-               for model in (fresh, reusing)]
+               for model in (two_class_model, reusing)]
     same_values(records[1], records[0])
