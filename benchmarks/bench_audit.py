@@ -159,8 +159,8 @@ def compare_scheduling(dims: int, n: int, size: int, suite: str, workdir: Path, 
         def wait(self) -> None:
             pass
 
-        def while_open(self, call):
-            return call()
+        def while_open(self, call, *args):
+            return call(*args)
 
     path, data, options, plan, batches, session = prepare(dims, n, size, suite, workdir, epochs)
     own = units.SCORER_NICENESS, units._ScoringGate
