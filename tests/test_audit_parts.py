@@ -161,10 +161,13 @@ def test_partial_store_resumes_and_refuses_another_audit(tmp_path):
 def test_a_records_dict_is_asdicts_and_its_own():
     """The same dict as ``dataclasses.asdict`` (containers at every depth, tuples kept), and a
     copy: changing it leaves the record as it was."""
+    from collections import namedtuple
     from dataclasses import asdict
 
+    sigma = namedtuple("Sigma", "low high")
     record = CellRecord(case="c", perturbation="affine", severity=2, seed=7,
-                        params={"angles": (1.5, -2.0), "box": [[0, 1], [2, 3]], "nested": {"k": [4.0]}},
+                        params={"angles": (1.5, -2.0), "box": [[0, 1], [2, 3]], "nested": {"k": [4.0]},
+                                "sigma": sigma(0.5, 2.0)},
                         metrics={"dice": 0.5, "hd95": None}, per_class={"1": {"dice": 0.5}},
                         empty={"1": "none"}, foreground_ratio=0.25)
     as_dict = record.to_dict()

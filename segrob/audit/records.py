@@ -50,8 +50,10 @@ class CellRecord:
 def _copied(value):
     if isinstance(value, dict):
         return {key: _copied(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_copied(item) for item in value)
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    if type(value) is tuple:  # a named tuple's constructor takes fields, not one iterable
+        return tuple(_copied(item) for item in value)
     return value
 
 
