@@ -121,13 +121,8 @@ class LabelSurface:
     def distances(self, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:func:`surface_distances` of ``pred`` (boolean, non-empty) against this label."""
         region = _box(pred | self.mask)
-        pred_surface, gt_surface = surface(pred[region]), self.surface[region]
-        few = _pairwise(pred_surface, gt_surface, self.spacing)
-        if few is not None:
-            return few
         whole_image = (self.index, [r.start for r in region]) if self.exact else None
-        return (_nearest(pred_surface, gt_surface, self.spacing, whole_image),
-                _nearest(gt_surface, pred_surface, self.spacing))
+        return _both_ways(surface(pred[region]), self.surface[region], self.spacing, whole_image)
 
 
 def exact_grid(spacing: Sequence[float], shape: Sequence[int]) -> bool:
@@ -160,11 +155,19 @@ def surface_distances(
     if label is not None and label.matches(gt, spacing):
         return label.distances(pred)
     pred, gt = _crop(pred, gt)
-    pred_surface, gt_surface = surface(pred), surface(gt)
+    return _both_ways(surface(pred), surface(gt), spacing)
+
+
+def _both_ways(pred_surface: np.ndarray, gt_surface: np.ndarray, spacing: tuple[float, ...],
+               whole_image: tuple[SurfaceIndex, Sequence[int]] | None = None,
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``d(pred -> gt)`` and ``d(gt -> pred)`` between two surfaces cut to the same box: pair by
+    pair while they are small, else each voxel's nearest found by :func:`_nearest` (``whole_image``:
+    the label's whole-image index, for the first direction)."""
     few = _pairwise(pred_surface, gt_surface, spacing)
     if few is not None:
         return few
-    return (_nearest(pred_surface, gt_surface, spacing),
+    return (_nearest(pred_surface, gt_surface, spacing, whole_image),
             _nearest(gt_surface, pred_surface, spacing))
 
 
