@@ -3,17 +3,19 @@
 The ratio is what perturbation, normalisation, metrics and bookkeeping add on top of the model's
 own inference (target: <= 1.05). The audit and the bare inference run in alternating rounds in one
 process, so machine load affects both alike; each figure is the median over the rounds, with the
-spread (min-max). Also prints where the audit's time went (its report's timings: perturbation,
-inference, metrics on the scoring thread and its CPU time, the main thread waiting on the scorer)
-and the scoring cost per image (the scoring thread's CPU time; its wall time is longer, as it
-shares the cores with onnxruntime), for a 2D and a 3D model. The bare inference uses
+spread (min-max). Also prints where the audit's time went (its report's timings: inference,
+perturbation and metrics on their helper threads, the scoring CPU time, the main thread waiting
+on the helpers) and the scoring cost per image (the scoring thread's CPU time; its wall time
+is longer, as it shares the cores with onnxruntime), for a 2D and a 3D model. The bare inference uses
 onnxruntime's default session; the audit's own sessions wait asleep instead of spinning.
 
     python benchmarks/bench_audit.py [--n2d 16] [--n3d 4] [--rounds 5] [--json out.json]
 
-``--compare-scheduling`` instead alternates audits with the scoring thread as built (lowest
-priority, working only while the model runs or the main thread waits for scores) and with each
-of those taken away, each beside the bare inference.
+``--compare-scheduling`` instead alternates audits scheduled as built (images perturbed on a
+helper thread one batch ahead of inference, scored on another; both helpers at the lowest
+priority, working only while the model runs or the main thread waits for them) with earlier
+schedules (perturbing on the main thread between inferences; the helpers ungated, at normal
+priority), each beside the bare inference.
 """
 
 from __future__ import annotations
@@ -143,10 +145,13 @@ def measure(dims: int, n: int, size: int, suite: str, workdir: Path, epochs: int
     }
 
 
-#: The scoring thread's scheduling, as built and with each of its parts taken away: its priority
-#: (niceness) and whether it waits while the main thread perturbs and stitches (the gate).
-SCHEDULES = {"niceness 0, ungated": (0, False), "niceness 19, ungated": (19, False),
-             "niceness 19, gated (as built)": (19, True)}
+#: The audit's scheduling, as built and with its parts taken away: the helper threads' priority
+#: (niceness), whether they wait while the main thread normalises and stitches (the gate), and
+#: whether images are perturbed one batch ahead on a helper or between inferences on the main
+#: thread.
+SCHEDULES = {"niceness 0, ungated, perturbing on main": (0, False, False),
+             "niceness 19, gated, perturbing on main": (19, True, False),
+             "niceness 19, gated, perturbing ahead (built)": (19, True, True)}
 
 
 def compare_scheduling(dims: int, n: int, size: int, suite: str, workdir: Path, epochs: int,
@@ -155,7 +160,7 @@ def compare_scheduling(dims: int, n: int, size: int, suite: str, workdir: Path, 
     each of :data:`SCHEDULES`, in alternating rounds."""
     from segrob.audit import units
 
-    class Ungated(units._ScoringGate):
+    class Ungated(units._HelperGate):
         def wait(self) -> None:
             pass
 
@@ -163,23 +168,26 @@ def compare_scheduling(dims: int, n: int, size: int, suite: str, workdir: Path, 
             return call(*args)
 
     path, data, options, plan, batches, session = prepare(dims, n, size, suite, workdir, epochs)
-    own = units.SCORER_NICENESS, units._ScoringGate
+    own = units.HELPER_NICENESS, units._HelperGate, units.PERTURB_AHEAD
     figures: dict[str, dict[str, list[float]]] = {
-        name: {"overhead_ratio": [], "outside_inference_s": [], "scoring_cpu_ms_per_image": []}
+        name: {"overhead_ratio": [], "outside_inference_s": [], "waiting_s": [],
+               "scoring_cpu_ms_per_image": []}
         for name in SCHEDULES}
     try:
         for _ in range(rounds):
-            for name, (niceness, gated) in SCHEDULES.items():
-                units.SCORER_NICENESS, units._ScoringGate = niceness, own[1] if gated else Ungated
+            for name, (niceness, gated, ahead) in SCHEDULES.items():
+                units.HELPER_NICENESS, units.PERTURB_AHEAD = niceness, ahead
+                units._HelperGate = own[1] if gated else Ungated
                 start = time.perf_counter()
                 report = audit(path, data, options)
                 seconds = time.perf_counter() - start
                 figures[name]["overhead_ratio"].append(seconds / bare_inference(session, batches, plan))
                 figures[name]["outside_inference_s"].append(seconds - report.timings["inference"])
+                figures[name]["waiting_s"].append(report.timings["scorer_wait"])
                 figures[name]["scoring_cpu_ms_per_image"].append(
                     report.timings["metrics_cpu"] / len(report.records) * 1e3)
     finally:
-        units.SCORER_NICENESS, units._ScoringGate = own
+        units.HELPER_NICENESS, units._HelperGate, units.PERTURB_AHEAD = own
     return {"dims": dims, "rounds": rounds, "schedules": {
         name: {key: spread(values) for key, values in measured.items()}
         for name, measured in figures.items()}}
@@ -202,8 +210,9 @@ def show(row: dict) -> None:
 def show_scheduling(row: dict) -> None:
     print(f"unet {row['dims']}D, {row['rounds']} alternating rounds (median, min-max)")
     for name, figures in row["schedules"].items():
-        print(f"  {name:<30} audit / bare {_range(figures['overhead_ratio'])}, outside inference "
-              f"{_range(figures['outside_inference_s'])} s, scoring "
+        print(f"  {name:<44} audit / bare {_range(figures['overhead_ratio'])}, outside inference "
+              f"{_range(figures['outside_inference_s'])} s, of it waiting on helpers "
+              f"{_range(figures['waiting_s'])} s, scoring "
               f"{_range(figures['scoring_cpu_ms_per_image'])} ms CPU per image")
 
 
@@ -217,7 +226,7 @@ def main() -> None:
                         help="train the model briefly first (0: random weights)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--compare-scheduling", action="store_true",
-                        help="instead: the scoring thread's priority and gate, each taken away")
+                        help="instead: the audit as built against earlier schedules")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
     torch.set_num_threads(2)

@@ -102,61 +102,216 @@ def test_a_block_of_an_unlabelled_case_names_the_case():
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "setpriority"), reason="thread priorities are POSIX")
-def test_the_scoring_thread_yields_to_inference(monkeypatch):
-    """Scoring runs at the lowest priority, in the gaps onnxruntime's threads leave, while the
-    main thread (perturbing, calling onnxruntime) keeps its own."""
+def test_the_helper_threads_yield_to_inference(monkeypatch):
+    """Perturbing and scoring run off the main thread at the lowest priority, in the gaps
+    onnxruntime's threads leave, while the main thread (calling onnxruntime) keeps its own."""
     import os
     import threading
 
+    import segrob.perturb.registry
     from segrob.audit import units
 
-    seen = []
-    score = units._score_chunk
+    seen: dict[str, set] = {"perturb": set(), "score": set()}
+    perturb, score = segrob.perturb.registry.apply_perturbation, units._score_chunk
 
-    def recording(*args, **kwargs):
-        seen.append((threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
-        return score(*args, **kwargs)
+    def recording(kind, call):
+        def recorded(*args, **kwargs):
+            thread = threading.get_native_id()
+            seen[kind].add((thread, os.getpriority(os.PRIO_PROCESS, thread)))
+            return call(*args, **kwargs)
+        return recorded
 
-    monkeypatch.setattr(units, "_score_chunk", recording)
+    monkeypatch.setattr(segrob.perturb.registry, "apply_perturbation", recording("perturb", perturb))
+    monkeypatch.setattr(units, "_score_chunk", recording("score", score))
     own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     run_audit(MODEL, tiny_data(), AuditOptions(suite="texture", device="cpu", batch_size=3))
-    assert seen and all(thread != threading.get_native_id() for thread, _ in seen)
-    assert {priority for _, priority in seen} == {units.SCORER_NICENESS}
+    for kind, calls in seen.items():
+        assert calls and all(thread != threading.get_native_id() for thread, _ in calls), kind
+        assert {priority for _, priority in calls} == {units.HELPER_NICENESS}, kind
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
 
 
-def test_scoring_waits_while_the_main_thread_perturbs(monkeypatch):
-    """The scorer works while the model runs or the main thread waits for scores, never while
-    the main thread perturbs (where every torch call would wait on a scorer holding the GIL)."""
-    import time
+def test_the_gate_is_open_only_while_the_main_thread_runs_a_call():
+    import threading
 
+    from segrob.audit.units import _HelperGate
+
+    gate, passed = _HelperGate(), threading.Event()
+    helper = threading.Thread(target=lambda: (gate.wait(), passed.set()), daemon=True)
+    helper.start()
+    assert not passed.wait(0.05)  # closed: the helper waits
+    assert gate.while_open(lambda x: (passed.wait(5), x), 7) == (True, 7)  # open during the call
+    assert not gate._open.is_set()  # closed again after it
+    gate.open_for_good()
+    assert gate.while_open(lambda: 1) == 1 and gate._open.is_set()  # and it stays open
+
+
+def helper_events(monkeypatch, n_cases: int = 3) -> list[tuple]:
+    """A small audit's events in order: each helper passing the gate, each helper's unit of work
+    (one perturbation, one image scored), and whether the gate was open while the main thread
+    normalised a batch."""
+    import threading
+
+    import segrob.audit.inference
     import segrob.metrics
+    import segrob.perturb.registry
+    from segrob.audit import units
+
+    events: list[tuple] = []
+    gates: list = []
+
+    class Recorded(units._HelperGate):
+        def __init__(self) -> None:
+            super().__init__()
+            gates.append(self)
+
+        def wait(self) -> None:
+            super().wait()
+            events.append(("pass", threading.get_ident()))
+
+    def recording(kind, call):
+        def recorded(*args, **kwargs):
+            if kind == "normalise":
+                events.append(("normalise", gates[-1]._open.is_set()))
+            else:
+                events.append(("unit", threading.get_ident(), kind))
+            return call(*args, **kwargs)
+        return recorded
+
+    monkeypatch.setattr(units, "_HelperGate", Recorded)
+    monkeypatch.setattr(segrob.audit.inference, "normalize",
+                        recording("normalise", segrob.audit.inference.normalize))
+    monkeypatch.setattr(segrob.perturb.registry, "apply_perturbation",
+                        recording("perturb", segrob.perturb.registry.apply_perturbation))
+    monkeypatch.setattr(segrob.metrics, "case_metrics", recording("score", segrob.metrics.case_metrics))
+    cells = [(CLEAN, 0), ("texture_speckle", 1), ("texture_speckle", 2), ("gaussian_noise", 1)]
+    results = list(units.audit_cases([(case, cells) for case in tiny_cases(n_cases)],
+                                     tiny_plan(two_class_model), units.CellSettings()))
+    assert [len(r.records) for r in results] == [len(cells)] * n_cases
+    return events
+
+
+def test_helpers_pass_the_gate_before_each_unit_and_find_it_shut_while_the_main_thread_works(monkeypatch):
+    """Perturbing and scoring go on while the model runs or the main thread waits for them,
+    not while the main thread normalises and stitches (where every torch call would wait on a
+    helper holding the GIL): each unit of a helper's work starts through the gate, which the
+    main thread keeps shut between its calls."""
+    import threading
+
+    events = helper_events(monkeypatch)
+    units = [e for e in events if e[0] == "unit"]
+    assert len(units) == 3 * 3 + 3 * 4 and {e[1] for e in units}.isdisjoint({threading.get_ident()})
+    last: dict[int, str] = {}
+    for event in events:
+        if event[0] == "pass":
+            last[event[1]] = "pass"
+        elif event[0] == "unit":
+            assert last.get(event[1]) == "pass", "a unit of work started without passing the gate"
+            last[event[1]] = "unit"
+    assert [e[1] for e in events if e[0] == "normalise"] == [False] * 6
+
+
+def test_the_next_batch_is_perturbed_while_the_model_runs(monkeypatch):
+    """Each batch's images are made while the batch before it runs, the next case's first batch
+    while the current case's last one does: the model, inferring a batch, sees the next batch's
+    perturbations done without returning first. Off, they are made between inferences."""
+    import threading
+
+    import segrob.perturb.registry
+    from segrob.audit import units
+    from segrob.audit.units import CellSettings, audit_cases
+
+    done = []
+    progress = threading.Condition()
+    perturb = segrob.perturb.registry.apply_perturbation
+
+    def perturbing(*args, **kwargs):
+        out = perturb(*args, **kwargs)
+        with progress:
+            done.append(threading.get_ident())
+            progress.notify_all()
+        return out
+
+    # Batches of 3 cells, case by case [clean, speckle 1, speckle 2], [noise 1]: perturbations
+    # through each batch (the first holds 2, the second 1).
+    cells = [(CLEAN, 0), ("texture_speckle", 1), ("texture_speckle", 2), ("gaussian_noise", 1)]
+    through = [2, 3, 5, 6, 8, 9]
+
+    def run(timeout: float) -> list[bool]:
+        seen = []
+
+        def model(batch):
+            batches = len(seen)
+            if batches + 1 < len(through):  # waits until the next batch is perturbed, or gives up
+                with progress:
+                    seen.append(progress.wait_for(lambda: len(done) >= through[batches + 1], timeout))
+            else:
+                seen.append(True)
+            return two_class_model(batch)
+
+        done.clear()
+        list(audit_cases([(case, cells) for case in tiny_cases(3)], tiny_plan(model), CellSettings()))
+        return seen
+
+    monkeypatch.setattr(segrob.perturb.registry, "apply_perturbation", perturbing)
+    assert run(timeout=10) == [True] * 6
+    assert threading.get_ident() not in done
+    monkeypatch.setattr(units, "PERTURB_AHEAD", False)
+    assert run(timeout=0.05) == [False] * 5 + [True]
+    assert set(done) == {threading.get_ident()}
+
+
+def test_a_case_that_cannot_be_read_fails_after_the_results_due_before_it():
+    """The next case is read ahead of time, but its error comes where a case-by-case audit would
+    meet it: after the first case's results, with the second still being scored."""
+    from segrob.audit.units import CellSettings, audit_cases
+    from segrob.errors import SegrobError
+
+    cells = [(CLEAN, 0), ("texture_speckle", 1)]
+
+    def work():
+        for case in tiny_cases(2):
+            yield case, cells
+        raise SegrobError("case_0002.nii.gz: not a NIfTI file")
+
+    results = audit_cases(work(), tiny_plan(two_class_model), CellSettings())
+    assert next(results).case == tiny_cases(1)[0].name
+    with pytest.raises(SegrobError, match="case_0002"):
+        next(results)
+
+
+def test_images_are_perturbed_on_the_main_threads_torch_thread_count(monkeypatch):
+    """The perturbing thread takes the main thread's torch thread count, not the count set last
+    on another thread (which a new thread would start from), so its bits are the main thread's."""
+    import threading
+
+    import torch
+
     import segrob.perturb.registry
     from segrob.audit.units import CellSettings, audit_cases
 
-    phase = ["main"]
-    seen = []
-    perturb, score = segrob.perturb.registry.apply_perturbation, segrob.metrics.case_metrics
+    counts = []
+    perturb = segrob.perturb.registry.apply_perturbation
 
-    def perturbing(*args, **kwargs):
-        phase[0] = "perturbing"
-        time.sleep(0.02)  # long enough for a scorer that ignores the main thread to start
-        try:
-            return perturb(*args, **kwargs)
-        finally:
-            phase[0] = "main"
+    def counting(*args, **kwargs):
+        counts.append(torch.get_num_threads())
+        return perturb(*args, **kwargs)
 
-    def scoring(*args, **kwargs):
-        seen.append(phase[0])
-        return score(*args, **kwargs)
+    def set_elsewhere(n: int) -> None:
+        setter = threading.Thread(target=torch.set_num_threads, args=(n,))
+        setter.start()
+        setter.join()
 
-    monkeypatch.setattr(segrob.perturb.registry, "apply_perturbation", perturbing)
-    monkeypatch.setattr(segrob.metrics, "case_metrics", scoring)
-    cells = [(CLEAN, 0), ("texture_speckle", 1), ("texture_speckle", 2)]
-    cases = tiny_cases(4)
-    results = list(audit_cases([(case, cells) for case in cases], tiny_plan(two_class_model), CellSettings()))
-    assert [len(r.records) for r in results] == [3] * 4
-    assert len(seen) == 12 and "perturbing" not in seen
+    monkeypatch.setattr(segrob.perturb.registry, "apply_perturbation", counting)
+    own = torch.get_num_threads()
+    set_elsewhere(own + 1)
+    try:
+        cells = [(CLEAN, 0), ("texture_speckle", 1)]
+        list(audit_cases([(case, cells) for case in tiny_cases(2)], tiny_plan(two_class_model),
+                         CellSettings()))
+    finally:
+        set_elsewhere(own)
+    assert torch.get_num_threads() == own and counts == [own, own]
 
 
 def test_a_failure_while_perturbing_ends_the_audit_without_waiting_on_the_scorer(monkeypatch):

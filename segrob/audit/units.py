@@ -38,11 +38,15 @@ from segrob.errors import SegrobError
 #: A batch ``(N, C, *spatial)`` float32 array in, logits ``(N, K, *spatial)`` out.
 ArrayPredict = Callable[[np.ndarray], np.ndarray]
 Cell = tuple[str, int]
-#: The scoring thread's niceness (Linux: per thread); 19 is the lowest priority.
-SCORER_NICENESS = 19
-#: Seconds per stage; ``scorer_wait`` is the main thread idle on the scoring thread, what scoring
-#: adds to the wall time (metrics run beside inference, so the stages overlap); ``metrics_cpu`` is
-#: the scoring thread's CPU time, what scoring costs whatever else shares the cores.
+#: The helper threads' niceness (Linux: per thread); 19 is the lowest priority.
+HELPER_NICENESS = 19
+#: Perturb each batch on a helper thread while the batch before it runs (off: on the main
+#: thread, between inferences, as ``bench_audit.py --compare-scheduling`` compares).
+PERTURB_AHEAD = True
+#: Seconds per stage. ``perturbation`` and ``metrics`` run on helper threads beside inference, so
+#: the stages overlap; ``scorer_wait`` is the main thread idle on the helpers (for a batch's
+#: images or a case's scores), what both add to the wall time; ``metrics_cpu`` is the scoring
+#: thread's CPU time, what scoring costs whatever else shares the cores.
 STAGES = ("perturbation", "inference", "metrics", "metrics_cpu", "scorer_wait")
 
 
@@ -160,38 +164,60 @@ def audit_cases(
 ) -> Iterator[CaseResult]:
     """Audit each ``(case, cells)`` in turn, yielding each case's result in order.
 
-    Each batch's cells are scored on a helper thread while the next batches run through the
-    model (onnxruntime releases the GIL), so inference and metrics overlap; the helper waits
-    while the main thread perturbs and stitches (see :class:`_ScoringGate`).
+    The main thread runs the model and little else; two helper threads work while it does
+    (onnxruntime releases the GIL). One perturbs the next batch while a batch runs through the
+    model; the other scores each batch while the batches after it run. Both wait while the main
+    thread normalises and stitches (see :class:`_HelperGate`). The next case is read before the
+    current one's last batch runs, so that its first batch is perturbed beside that inference; an
+    error reading it is raised where a case-by-case loop would meet it, after the results due
+    before it.
     """
-    gate = _ScoringGate()
+    gate = _HelperGate()
     opened = runtime_for(plan)
     runtime = replace(opened, run=functools.partial(gate.while_open, opened.run))
+    perturber = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segrob-perturb",
+                                   initializer=_perturbing_thread, initargs=(torch.get_num_threads(),))
     scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segrob-metrics",
                                 initializer=_yield_to_inference)
+    cases = iter(work)
+
+    def pull() -> _CaseWork | Exception | None:
+        try:
+            case, cells = next(cases)
+        except StopIteration:
+            return None
+        except Exception as error:  # raised in turn, after the results due before it
+            return error
+        return _CaseWork(case, cells, runtime.torch_device, plan, settings, perturber, scorer, gate)
+
     previous: _Pending | None = None
     try:
-        for case, cells in work:
-            pending = _start_case(case, cells, runtime, plan, settings, scorer, gate)
+        upcoming = pull()
+        while upcoming is not None:
+            if isinstance(upcoming, Exception):
+                raise upcoming
+            current = upcoming
+            upcoming = _infer_case(current, runtime, plan, settings, scorer, pull)
             if previous is not None:
                 yield previous.result()
-            previous = pending
+            previous = current.pending
         if previous is not None:
             yield previous.result()
     finally:
         gate.open_for_good()
-        scorer.shutdown(wait=True, cancel_futures=True)
+        for helper in (perturber, scorer):
+            helper.shutdown(wait=True, cancel_futures=True)
 
 
-class _ScoringGate:
-    """When the scoring thread may work: while the model runs, or while the main thread waits
-    for scores.
+class _HelperGate:
+    """When the helper threads may work: while the model runs, or while the main thread waits
+    for them (for a batch's images, or a case's scores).
 
-    The main thread's own work between inferences (perturbing, normalising, stitching) is many
-    short torch calls, each of which lets go of the GIL; a scorer busy in Python then holds it,
-    and getting it back costs the main thread up to the interpreter's switch interval (5 ms)
-    every time. Kept to the model's run, when the main thread needs no GIL, scoring costs the
-    audit only the CPU it takes from inference.
+    The main thread's own work between inferences (normalising, stitching) is many short torch
+    calls, each of which lets go of the GIL; a helper busy in Python then holds it, and getting
+    it back costs the main thread up to the interpreter's switch interval (5 ms) every time. Kept
+    to the model's run, when the main thread needs no GIL, the helpers' work costs the audit only
+    the CPU it takes from inference.
     """
 
     def __init__(self) -> None:
@@ -199,11 +225,11 @@ class _ScoringGate:
         self._for_good = False
 
     def wait(self) -> None:
-        """Scoring thread: block until scoring may go on."""
+        """Helper thread: block until its work may go on."""
         self._open.wait()
 
     def while_open(self, call: Callable[..., Any], *args: Any) -> Any:
-        """Main thread: ``call(*args)`` (inference, or waiting on scores) with the gate open."""
+        """Main thread: ``call(*args)`` (inference, or waiting on a helper) with the gate open."""
         self._open.set()
         try:
             return call(*args)
@@ -212,18 +238,26 @@ class _ScoringGate:
                 self._open.clear()
 
     def open_for_good(self) -> None:
-        """The audit is over (or failed): let the scorer finish, or cancel, without waiting."""
+        """The audit is over (or failed): let the helpers finish, or cancel, without waiting."""
         self._for_good = True
         self._open.set()
 
 
+def _perturbing_thread(torch_threads: int) -> None:
+    """The perturbing thread runs torch on the main thread's number of threads, so that every
+    perturbation gives the bits it would give there (the count is per thread once set, and a new
+    thread starts from the count set last anywhere), and yields to inference."""
+    torch.set_num_threads(torch_threads)
+    _yield_to_inference()
+
+
 def _yield_to_inference() -> None:
-    """Lower the scoring thread's priority: it then runs in the gaps onnxruntime's threads leave
-    (between operators, while they sleep) instead of taking time slices from them. Nothing waits
-    on the scorer until a case's results are due, and then inference is idle and it gets the CPU."""
-    # A sandbox may refuse; scoring then shares the cores as before.
+    """Lower a helper thread's priority: it then runs in the gaps onnxruntime's threads leave
+    (between operators, while they sleep) instead of taking time slices from them. When the main
+    thread waits on a helper, inference is idle and the helper gets the CPU."""
+    # A sandbox may refuse; the helper then shares the cores as before.
     with contextlib.suppress(OSError, AttributeError):  # AttributeError: no setpriority (Windows)
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SCORER_NICENESS)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HELPER_NICENESS)
 
 
 def audit_block(block: list[tuple[Case, list[Cell]]], plan: ModelPlan,
@@ -252,7 +286,7 @@ def add_reliability(total: dict[str, np.ndarray], more: dict[str, np.ndarray]) -
 
 class _Pending:
     def __init__(self, case: Case, keeper: ExampleKeeper | None, seconds: dict[str, float],
-                 gate: _ScoringGate):
+                 gate: _HelperGate):
         self.case = case
         self.keeper = keeper
         self.seconds = seconds
@@ -273,51 +307,102 @@ class _Pending:
         return CaseResult(self.case.name, records, examples, self.seconds, self.reliability)
 
 
-def _start_case(case: Case, cells: list[Cell], runtime: _Runtime, plan: ModelPlan,
-                settings: CellSettings, scorer: ThreadPoolExecutor, gate: _ScoringGate) -> _Pending:
-    """Perturb and infer one case; its scoring is left running on ``scorer``."""
-    keeper = ExampleKeeper(len(cells)) if settings.examples else None
-    pending = _Pending(case, keeper, dict.fromkeys(STAGES, 0.0), gate)
-    # The label's surfaces, built once on the scoring thread, serve every cell that keeps the label.
-    pending.label_surfaces = scorer.submit(_label_surfaces, case, plan.classes, gate)
-    variants = _variants(case, cells, runtime.torch_device, settings.seed, pending.seconds)
-    size = max(1, plan.inference.batch_size)
-    # Variants of one case share a shape: batch them through the model together.
-    for begin in range(0, len(variants), size):
-        chunk = variants[begin : begin + size]
+class _CaseWork:
+    """One case on its way through the audit: its cells in model batches, each batch perturbed
+    on the perturbing thread ahead of its inference (the first as soon as the case is read)."""
+
+    def __init__(self, case: Case, cells: list[Cell], device: str, plan: ModelPlan,
+                 settings: CellSettings, perturber: ThreadPoolExecutor, scorer: ThreadPoolExecutor,
+                 gate: _HelperGate):
+        size = max(1, plan.inference.batch_size)
+        self.case = case
+        self.batches = [cells[begin : begin + size] for begin in range(0, len(cells), size)]
+        keeper = ExampleKeeper(len(cells)) if settings.examples else None
+        self.pending = _Pending(case, keeper, dict.fromkeys(STAGES, 0.0), gate)
+        self.perturber = perturber
+        self.perturbation = _Perturbation(case, device, settings.seed, self.pending.seconds)
+        self.perturbed: dict[int, Future] = {}
+        self.perturb_ahead(0)
+        # The label's surfaces, built once on the scoring thread, serve every cell that keeps it.
+        self.pending.label_surfaces = scorer.submit(_label_surfaces, case, plan.classes, gate)
+
+    def perturb_ahead(self, index: int) -> None:
+        if PERTURB_AHEAD and index < len(self.batches):
+            self.perturbed[index] = self.perturber.submit(
+                self.perturbation.variants, self.batches[index], self.pending.gate.wait)
+
+    def variants(self, index: int) -> list[_Variant]:
+        """Batch ``index``'s variants, waiting (gate open) for the perturbing thread if need be."""
+        if index not in self.perturbed:  # perturbing ahead is off: here, on the main thread
+            return self.perturbation.variants(self.batches[index])
+        start = time.perf_counter()
+        chunk = self.pending.gate.while_open(self.perturbed.pop(index).result)
+        self.pending.seconds["scorer_wait"] += time.perf_counter() - start
+        return chunk
+
+
+def _infer_case(work: _CaseWork, runtime: _Runtime, plan: ModelPlan, settings: CellSettings,
+                scorer: ThreadPoolExecutor,
+                pull: Callable[[], _CaseWork | Exception | None]) -> _CaseWork | Exception | None:
+    """Infer one case batch by batch, leaving each batch's scoring to ``scorer``; returns the
+    next case (``pull``'s result), read before the last batch runs."""
+    pending = work.pending
+    upcoming: _CaseWork | Exception | None = None
+    for index in range(len(work.batches)):
+        chunk = work.variants(index)
+        work.perturb_ahead(index + 1)
+        if index == len(work.batches) - 1:
+            upcoming = pull()
         start = time.perf_counter()
         batch = torch.cat([v.image for v in chunk])
-        logits = predict(batch, plan.inference, runtime.run, spacing=case.spacing)
+        logits = predict(batch, plan.inference, runtime.run, spacing=work.case.spacing)
         pending.seconds["inference"] += time.perf_counter() - start
-        pending.jobs.append(scorer.submit(_score_chunk, case, chunk, logits, plan, settings, pending))
-    return pending
+        pending.jobs.append(scorer.submit(_score_chunk, work.case, chunk, logits, plan, settings, pending))
+    return upcoming if work.batches else pull()
 
 
-def _variants(case: Case, cells: list[Cell], device: str, seed: int, seconds: dict) -> list[_Variant]:
-    from segrob.perturb.registry import apply_perturbation
-    from segrob.perturb.seeding import derive_seed
-    from segrob.perturb.stats import image_stats
+class _Perturbation:
+    """A case's variants, made batch by batch; the clean image's robust range is found once and
+    shared by every perturbation of the case."""
 
-    image = _tensor(case.image)[None].to(device)
-    label = _tensor(case.label)[None].to(device) if case.label is not None else None
-    stats = None  # the clean image's range, found once and shared by every perturbation of the case
-    variants: list[_Variant] = []
-    for name, severity in cells:
-        start = time.perf_counter()
-        cell_seed = derive_seed(seed, case.name, name, severity)
-        if name == CLEAN:
-            variants.append(_Variant(name, severity, cell_seed, {}, image, label))
-        else:
-            stats = image_stats(image) if stats is None else stats
-            out_image, out_label, applied = apply_perturbation(
-                name, image, label, severity=severity, seed=cell_seed, spacing=case.spacing, stats=stats
-            )
-            variants.append(_Variant(name, severity, cell_seed, applied.params, out_image, out_label))
-        seconds["perturbation"] += time.perf_counter() - start
-    return variants
+    def __init__(self, case: Case, device: str, seed: int, seconds: dict):
+        self.case = case
+        self.device = device
+        self.seed = seed
+        self.seconds = seconds
+        self.clean: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self.stats = None
+
+    def variants(self, cells: list[Cell], wait: Callable[[], None] = lambda: None) -> list[_Variant]:
+        """The variants of ``cells``; ``wait()`` before each (a helper thread's gate)."""
+        from segrob.perturb.registry import apply_perturbation
+        from segrob.perturb.seeding import derive_seed
+        from segrob.perturb.stats import image_stats
+
+        case = self.case
+        out: list[_Variant] = []
+        for name, severity in cells:
+            wait()
+            start = time.perf_counter()
+            if self.clean is None:
+                label = _tensor(case.label)[None].to(self.device) if case.label is not None else None
+                self.clean = _tensor(case.image)[None].to(self.device), label
+            image, label = self.clean
+            cell_seed = derive_seed(self.seed, case.name, name, severity)
+            if name == CLEAN:
+                out.append(_Variant(name, severity, cell_seed, {}, image, label))
+            else:
+                self.stats = image_stats(image) if self.stats is None else self.stats
+                out_image, out_label, applied = apply_perturbation(
+                    name, image, label, severity=severity, seed=cell_seed, spacing=case.spacing,
+                    stats=self.stats,
+                )
+                out.append(_Variant(name, severity, cell_seed, applied.params, out_image, out_label))
+            self.seconds["perturbation"] += time.perf_counter() - start
+        return out
 
 
-def _label_surfaces(case: Case, classes: tuple[int, ...], gate: _ScoringGate) -> dict:
+def _label_surfaces(case: Case, classes: tuple[int, ...], gate: _HelperGate) -> dict:
     """The clean label's surfaces, reused by every cell whose perturbation leaves the label as is."""
     from segrob.metrics.case import label_surfaces
 
