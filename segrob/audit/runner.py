@@ -288,7 +288,7 @@ def _report(run: _Run, model: AuditModel, plan: ModelPlan, identity: ModelIdenti
 
 
 def _threads(options: AuditOptions) -> int | None:
-    """``--threads``, else onnxruntime's threads with a core left to the scoring thread."""
+    """``--threads``, else onnxruntime's threads with a core left to the helper threads."""
     from segrob.onnx.session import threads_beside
 
     return options.threads or threads_beside(1)
