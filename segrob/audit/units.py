@@ -129,7 +129,7 @@ def adopt_runtime(plan: ModelPlan, run: Callable[[torch.Tensor], np.ndarray], to
 
 def audit_session(path: str | Path, *, device: str, threads: int | None):
     """The onnxruntime session an audit infers with: its threads wait asleep, not spinning, as
-    the scoring thread shares the cores with them."""
+    the helper threads share the cores with them."""
     from segrob.onnx.session import create_session
 
     return create_session(path, device=device, threads=threads, spin=False)

@@ -309,7 +309,7 @@ def optimize_model_file(source: str | os.PathLike, target: str | os.PathLike) ->
 def threads_beside(workers: int = 1) -> int | None:
     """onnxruntime intra-op threads for a session that shares the CPU with ``workers`` busy threads
     of its own process (the audit's helpers): every usable core but ``workers`` from four cores up;
-    ``None`` (onnxruntime's choice, all cores) below, where giving the scorer a core of its own
+    ``None`` (onnxruntime's choice, all cores) below, where giving the helpers a core of their own
     would take a third to a half of the inference's threads for a few percent of the work."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return cores - workers if cores >= 4 else None
