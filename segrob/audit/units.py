@@ -308,8 +308,9 @@ class _Pending:
 
 
 class _CaseWork:
-    """One case on its way through the audit: its cells in model batches, each batch perturbed
-    on the perturbing thread ahead of its inference (the first as soon as the case is read)."""
+    """One case on its way through the audit: its cells in model batches (a case's variants
+    share a shape, so they batch together), each batch perturbed on the perturbing thread ahead
+    of its inference (the first as soon as the case is read)."""
 
     def __init__(self, case: Case, cells: list[Cell], device: str, plan: ModelPlan,
                  settings: CellSettings, perturber: ThreadPoolExecutor, scorer: ThreadPoolExecutor,
