@@ -175,10 +175,13 @@ def audit_cases(
     gate = _HelperGate()
     opened = runtime_for(plan)
     runtime = replace(opened, run=functools.partial(gate.while_open, opened.run))
-    perturber = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segrob-perturb",
-                                   initializer=_perturbing_thread, initargs=(torch.get_num_threads(),))
-    scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segrob-metrics",
-                                initializer=_yield_to_inference)
+    helpers = _Helpers(
+        gate,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="segrob-perturb",
+                           initializer=_perturbing_thread, initargs=(torch.get_num_threads(),)),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="segrob-metrics",
+                           initializer=_yield_to_inference),
+    )
     cases = iter(work)
 
     def pull() -> _CaseWork | Exception | None:
@@ -188,24 +191,24 @@ def audit_cases(
             return None
         except Exception as error:  # raised in turn, after the results due before it
             return error
-        return _CaseWork(case, cells, runtime.torch_device, plan, settings, perturber, scorer, gate)
+        return _CaseWork(case, cells, runtime.torch_device, plan, settings, helpers)
 
-    previous: _Pending | None = None
+    previous: _CaseWork | None = None
     try:
         upcoming = pull()
         while upcoming is not None:
             if isinstance(upcoming, Exception):
                 raise upcoming
             current = upcoming
-            upcoming = _infer_case(current, runtime, plan, settings, scorer, pull)
+            upcoming = current.infer(runtime, pull)
             if previous is not None:
                 yield previous.result()
-            previous = current.pending
+            previous = current
         if previous is not None:
             yield previous.result()
     finally:
         gate.open_for_good()
-        for helper in (perturber, scorer):
+        for helper in (helpers.perturber, helpers.scorer):
             helper.shutdown(wait=True, cancel_futures=True)
 
 
@@ -241,6 +244,15 @@ class _HelperGate:
         """The audit is over (or failed): let the helpers finish, or cancel, without waiting."""
         self._for_good = True
         self._open.set()
+
+
+@dataclass(frozen=True)
+class _Helpers:
+    """What every case of one audit shares: the gate and the two helper threads."""
+
+    gate: _HelperGate
+    perturber: ThreadPoolExecutor
+    scorer: ThreadPoolExecutor
 
 
 def _perturbing_thread(torch_threads: int) -> None:
@@ -284,16 +296,60 @@ def add_reliability(total: dict[str, np.ndarray], more: dict[str, np.ndarray]) -
         total[scope] = total[scope] + counts if scope in total else counts.copy()
 
 
-class _Pending:
-    def __init__(self, case: Case, keeper: ExampleKeeper | None, seconds: dict[str, float],
-                 gate: _HelperGate):
+class _CaseWork:
+    """One case on its way through the audit: its cells in model batches (a case's variants
+    share a shape, so they batch together), each batch perturbed on the perturbing thread ahead
+    of its inference (the first as soon as the case is read) and scored on the scoring thread
+    after it; its result once every batch is scored."""
+
+    def __init__(self, case: Case, cells: list[Cell], device: str, plan: ModelPlan,
+                 settings: CellSettings, helpers: _Helpers):
+        size = max(1, plan.inference.batch_size)
         self.case = case
-        self.keeper = keeper
-        self.seconds = seconds
-        self.gate = gate
+        self.plan = plan
+        self.settings = settings
+        self.helpers = helpers
+        self.batches = [cells[begin : begin + size] for begin in range(0, len(cells), size)]
+        self.keeper = ExampleKeeper(len(cells)) if settings.examples else None
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self.perturbation = _Perturbation(case, device, settings.seed, self.seconds)
+        self.perturbed: dict[int, Future] = {}
         self.jobs: list[Future] = []
-        self.label_surfaces: Future | None = None
         self.reliability: dict[str, np.ndarray] = {}
+        self.perturb_ahead(0)
+        # The label's surfaces, built once on the scoring thread, serve every cell that keeps it.
+        self.label_surfaces = helpers.scorer.submit(_label_surfaces, case, plan.classes, helpers.gate)
+
+    def perturb_ahead(self, index: int) -> None:
+        if PERTURB_AHEAD and index < len(self.batches):
+            self.perturbed[index] = self.helpers.perturber.submit(
+                self.perturbation.variants, self.batches[index], self.helpers.gate.wait)
+
+    def variants(self, index: int) -> list[_Variant]:
+        """Batch ``index``'s variants, waiting (gate open) for the perturbing thread if need be."""
+        if index not in self.perturbed:  # perturbing ahead is off: here, on the main thread
+            return self.perturbation.variants(self.batches[index])
+        start = time.perf_counter()
+        chunk = self.helpers.gate.while_open(self.perturbed.pop(index).result)
+        self.seconds["scorer_wait"] += time.perf_counter() - start
+        return chunk
+
+    def infer(self, runtime: _Runtime,
+              pull: Callable[[], _CaseWork | Exception | None]) -> _CaseWork | Exception | None:
+        """Infer the case batch by batch, leaving each batch's scoring to the scoring thread;
+        returns the next case (``pull``'s result), read before the last batch runs."""
+        upcoming: _CaseWork | Exception | None = None
+        for index in range(len(self.batches)):
+            chunk = self.variants(index)
+            self.perturb_ahead(index + 1)
+            if index == len(self.batches) - 1:
+                upcoming = pull()
+            start = time.perf_counter()
+            batch = torch.cat([v.image for v in chunk])
+            logits = predict(batch, self.plan.inference, runtime.run, spacing=self.case.spacing)
+            self.seconds["inference"] += time.perf_counter() - start
+            self.jobs.append(self.helpers.scorer.submit(_score_chunk, chunk, logits, self))
+        return upcoming if self.batches else pull()
 
     def add_reliability(self, perturbation: str, counts: np.ndarray | None) -> None:
         if counts is not None:
@@ -301,65 +357,10 @@ class _Pending:
 
     def result(self) -> CaseResult:
         start = time.perf_counter()
-        records = self.gate.while_open(lambda: [r for job in self.jobs for r in job.result()])
+        records = self.helpers.gate.while_open(lambda: [r for job in self.jobs for r in job.result()])
         self.seconds["scorer_wait"] += time.perf_counter() - start
         examples = self.keeper.candidates() if self.keeper else []
         return CaseResult(self.case.name, records, examples, self.seconds, self.reliability)
-
-
-class _CaseWork:
-    """One case on its way through the audit: its cells in model batches (a case's variants
-    share a shape, so they batch together), each batch perturbed on the perturbing thread ahead
-    of its inference (the first as soon as the case is read)."""
-
-    def __init__(self, case: Case, cells: list[Cell], device: str, plan: ModelPlan,
-                 settings: CellSettings, perturber: ThreadPoolExecutor, scorer: ThreadPoolExecutor,
-                 gate: _HelperGate):
-        size = max(1, plan.inference.batch_size)
-        self.case = case
-        self.batches = [cells[begin : begin + size] for begin in range(0, len(cells), size)]
-        keeper = ExampleKeeper(len(cells)) if settings.examples else None
-        self.pending = _Pending(case, keeper, dict.fromkeys(STAGES, 0.0), gate)
-        self.perturber = perturber
-        self.perturbation = _Perturbation(case, device, settings.seed, self.pending.seconds)
-        self.perturbed: dict[int, Future] = {}
-        self.perturb_ahead(0)
-        # The label's surfaces, built once on the scoring thread, serve every cell that keeps it.
-        self.pending.label_surfaces = scorer.submit(_label_surfaces, case, plan.classes, gate)
-
-    def perturb_ahead(self, index: int) -> None:
-        if PERTURB_AHEAD and index < len(self.batches):
-            self.perturbed[index] = self.perturber.submit(
-                self.perturbation.variants, self.batches[index], self.pending.gate.wait)
-
-    def variants(self, index: int) -> list[_Variant]:
-        """Batch ``index``'s variants, waiting (gate open) for the perturbing thread if need be."""
-        if index not in self.perturbed:  # perturbing ahead is off: here, on the main thread
-            return self.perturbation.variants(self.batches[index])
-        start = time.perf_counter()
-        chunk = self.pending.gate.while_open(self.perturbed.pop(index).result)
-        self.pending.seconds["scorer_wait"] += time.perf_counter() - start
-        return chunk
-
-
-def _infer_case(work: _CaseWork, runtime: _Runtime, plan: ModelPlan, settings: CellSettings,
-                scorer: ThreadPoolExecutor,
-                pull: Callable[[], _CaseWork | Exception | None]) -> _CaseWork | Exception | None:
-    """Infer one case batch by batch, leaving each batch's scoring to ``scorer``; returns the
-    next case (``pull``'s result), read before the last batch runs."""
-    pending = work.pending
-    upcoming: _CaseWork | Exception | None = None
-    for index in range(len(work.batches)):
-        chunk = work.variants(index)
-        work.perturb_ahead(index + 1)
-        if index == len(work.batches) - 1:
-            upcoming = pull()
-        start = time.perf_counter()
-        batch = torch.cat([v.image for v in chunk])
-        logits = predict(batch, plan.inference, runtime.run, spacing=work.case.spacing)
-        pending.seconds["inference"] += time.perf_counter() - start
-        pending.jobs.append(scorer.submit(_score_chunk, work.case, chunk, logits, plan, settings, pending))
-    return upcoming if work.batches else pull()
 
 
 class _Perturbation:
@@ -418,22 +419,22 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array if array.flags.writeable else array.copy())
 
 
-def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, plan: ModelPlan,
-                 settings: CellSettings, pending: _Pending) -> list[CellRecord]:
+def _score_chunk(chunk: list[_Variant], logits: np.ndarray, work: _CaseWork) -> list[CellRecord]:
     from segrob.metrics import case_metrics
     from segrob.metrics.calibration import batch_mean_entropy, batch_reliability_counts, ece_from
 
-    pending.gate.wait()
+    case, plan, settings = work.case, work.plan, work.settings
+    work.helpers.gate.wait()
     start, cpu_start = time.perf_counter(), time.thread_time()
     probabilities = plan.head.probabilities(logits)
     pairs = _scored_pairs(case, chunk, plan.head.labels(probabilities), settings)
     # Calibration for the whole chunk at once: the same numbers as image by image, less overhead.
     reliability = batch_reliability_counts(probabilities, np.stack([truth for _, truth in pairs]))
     entropy = batch_mean_entropy(probabilities)
-    labels = pending.label_surfaces.result() if pending.label_surfaces is not None else None
+    labels = work.label_surfaces.result() if work.label_surfaces is not None else None
     records = []
     for index, (variant, (prediction, truth)) in enumerate(zip(chunk, pairs, strict=True)):
-        pending.gate.wait()
+        work.helpers.gate.wait()
         result = case_metrics(
             prediction, truth, spacing=case.spacing, classes=list(plan.classes),
             nsd_tolerance_mm=settings.nsd_tolerance_mm, nsd_definition=settings.nsd_definition,
@@ -442,13 +443,13 @@ def _score_chunk(case: Case, chunk: list[_Variant], logits: np.ndarray, plan: Mo
         record = _record(case, variant, result, truth, ece=ece_from(reliability[index]),
                          entropy=float(entropy[index]))
         records.append(record)
-        pending.add_reliability(variant.perturbation, reliability[index])
-        if pending.keeper is not None:
-            pending.keeper.offer(case, variant.perturbation, variant.severity,
+        work.add_reliability(variant.perturbation, reliability[index])
+        if work.keeper is not None:
+            work.keeper.offer(case, variant.perturbation, variant.severity,
                                  variant.image[0].cpu().numpy(), truth, prediction,
                                  record.metrics.get("dice"))
-    pending.seconds["metrics"] += time.perf_counter() - start
-    pending.seconds["metrics_cpu"] += time.thread_time() - cpu_start
+    work.seconds["metrics"] += time.perf_counter() - start
+    work.seconds["metrics_cpu"] += time.thread_time() - cpu_start
     return records
 
 
