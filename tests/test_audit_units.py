@@ -49,6 +49,22 @@ def two_class_model(batch):
     return np.concatenate([-batch, batch], axis=1)
 
 
+def spy(monkeypatch, owner, name: str, before=None, after=None) -> None:
+    """``owner.name`` replaced by itself with ``before(*args)`` called first and ``after()`` last
+    (``before`` may raise in its place)."""
+    call = getattr(owner, name)
+
+    def spied(*args, **kwargs):
+        if before is not None:
+            before(*args)
+        out = call(*args, **kwargs)
+        if after is not None:
+            after()
+        return out
+
+    monkeypatch.setattr(owner, name, spied)
+
+
 def test_a_fixed_tiny_audit_gives_the_saved_records():
     report = run_audit(MODEL, tiny_data(), AuditOptions(suite="texture", device="cpu", batch_size=3))
     saved = json.loads((DATA / "tiny_audit_records.json").read_text())
@@ -112,17 +128,15 @@ def test_the_helper_threads_yield_to_inference(monkeypatch):
     from segrob.audit import units
 
     seen: dict[str, set] = {"perturb": set(), "score": set()}
-    perturb, score = segrob.perturb.registry.apply_perturbation, units._score_chunk
 
-    def recording(kind, call):
-        def recorded(*args, **kwargs):
+    def recording(kind):
+        def record(*_):
             thread = threading.get_native_id()
             seen[kind].add((thread, os.getpriority(os.PRIO_PROCESS, thread)))
-            return call(*args, **kwargs)
-        return recorded
+        return record
 
-    monkeypatch.setattr(segrob.perturb.registry, "apply_perturbation", recording("perturb", perturb))
-    monkeypatch.setattr(units, "_score_chunk", recording("score", score))
+    spy(monkeypatch, segrob.perturb.registry, "apply_perturbation", recording("perturb"))
+    spy(monkeypatch, units, "_score_chunk", recording("score"))
     own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     run_audit(MODEL, tiny_data(), AuditOptions(suite="texture", device="cpu", batch_size=3))
     for kind, calls in seen.items():
@@ -169,21 +183,14 @@ def helper_events(monkeypatch, n_cases: int = 3) -> list[tuple]:
             super().wait()
             events.append(("pass", threading.get_ident()))
 
-    def recording(kind, call):
-        def recorded(*args, **kwargs):
-            if kind == "normalise":
-                events.append(("normalise", gates[-1]._open.is_set()))
-            else:
-                events.append(("unit", threading.get_ident(), kind))
-            return call(*args, **kwargs)
-        return recorded
+    def unit(kind):
+        return lambda *_: events.append(("unit", threading.get_ident(), kind))
 
     monkeypatch.setattr(units, "_HelperGate", Recorded)
-    monkeypatch.setattr(segrob.audit.inference, "normalize",
-                        recording("normalise", segrob.audit.inference.normalize))
-    monkeypatch.setattr(segrob.perturb.registry, "apply_perturbation",
-                        recording("perturb", segrob.perturb.registry.apply_perturbation))
-    monkeypatch.setattr(segrob.metrics, "case_metrics", recording("score", segrob.metrics.case_metrics))
+    spy(monkeypatch, segrob.audit.inference, "normalize",
+        lambda *_: events.append(("normalise", gates[-1]._open.is_set())))
+    spy(monkeypatch, segrob.perturb.registry, "apply_perturbation", unit("perturb"))
+    spy(monkeypatch, segrob.metrics, "case_metrics", unit("score"))
     cells = [(CLEAN, 0), ("texture_speckle", 1), ("texture_speckle", 2), ("gaussian_noise", 1)]
     results = list(units.audit_cases([(case, cells) for case in tiny_cases(n_cases)],
                                      tiny_plan(two_class_model), units.CellSettings()))
@@ -223,14 +230,11 @@ def test_the_next_batch_is_perturbed_while_the_model_runs(monkeypatch):
 
     done = []
     progress = threading.Condition()
-    perturb = segrob.perturb.registry.apply_perturbation
 
-    def perturbing(*args, **kwargs):
-        out = perturb(*args, **kwargs)
+    def perturbed():
         with progress:
             done.append(threading.get_ident())
             progress.notify_all()
-        return out
 
     # Batches of 3 cells, case by case [clean, speckle 1, speckle 2], [noise 1]: perturbations
     # through each batch (the first holds 2, the second 1).
@@ -253,7 +257,7 @@ def test_the_next_batch_is_perturbed_while_the_model_runs(monkeypatch):
         list(audit_cases([(case, cells) for case in tiny_cases(3)], tiny_plan(model), CellSettings()))
         return seen
 
-    monkeypatch.setattr(segrob.perturb.registry, "apply_perturbation", perturbing)
+    spy(monkeypatch, segrob.perturb.registry, "apply_perturbation", after=perturbed)
     assert run(timeout=10) == [True] * 6
     assert threading.get_ident() not in done
     monkeypatch.setattr(units, "PERTURB_AHEAD", False)
@@ -291,18 +295,14 @@ def test_images_are_perturbed_on_the_main_threads_torch_thread_count(monkeypatch
     from segrob.audit.units import CellSettings, audit_cases
 
     counts = []
-    perturb = segrob.perturb.registry.apply_perturbation
-
-    def counting(*args, **kwargs):
-        counts.append(torch.get_num_threads())
-        return perturb(*args, **kwargs)
 
     def set_elsewhere(n: int) -> None:
         setter = threading.Thread(target=torch.set_num_threads, args=(n,))
         setter.start()
         setter.join()
 
-    monkeypatch.setattr(segrob.perturb.registry, "apply_perturbation", counting)
+    spy(monkeypatch, segrob.perturb.registry, "apply_perturbation",
+        lambda *_: counts.append(torch.get_num_threads()))
     own = torch.get_num_threads()
     set_elsewhere(own + 1)
     try:
@@ -322,15 +322,14 @@ def test_a_failure_while_perturbing_ends_the_audit_without_waiting_on_the_scorer
     import segrob.perturb.registry
     from segrob.audit.units import CellSettings, audit_cases
 
-    perturb, calls = segrob.perturb.registry.apply_perturbation, []
+    calls = []
 
-    def failing(*args, **kwargs):
+    def failing(*_):
         calls.append(1)
         if len(calls) > 1:
             raise RuntimeError("disk full")
-        return perturb(*args, **kwargs)
 
-    monkeypatch.setattr(segrob.perturb.registry, "apply_perturbation", failing)
+    spy(monkeypatch, segrob.perturb.registry, "apply_perturbation", failing)
     cells = [(CLEAN, 0), ("texture_speckle", 1)]
     cases = tiny_cases(2)
     raised = []
@@ -347,12 +346,18 @@ def test_a_failure_while_perturbing_ends_the_audit_without_waiting_on_the_scorer
     assert not worker.is_alive() and raised == ["disk full"]
 
 
-def test_a_model_that_reuses_its_output_buffer_scores_as_one_that_does_not():
+def test_a_model_that_reuses_its_output_buffer_scores_as_one_that_does_not(monkeypatch):
     """Logits are scored on another thread after the next batch has run: they must not be the
-    model's own buffer, which it may fill again (as engines with preallocated outputs do)."""
+    model's own buffer, which it may fill again (as engines with preallocated outputs do). Whether
+    a shared buffer is overwritten before it is scored depends on timing, so the scorer's logits
+    are also checked not to share the buffer's memory."""
+    from segrob.audit import units
     from segrob.audit.units import CellSettings, audit_cases
 
     buffers: dict[tuple, np.ndarray] = {}
+    shared = []
+    spy(monkeypatch, units, "_score_chunk", lambda chunk, logits, work: shared.append(
+        any(np.shares_memory(logits, buffer) for buffer in buffers.values())))
 
     def reusing(batch):
         shape = (batch.shape[0], 2, *batch.shape[2:])
@@ -366,3 +371,4 @@ def test_a_model_that_reuses_its_output_buffer_scores_as_one_that_does_not():
                                                        CellSettings()) for r in result.records]
                for model in (two_class_model, reusing)]
     same_values(records[1], records[0])
+    assert len(shared) == 6 and not any(shared)
