@@ -15,11 +15,13 @@ the CPU of the same machine:
    really used, the committed baseline audits (``tests/data/make_audit_baseline.py``) against their
    saved CPU records, and the time per image of a trained model beside the CPU provider. Skipped,
    and said so, when this onnxruntime has no CUDA provider. ``onnx_cuda_speed`` then splits
-   onnxruntime's time on that model: session set-up, the first batch, the steady state, under
-   cuDNN's exhaustive and heuristic algorithm search, which provider ran each kind of node, and
-   torch on the same GPU and batch.
+   onnxruntime's time on that model: session set-up, the first batch, the steady state and each
+   batch as the batch size changes, under cuDNN's exhaustive and heuristic algorithm search,
+   which provider ran each kind of node, torch on the same GPU and batch, and the model's audit
+   under each search mode (segrob asks for the heuristic one).
 5. ``skip_study``: ``segrob study skip --protocol paper`` at the paper's 256 px and 100 epochs, one
-   complexity level at a time while ``--deadline`` (seconds from the start) leaves time, each
+   complexity level (``--study-levels``) at a time while ``--deadline`` (seconds from the start)
+   leaves time, each
    in-domain Dice beside the published one (segrob/evidence.json, the authors' archive).
 
 A failing step records its error and the next one runs; the JSON is rewritten after every step,
@@ -312,13 +314,51 @@ def check_onnx_cuda_speed(work: Path) -> dict:
         report["configs"][name] = {"providers": session.get_providers(), "create_s": created,
                                    "first_batch_s": first, "steady_ms_per_batch": 1e3 * steady,
                                    "nodes": node_placement(model, providers)}
+        report["configs"][name]["new_shapes_ms"] = batch_sizes_in_turn(session, batch)
     torch_model = load_run(work / "run-cuda")[0].to(GPU)
     on_device = torch.from_numpy(batch).to(GPU)
     with torch.inference_mode():
         first = median_seconds(lambda: torch_model(on_device), 1, cuda=True)
         steady = median_seconds(lambda: torch_model(on_device), 20, cuda=True)
     report["torch"] = {"device": GPU, "first_batch_s": first, "steady_ms_per_batch": 1e3 * steady}
+    if GPU == "cuda":
+        report["audit_by_search_mode"] = {
+            mode: audit_with_cuda_options(model, {"cudnn_conv_algo_search": mode})
+            for mode in ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")}
     return report
+
+
+#: An audit's batches: full ones, then a case's remainder (a batch size onnxruntime has not seen).
+SHAPE_SEQUENCE = (16, 16, 13, 13, 7, 16, 7)
+
+
+def batch_sizes_in_turn(session, batch: np.ndarray) -> list[dict]:
+    """Each batch's time as the batch size changes: cuDNN's search runs again for every new shape."""
+    name = session.get_inputs()[0].name
+    times = []
+    for size in SHAPE_SEQUENCE:
+        began = time.perf_counter()
+        session.run(None, {name: batch[:size]})
+        times.append({"batch": size, "ms": 1e3 * (time.perf_counter() - began)})
+    return times
+
+
+def audit_with_cuda_options(model: Path, options: dict) -> dict:
+    """The trained model's noise audit on onnxruntime's CUDA provider with these provider options
+    (segrob asks for the provider's defaults): time per image and where it went."""
+    import segrob
+    from segrob.onnx import session as sessions
+
+    asked = sessions._providers
+    sessions._providers = lambda ort, device: [(sessions.CUDA, options)]
+    try:
+        segrob.audit(model, "synth:low", suite="noise", device="cuda", n=2, size=256, batch_size=16)
+        report = segrob.audit(model, "synth:low", suite="noise", device="cuda", n=AUDIT_CASES, size=256,
+                              batch_size=16)
+    finally:
+        sessions._providers = asked
+    return {"options": options, "providers": report.settings.get("providers"),
+            "ms_per_image": per_image_ms(report), "timings": report.timings}
 
 
 # 5. the skip study at the paper's size -------------------------------------------------------
@@ -336,7 +376,7 @@ def cpu_in_domain(study: Path, level: str, arch: str) -> float:
 
 
 def check_skip_study(work: Path, deadline: float, save: Callable[[dict], None], size: int = 256,
-                     epochs: int = 100) -> dict:
+                     epochs: int = 100, levels: tuple[str, ...] = ("low", "medium", "high")) -> dict:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from reproduce_skip_paper import ARCHS, published
 
@@ -345,7 +385,7 @@ def check_skip_study(work: Path, deadline: float, save: Callable[[dict], None], 
     paper = published()
     report: dict = {"size": size, "epochs": epochs, "archs": list(ARCHS), "levels": {}}
     level_seconds = 150.0  # a first guess; then the last level's time
-    for level in ("low", "medium", "high"):
+    for level in levels:
         if deadline - elapsed() < 1.2 * level_seconds:
             report["levels"][level] = {"skipped": f"{deadline - elapsed():.0f} s left of the deadline"}
             break
@@ -377,6 +417,8 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated steps to run (default: all)")
     parser.add_argument("--study-size", type=int, default=256)
     parser.add_argument("--study-epochs", type=int, default=100)
+    parser.add_argument("--study-levels", default="low,medium,high",
+                        help="complexity levels to study, in this order, while the deadline allows")
     parser.add_argument("--gpu", choices=("cuda", "cpu"), default="cuda")
     args = parser.parse_args()
     global GPU
@@ -409,7 +451,7 @@ def main() -> None:
     if not args.skip_study:
         steps.append(("skip_study", lambda: check_skip_study(
             work, args.deadline, lambda partial: save(partial, "skip_study"), args.study_size,
-            args.study_epochs)))
+            args.study_epochs, tuple(args.study_levels.split(",")))))
     for name, step in steps:
         if args.only and name not in args.only.split(","):
             continue

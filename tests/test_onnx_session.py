@@ -95,6 +95,28 @@ def test_cuda_never_falls_back_silently(model_path: Path):
         np.testing.assert_allclose(run(info, batch)[:, 1], -0.5)
 
 
+def test_cuda_is_asked_for_with_cudnns_heuristic_search(model_path: Path, monkeypatch):
+    """onnxruntime's default search times every cuDNN algorithm again whenever a batch size
+    changes, which cost an H100 audit most of its time; a CPU-only onnxruntime stands in."""
+    import onnxruntime as ort
+
+    asked = []
+    real = ort.InferenceSession
+
+    def recorded(source, options, providers):
+        asked.append(providers)
+        return real(source, options, providers=["CPUExecutionProvider"])
+
+    available = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: available)
+    monkeypatch.setattr(ort, "InferenceSession", recorded)
+    cuda = ("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})
+    assert create_session(model_path, device="auto").provider == "CPUExecutionProvider"
+    with pytest.raises(SegrobError, match="fell back to CPUExecutionProvider"):
+        create_session(model_path, device="cuda")
+    assert asked == [[cuda, "CPUExecutionProvider"], [cuda]]
+
+
 def test_bad_device_and_bad_files(tmp_path: Path, model_path: Path):
     with pytest.raises(UsageError, match="unknown device"):
         create_session(model_path, device="tpu")

@@ -22,6 +22,16 @@ from segrob.onnx.metadata import parse_metadata_props
 DEVICES = ("auto", "cpu", "cuda")
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+#: The CUDA provider's options. cuDNN's algorithm search: onnxruntime's default, EXHAUSTIVE,
+#: times every convolution algorithm whenever a convolution meets an input shape other than the
+#: one it last saw, and an audit's batch sizes change (a case's last batch is shorter). On an
+#: H100 that search took 7.5 s of a 256 px U-Net audit's 8.4 s; HEURISTIC, 1.6 s of 3.4 s, with
+#: the same steady speed (benchmarks/results/gpu_check_h100_search_mode.json). DEFAULT was as
+#: fast but has onnxruntime log a "Fallback mode" warning for every convolution.
+CUDA_OPTIONS = {"cudnn_conv_algo_search": "HEURISTIC"}
+
+#: An onnxruntime provider: its name, or its name and options.
+Provider = str | tuple[str, dict[str, str]]
 
 Dim = int | str | None
 
@@ -93,7 +103,7 @@ def _cuda_available(ort: Any) -> bool:
     return CUDA in ort.get_available_providers()
 
 
-def _new_session(ort: Any, source: str | bytes, providers: list[str], threads: int | None,
+def _new_session(ort: Any, source: str | bytes, providers: list[Provider], threads: int | None,
                  spin: bool = True) -> Any:
     options = ort.SessionOptions()
     # Failures reach the caller as exceptions; the C++ logger would print them a second time.
@@ -103,7 +113,7 @@ def _new_session(ort: Any, source: str | bytes, providers: list[str], threads: i
         options.inter_op_num_threads = 1
     if not spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if CUDA in providers:
+    if _cuda_provider() in providers:
         # A missing CUDA library is logged by onnxruntime's default logger before we can report
         # it ourselves; silence it during creation and say what happened in our own words.
         ort.set_default_logger_severity(4)
@@ -137,7 +147,11 @@ def gpu_install_hint() -> str:
     return f"install the GPU build: {GPU_SWITCH}"
 
 
-def _providers(ort: Any, device: str) -> list[str]:
+def _cuda_provider() -> Provider:
+    return (CUDA, dict(CUDA_OPTIONS))
+
+
+def _providers(ort: Any, device: str) -> list[Provider]:
     """The execution providers to ask for on ``device``; ``cuda`` without CUDA is an error."""
     if device == "cuda" and not _cuda_available(ort):
         raise SegrobError(
@@ -147,8 +161,8 @@ def _providers(ort: Any, device: str) -> list[str]:
     if device == "cpu":
         return [CPU]
     if device == "cuda":
-        return [CUDA]
-    return [CUDA, CPU] if _cuda_available(ort) else [CPU]
+        return [_cuda_provider()]
+    return [_cuda_provider(), CPU] if _cuda_available(ort) else [CPU]
 
 
 def create_session(
