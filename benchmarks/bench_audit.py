@@ -16,15 +16,21 @@ helper thread one batch ahead of inference, scored on another; both helpers at t
 priority, working only while the model runs or the main thread waits for them) with earlier
 schedules (perturbing on the main thread between inferences; the helpers ungated, at normal
 priority), each beside the bare inference.
+
+``--compare-scoring-threads`` instead audits a model that answers at once (a record of its own
+answers stands in for a GPU, where scoring bounds the audit) with one scoring thread and with
+two, in alternating rounds, and says whether their records are the same.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
@@ -193,6 +199,62 @@ def compare_scheduling(dims: int, n: int, size: int, suite: str, workdir: Path, 
         for name, measured in figures.items()}}
 
 
+def replayed_model(path: Path, data, options: AuditOptions) -> Callable[[], None]:
+    """Make the audit's model answer from a record of its own answers (one audit first records
+    every batch's logits): inference then costs next to nothing, as on a GPU, where scoring
+    bounds the audit. Returns the function that puts the real model back."""
+    from segrob.audit import runner
+
+    adopt, answers = runner.adopt_runtime, {}
+
+    def key(batch: torch.Tensor) -> bytes:
+        return hashlib.blake2b(batch.numpy().tobytes(), digest_size=16).digest()
+
+    def recording(plan, run, device, **where):
+        def recorded(batch):
+            answers[key(batch)] = out = np.array(run(batch))
+            return out
+        adopt(plan, recorded, device, **where)
+
+    runner.adopt_runtime = recording
+    audit(path, data, options)
+    runner.adopt_runtime = lambda plan, run, device, **where: adopt(
+        plan, lambda batch: answers[key(batch)].copy(), device, **where)
+    return lambda: setattr(runner, "adopt_runtime", adopt)
+
+
+def compare_scoring_threads(dims: int, n: int, size: int, suite: str, workdir: Path, epochs: int,
+                            rounds: int) -> dict:
+    """A model that answers at once (see :func:`replayed_model`), audited with one scoring thread
+    and with two, in alternating rounds: wall seconds, scoring CPU per image, and whether the
+    records are the same."""
+    from segrob.audit import units
+
+    path, data, options, *_ = prepare(dims, n, size, suite, workdir, epochs)
+    restore, own = replayed_model(path, data, options), units.scoring_threads
+    figures: dict[int, dict[str, list[float]]] = {
+        threads: {"audit_s": [], "waiting_s": [], "scoring_cpu_ms_per_image": []} for threads in (1, 2)}
+    records: dict[int, list] = {}
+    try:
+        for _ in range(rounds):
+            for threads in figures:
+                units.scoring_threads = lambda on_gpu, threads=threads: threads
+                start = time.perf_counter()
+                report = audit(path, data, options)
+                figures[threads]["audit_s"].append(time.perf_counter() - start)
+                figures[threads]["waiting_s"].append(report.timings["scorer_wait"])
+                figures[threads]["scoring_cpu_ms_per_image"].append(
+                    report.timings["metrics_cpu"] / len(report.records) * 1e3)
+                records[threads] = report.records
+    finally:
+        units.scoring_threads = own
+        restore()
+    ratios = [a / b for a, b in zip(figures[1]["audit_s"], figures[2]["audit_s"], strict=True)]
+    return {"dims": dims, "rounds": rounds, "cases": n, "size": size, "cells": len(records[1]),
+            "same_records": records[1] == records[2], "one_thread_over_two": spread(ratios),
+            "threads": {str(k): {key: spread(v) for key, v in m.items()} for k, m in figures.items()}}
+
+
 def _range(figure: dict, digits: int = 2) -> str:
     return f"{figure['median']:.{digits}f} ({figure['min']:.{digits}f}-{figure['max']:.{digits}f})"
 
@@ -216,6 +278,16 @@ def show_scheduling(row: dict) -> None:
               f"{_range(figures['scoring_cpu_ms_per_image'])} ms CPU per image")
 
 
+def show_scoring_threads(row: dict) -> None:
+    print(f"{row['dims']}D, {row['cells']} cells, a model that answers at once, {row['rounds']} alternating "
+          f"rounds (median, min-max); records the same: {row['same_records']}")
+    for threads, figures in row["threads"].items():
+        print(f"  {threads} scoring thread(s): audit {_range(figures['audit_s'])} s, waiting on helpers "
+              f"{_range(figures['waiting_s'])} s, scoring {_range(figures['scoring_cpu_ms_per_image'])} ms "
+              "CPU per image")
+    print(f"  one thread / two: {_range(row['one_thread_over_two'])}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n2d", type=int, default=16)
@@ -227,15 +299,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--compare-scheduling", action="store_true",
                         help="instead: the audit as built against earlier schedules")
+    parser.add_argument("--compare-scoring-threads", action="store_true",
+                        help="instead: one scoring thread against two, beside a model that answers at once")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    run = compare_scheduling if args.compare_scheduling else measure
+    run, show_row = ((compare_scheduling, show_scheduling) if args.compare_scheduling else
+                     (compare_scoring_threads, show_scoring_threads) if args.compare_scoring_threads else
+                     (measure, show))
     with tempfile.TemporaryDirectory() as tmp:
         rows = [run(2, args.n2d, args.size2d, "noise", Path(tmp), args.train_epochs, args.rounds),
                 run(3, args.n3d, args.size3d, "blur", Path(tmp), args.train_epochs, args.rounds)]
     for row in rows:
-        (show_scheduling if args.compare_scheduling else show)(row)
+        show_row(row)
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(rows, indent=2))
     assert all(np.isfinite(r["overhead_ratio"]["median"]) for r in rows if "overhead_ratio" in r)

@@ -10,7 +10,8 @@ the CPU of the same machine:
 2. ``perturb``: every registered perturbation on CUDA tensors against the CPU result for the same
    seed, 2D and 3D (largest difference, parameters equal, label agreement), and the throughput.
 3. ``torch_audit``: the audit of a ``torch.nn.Module`` through the Python API on CUDA and on the
-   CPU: time per image and the largest difference between their records.
+   CPU: time per image and the largest difference between their records, and the CUDA audit
+   again with one scoring thread (several score beside a GPU model).
 4. ``onnx_cuda``: onnxruntime's CUDA provider with IOBinding (``device="cuda"``): the providers it
    really used, the committed baseline audits (``tests/data/make_audit_baseline.py``) against their
    saved CPU records, and the time per image of a trained model beside the CPU provider. Skipped,
@@ -226,12 +227,30 @@ def audit_side_by_side(model) -> dict:
         segrob.audit(model, "synth:low", suite="noise", device=chosen, n=2, size=256, batch_size=16)
         runs[device] = segrob.audit(model, "synth:low", suite="noise", device=chosen, n=AUDIT_CASES, size=256,
                                     batch_size=16)
+    one_scorer = audit_with_one_scoring_thread(model)
     return {"cases": AUDIT_CASES, "size": 256, "suite": "noise", "records": len(runs["cuda"].records),
             "providers": {d: r.settings.get("providers") for d, r in runs.items()},
             "cpu_ms_per_image": per_image_ms(runs["cpu"]), "cuda_ms_per_image": per_image_ms(runs["cuda"]),
             "speedup": per_image_ms(runs["cpu"]) / per_image_ms(runs["cuda"]),
             "cuda_vs_cpu": compare_records(runs["cuda"].records, runs["cpu"].records),
-            "timings": {d: r.timings for d, r in runs.items()}}
+            "timings": {d: r.timings for d, r in runs.items()},
+            "cuda_one_scoring_thread": {
+                "ms_per_image": per_image_ms(one_scorer), "timings": one_scorer.timings,
+                "same_records": one_scorer.records == runs["cuda"].records}}
+
+
+def audit_with_one_scoring_thread(model):
+    """The GPU audit again with one scoring thread, as before several scored beside a GPU model."""
+    import segrob
+    from segrob.audit import units
+
+    chosen = units.scoring_threads
+    units.scoring_threads = lambda on_gpu: 1
+    try:
+        return segrob.audit(model, "synth:low", suite="noise", device=GPU, n=AUDIT_CASES, size=256,
+                            batch_size=16)
+    finally:
+        units.scoring_threads = chosen
 
 
 # 4. onnxruntime's CUDA provider --------------------------------------------------------------

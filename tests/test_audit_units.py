@@ -356,7 +356,7 @@ def test_a_model_that_reuses_its_output_buffer_scores_as_one_that_does_not(monke
 
     buffers: dict[tuple, np.ndarray] = {}
     shared = []
-    spy(monkeypatch, units, "_score_chunk", lambda chunk, logits, work: shared.append(
+    spy(monkeypatch, units, "_score_chunk", lambda chunk, logits, *_: shared.append(
         any(np.shares_memory(logits, buffer) for buffer in buffers.values())))
 
     def reusing(batch):
@@ -372,3 +372,64 @@ def test_a_model_that_reuses_its_output_buffer_scores_as_one_that_does_not(monke
                for model in (two_class_model, reusing)]
     same_values(records[1], records[0])
     assert len(shared) == 6 and not any(shared)
+
+
+def test_scoring_threads_follow_where_the_model_runs(monkeypatch):
+    """One scoring thread beside a model on the CPU, whose cores run it; beside a GPU model, the
+    cores that the main and the perturbing thread leave, up to GPU_SCORING_THREADS."""
+    import segrob.onnx.session as sessions
+    from segrob.audit.units import GPU_SCORING_THREADS, scoring_threads
+
+    for cores, on_gpu in ((2, 1), (3, 1), (5, 3), (64, GPU_SCORING_THREADS)):
+        monkeypatch.setattr(sessions, "usable_cores", lambda cores=cores: cores)
+        assert (scoring_threads(False), scoring_threads(True)) == (1, on_gpu)
+
+
+def test_a_model_on_a_gpu_is_known_as_one():
+    """What decides the scoring threads: onnxruntime's provider, or a torch module's device."""
+    import torch
+
+    from segrob.api import _TorchPredict
+    from segrob.audit.units import runtime_for
+
+    module = torch.nn.Identity()
+    assert runtime_for(tiny_plan(_TorchPredict(module, "cuda"))).on_gpu
+    assert not runtime_for(tiny_plan(_TorchPredict(module, "cpu"))).on_gpu
+    assert not runtime_for(tiny_plan(two_class_model)).on_gpu
+    assert not runtime_for(tiny_plan(str(MODEL))).on_gpu
+
+
+def test_batches_scored_side_by_side_are_booked_in_the_order_they_ran(monkeypatch):
+    """With several scoring threads a later batch can finish scoring first (here each case's
+    clean batch is made slow); it books its reliability counts and example candidates after the
+    batches before it, so records, sums and examples are one thread's."""
+    import time
+
+    from segrob.audit import units
+    from segrob.audit.units import CellSettings, audit_cases
+
+    cells = [(CLEAN, 0), ("texture_speckle", 1), ("texture_speckle", 2),
+             ("gaussian_noise", 1), ("gaussian_noise", 2), ("gaussian_noise", 3)]  # two batches per case
+    cases = tiny_cases(3)
+    settings = CellSettings(seed=1, examples=True)
+
+    def audited():
+        results = list(audit_cases([(c, cells) for c in cases], tiny_plan(two_class_model), settings))
+        return ([r.to_dict() for result in results for r in result.records],
+                [{scope: sums.tobytes() for scope, sums in result.reliability.items()} for result in results],
+                [(e.case, e.perturbation, e.severity, e.dice, {k: a.tobytes() for k, a in e.arrays.items()})
+                 for result in results for e in result.examples])
+
+    one_thread = audited()
+    booked: list = []
+    monkeypatch.setattr(units, "scoring_threads", lambda on_gpu: 3)
+    spy(monkeypatch, units, "_record",
+        lambda case, variant, *_: variant.perturbation == CLEAN and time.sleep(0.2))
+    spy(monkeypatch, units._Turn, "wait", lambda turn: booked.append(turn))
+    three_threads = audited()
+    same_values(three_threads[0], one_thread[0])
+    assert three_threads[1:] == one_thread[1:]
+    assert {(c, p) for c, p, *_ in one_thread[2]} >= {(cases[0].name, "gaussian_noise")}
+    # Not vacuous: a second batch reached its turn before the clean batch of its case.
+    second = [t for t in booked if t._before is not None]
+    assert any(booked.index(t) < next(i for i, b in enumerate(booked) if b.done is t._before) for t in second)

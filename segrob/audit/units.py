@@ -43,10 +43,15 @@ HELPER_NICENESS = 19
 #: Perturb each batch on a helper thread while the batch before it runs (off: on the main
 #: thread, between inferences, as ``bench_audit.py --compare-scheduling`` compares).
 PERTURB_AHEAD = True
+#: Scoring threads at most when the model runs on a GPU. Inference then leaves the CPU's cores
+#: free, and scoring on one thread bounds the audit (on an H100, 3.1 s of scoring CPU against
+#: 0.43 s of torch's inference, benchmarks/results/gpu_check_h100_run2.json). NumPy lets go of the
+#: GIL inside its loops, not between them, so each thread adds less than the one before.
+GPU_SCORING_THREADS = 4
 #: Seconds per stage. ``perturbation`` and ``metrics`` run on helper threads beside inference, so
 #: the stages overlap; ``scorer_wait`` is the main thread idle on the helpers (for a batch's
 #: images or a case's scores), what both add to the wall time; ``metrics_cpu`` is the scoring
-#: thread's CPU time, what scoring costs whatever else shares the cores.
+#: threads' CPU time, what scoring costs whatever else shares the cores.
 STAGES = ("perturbation", "inference", "metrics", "metrics_cpu", "scorer_wait")
 
 
@@ -101,7 +106,10 @@ class CaseResult:
 @dataclass(frozen=True)
 class _Runtime:
     run: Callable[[torch.Tensor], np.ndarray]
+    #: Where images are perturbed and batches made (the model's device, when torch sees it).
     torch_device: str
+    #: Whether the model runs on a GPU, which leaves the CPU's cores to scoring.
+    on_gpu: bool = False
 
 
 _RUNTIMES: dict[tuple, _Runtime] = {}
@@ -113,7 +121,8 @@ def runtime_for(plan: ModelPlan) -> _Runtime:
     if callable(plan.source):
         predict_array = plan.source
         # A copy: logits are scored later, on another thread, and a callable may reuse its buffer.
-        return _Runtime(lambda batch: np.array(predict_array(batch.detach().cpu().numpy())), "cpu")
+        return _Runtime(lambda batch: np.array(predict_array(batch.detach().cpu().numpy())), "cpu",
+                        on_gpu=str(getattr(predict_array, "device", "cpu")).startswith("cuda"))
     cache_key = (plan.key, plan.device, plan.threads)
     with _RUNTIMES_LOCK:
         if cache_key not in _RUNTIMES:
@@ -121,10 +130,11 @@ def runtime_for(plan: ModelPlan) -> _Runtime:
         return _RUNTIMES[cache_key]
 
 
-def adopt_runtime(plan: ModelPlan, run: Callable[[torch.Tensor], np.ndarray], torch_device: str) -> None:
+def adopt_runtime(plan: ModelPlan, run: Callable[[torch.Tensor], np.ndarray], torch_device: str, *,
+                  on_gpu: bool = False) -> None:
     """Reuse a session the driver has open for ``plan``, rather than open a second one here."""
     with _RUNTIMES_LOCK:
-        _RUNTIMES[plan.key, plan.device, plan.threads] = _Runtime(run, torch_device)
+        _RUNTIMES[plan.key, plan.device, plan.threads] = _Runtime(run, torch_device, on_gpu)
 
 
 def audit_session(path: str | Path, *, device: str, threads: int | None):
@@ -151,12 +161,12 @@ def _open_onnx(plan: ModelPlan) -> _Runtime:
             staging.replace(path)
     session = audit_session(path, device=plan.device, threads=plan.threads)
     if plan.contract is None:
-        return _Runtime(lambda batch: run_session(session, batch), _torch_device(session))
+        return _Runtime(lambda batch: run_session(session, batch), _torch_device(session), session.on_cuda)
     from segrob.onnx.graph import guarded_run, select_output
 
     selected = select_output(session, plan.contract)
     return _Runtime(guarded_run(selected, plan.contract, lambda batch: run_session(selected, batch)),
-                    _torch_device(session))
+                    _torch_device(session), session.on_cuda)
 
 
 def audit_cases(
@@ -164,10 +174,11 @@ def audit_cases(
 ) -> Iterator[CaseResult]:
     """Audit each ``(case, cells)`` in turn, yielding each case's result in order.
 
-    The main thread runs the model and little else; two helper threads work while it does
+    The main thread runs the model and little else; helper threads work while it does
     (onnxruntime releases the GIL). One perturbs the next batch while a batch runs through the
-    model; the other scores each batch while the batches after it run. Both wait while the main
-    thread normalises and stitches (see :class:`_HelperGate`). The next case is read before the
+    model; the scoring thread (several when the model runs on a GPU, see :func:`scoring_threads`)
+    scores each batch while the batches after it run. All wait while the main thread
+    normalises and stitches (see :class:`_HelperGate`). The next case is read before the
     current one's last batch runs, so that its first batch is perturbed beside that inference; an
     error reading it is raised where a case-by-case loop would meet it, after the results due
     before it.
@@ -179,8 +190,8 @@ def audit_cases(
         gate,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="segrob-perturb",
                            initializer=_perturbing_thread, initargs=(torch.get_num_threads(),)),
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="segrob-metrics",
-                           initializer=_yield_to_inference),
+        ThreadPoolExecutor(max_workers=scoring_threads(opened.on_gpu),
+                           thread_name_prefix="segrob-metrics", initializer=_yield_to_inference),
     )
     cases = iter(work)
 
@@ -210,6 +221,32 @@ def audit_cases(
         gate.open_for_good()
         for helper in (helpers.perturber, helpers.scorer):
             helper.shutdown(wait=True, cancel_futures=True)
+
+
+def scoring_threads(on_gpu: bool) -> int:
+    """One beside a model on the CPU, whose cores run it; beside a model on a GPU, up to
+    :data:`GPU_SCORING_THREADS` of the cores the main and the perturbing thread leave. Batches
+    scored side by side are booked in the order they ran (see :class:`_Turn`), so any count
+    gives one thread's records."""
+    from segrob.onnx.session import usable_cores
+
+    if not on_gpu:
+        return 1
+    return max(1, min(GPU_SCORING_THREADS, usable_cores() - 2))
+
+
+class _Turn:
+    """A scoring job's place in its case's order: what it books (reliability sums, example
+    candidates, seconds) it books after the job before it, whichever finished scoring first, so
+    that sums add in one order and the clean image is offered before its perturbed ones."""
+
+    def __init__(self, before: _Turn | None):
+        self._before = before.done if before is not None else None
+        self.done = threading.Event()
+
+    def wait(self) -> None:
+        if self._before is not None:
+            self._before.wait()
 
 
 class _HelperGate:
@@ -248,7 +285,8 @@ class _HelperGate:
 
 @dataclass(frozen=True)
 class _Helpers:
-    """What every case of one audit shares: the gate and the two helper threads."""
+    """What every case of one audit shares: the gate, the perturbing thread and the scoring
+    thread or threads."""
 
     gate: _HelperGate
     perturber: ThreadPoolExecutor
@@ -315,6 +353,7 @@ class _CaseWork:
         self.perturbation = _Perturbation(case, device, settings.seed, self.seconds)
         self.perturbed: dict[int, Future] = {}
         self.jobs: list[Future] = []
+        self.turn: _Turn | None = None
         self.reliability: dict[str, np.ndarray] = {}
         self.perturb_ahead(0)
         # The label's surfaces, built once on the scoring thread, serve every cell that keeps it.
@@ -348,7 +387,8 @@ class _CaseWork:
             batch = torch.cat([v.image for v in chunk])
             logits = predict(batch, self.plan.inference, runtime.run, spacing=self.case.spacing)
             self.seconds["inference"] += time.perf_counter() - start
-            self.jobs.append(self.helpers.scorer.submit(_score_chunk, chunk, logits, self))
+            self.turn = _Turn(self.turn)
+            self.jobs.append(self.helpers.scorer.submit(_score_chunk, chunk, logits, self, self.turn))
         return upcoming if self.batches else pull()
 
     def add_reliability(self, perturbation: str, counts: np.ndarray | None) -> None:
@@ -419,7 +459,17 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array if array.flags.writeable else array.copy())
 
 
-def _score_chunk(chunk: list[_Variant], logits: np.ndarray, work: _CaseWork) -> list[CellRecord]:
+def _score_chunk(chunk: list[_Variant], logits: np.ndarray, work: _CaseWork, turn: _Turn) -> list[CellRecord]:
+    """Score one batch's variants; book them in ``turn``."""
+    try:
+        return _scored_and_booked(chunk, logits, work, turn)
+    finally:  # also when scoring failed, or the jobs after it would wait for good
+        turn.done.set()
+
+
+def _scored_and_booked(chunk: list[_Variant], logits: np.ndarray, work: _CaseWork,
+                       turn: _Turn) -> list[CellRecord]:
+    """The records, scored beside other batches' jobs; then, in turn, the bookkeeping."""
     from segrob.metrics import case_metrics
     from segrob.metrics.calibration import batch_mean_entropy, batch_reliability_counts, ece_from
 
@@ -440,15 +490,17 @@ def _score_chunk(chunk: list[_Variant], logits: np.ndarray, work: _CaseWork) -> 
             nsd_tolerance_mm=settings.nsd_tolerance_mm, nsd_definition=settings.nsd_definition,
             empty_policy=settings.empty_policy, labels=labels,
         )
-        record = _record(case, variant, result, truth, ece=ece_from(reliability[index]),
-                         entropy=float(entropy[index]))
-        records.append(record)
+        records.append(_record(case, variant, result, truth, ece=ece_from(reliability[index]),
+                               entropy=float(entropy[index])))
+    waited = time.perf_counter()
+    turn.wait()
+    waited = time.perf_counter() - waited
+    for index, (variant, record, (prediction, truth)) in enumerate(zip(chunk, records, pairs, strict=True)):
         work.add_reliability(variant.perturbation, reliability[index])
         if work.keeper is not None:
             work.keeper.offer(case, variant.perturbation, variant.severity,
-                                 variant.image[0].cpu().numpy(), truth, prediction,
-                                 record.metrics.get("dice"))
-    work.seconds["metrics"] += time.perf_counter() - start
+                              variant.image[0].cpu().numpy(), truth, prediction, record.metrics.get("dice"))
+    work.seconds["metrics"] += time.perf_counter() - start - waited
     work.seconds["metrics_cpu"] += time.thread_time() - cpu_start
     return records
 

@@ -325,5 +325,10 @@ def threads_beside(workers: int = 1) -> int | None:
     of its own process (the audit's helpers): every usable core but ``workers`` from four cores up;
     ``None`` (onnxruntime's choice, all cores) below, where giving the helpers a core of their own
     would take a third to a half of the inference's threads for a few percent of the work."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     return cores - workers if cores >= 4 else None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the system tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
