@@ -6,7 +6,8 @@ process, so machine load affects both alike; each figure is the median over the 
 spread (min-max). Also prints where the audit's time went (its report's timings: inference,
 perturbation and metrics on their helper threads, the scoring CPU time, the main thread waiting
 on the helpers) and the scoring cost per image (the scoring thread's CPU time; its wall time
-is longer, as it shares the cores with onnxruntime), for a 2D and a 3D model. The bare inference uses
+is longer, as it shares the cores with onnxruntime; and the same scoring done again on the main
+thread with nothing beside it), for a 2D and a 3D model. The bare inference uses
 onnxruntime's default session; the audit's own sessions wait asleep instead of spinning.
 
     python benchmarks/bench_audit.py [--n2d 16] [--n3d 4] [--rounds 5] [--json out.json]
@@ -140,6 +141,7 @@ def measure(dims: int, n: int, size: int, suite: str, workdir: Path, epochs: int
         timings.append(report.timings)
     cells = len(report.records)
     stages = {key: spread([t[key] for t in timings]) for key in timings[0]}
+    alone = scoring_alone(path, data, options)
     return {
         "dims": dims, "cases": n, "size": size, "suite": suite, "rounds": rounds,
         "train_epochs": epochs, "clean_dice": report.summary.clean.mean("dice"), "cells": cells,
@@ -147,8 +149,36 @@ def measure(dims: int, n: int, size: int, suite: str, workdir: Path, epochs: int
         "overhead_ratio": spread([a / b for a, b in zip(audits, bares, strict=True)]),
         "scoring_ms_per_image": spread([t["metrics"] / cells * 1e3 for t in timings]),
         "scoring_cpu_ms_per_image": spread([t["metrics_cpu"] / cells * 1e3 for t in timings]),
+        "scoring_alone_cpu_ms_per_image": spread(alone),
         "timings": stages,
     }
+
+
+def scoring_alone(path: Path, data, options: AuditOptions, repeats: int = 3) -> list[float]:
+    """One audit's scoring done again on this thread with nothing beside it, ``repeats`` times:
+    CPU milliseconds per image, what scoring costs without onnxruntime and the perturbing thread
+    sharing the cores."""
+    from segrob.audit import units
+
+    kept, score = [], units._score_chunk
+
+    def keeping(chunk, logits, work, turn):
+        kept.append((chunk, np.array(logits), work))
+        return score(chunk, logits, work, turn)
+
+    units._score_chunk = keeping
+    try:
+        audit(path, data, options)
+    finally:
+        units._score_chunk = score
+    images = sum(len(chunk) for chunk, *_ in kept)
+    figures = []
+    for _ in range(repeats):
+        start = time.thread_time()
+        for chunk, logits, work in kept:  # the audit is over: its gate is open for good
+            score(chunk, logits, work, units._Turn(None))
+        figures.append((time.thread_time() - start) / images * 1e3)
+    return figures
 
 
 #: The audit's scheduling, as built and with its parts taken away: the helper threads' priority
@@ -264,7 +294,8 @@ def show(row: dict) -> None:
           f"(median, min-max); clean Dice {row['clean_dice']:.3f} after {row['train_epochs']} epochs")
     print(f"  audit s {_range(row['audit_seconds'])}   bare onnxruntime s "
           f"{_range(row['bare_inference_seconds'])}   audit / bare {_range(row['overhead_ratio'])}")
-    print(f"  scoring per image: {_range(row['scoring_cpu_ms_per_image'])} ms CPU, "
+    print(f"  scoring per image: {_range(row['scoring_cpu_ms_per_image'])} ms CPU "
+          f"({_range(row['scoring_alone_cpu_ms_per_image'])} alone, done again on one thread), "
           f"{_range(row['scoring_ms_per_image'])} ms wall beside onnxruntime; stages (s): "
           + ", ".join(f"{k} {_range(v)}" for k, v in row["timings"].items()))
 
