@@ -247,7 +247,11 @@ def replayed_model(path: Path, data, options: AuditOptions) -> Callable[[], None
         adopt(plan, recorded, device, **where)
 
     runner.adopt_runtime = recording
-    audit(path, data, options)
+    try:
+        audit(path, data, options)
+    except BaseException:
+        runner.adopt_runtime = adopt
+        raise
     runner.adopt_runtime = lambda plan, run, device, **where: adopt(
         plan, lambda batch: answers[key(batch)].copy(), device, **where)
     return lambda: setattr(runner, "adopt_runtime", adopt)
