@@ -433,3 +433,44 @@ def test_batches_scored_side_by_side_are_booked_in_the_order_they_ran(monkeypatc
     # Not vacuous: a second batch reached its turn before the clean batch of its case.
     second = [t for t in booked if t._before is not None]
     assert any(booked.index(t) < next(i for i, b in enumerate(booked) if b.done is t._before) for t in second)
+
+
+def test_a_cell_predicted_as_its_clean_image_takes_the_clean_cells_metrics(monkeypatch):
+    """Brightness and contrast shifts that z-score normalisation undoes leave the prediction as
+    the clean image's, bit for bit: those cells take the clean cell's metrics instead of being
+    scored again, and the records are the ones scoring each cell gives."""
+    import segrob.metrics
+    from segrob.audit import units
+    from segrob.audit.units import CellSettings, audit_cases
+
+    cells = [(CLEAN, 0), ("brightness", 1), ("brightness", 3), ("contrast", 1), ("contrast", 3),
+             ("gaussian_noise", 3)]
+    cases = tiny_cases(3)
+    scored: list = []
+    spy(monkeypatch, segrob.metrics, "case_metrics", lambda *_: scored.append(1))
+
+    def audited() -> list:
+        results = audit_cases([(c, cells) for c in cases], tiny_plan(str(MODEL)), CellSettings())
+        return [r.to_dict() for result in results for r in result.records]
+
+    reused = audited()
+    assert len(scored) == 2 * len(cases)  # the clean cell and the noise cell of each case
+    scored.clear()
+    monkeypatch.setattr(units._CaseWork, "clean_twin", lambda self, prediction, truth: None)
+    assert audited() == reused and len(scored) == len(cells) * len(cases)
+
+
+def test_only_the_very_same_prediction_and_label_take_the_clean_cells_metrics():
+    from types import SimpleNamespace
+
+    from segrob.audit.units import _CaseWork
+
+    prediction, truth = np.zeros((4, 4), np.int64), np.zeros((4, 4), np.int64)
+    prediction[1, 1] = truth[1, 1] = 1
+    work = SimpleNamespace(clean_scored=(prediction, truth, 1, "clean metrics"))
+    moved = np.roll(prediction, 1)  # as many foreground pixels, elsewhere
+    assert _CaseWork.clean_twin(work, prediction.copy(), truth.copy()) == "clean metrics"
+    assert _CaseWork.clean_twin(work, moved, truth) is None
+    assert _CaseWork.clean_twin(work, prediction, np.roll(truth, 1)) is None
+    assert _CaseWork.clean_twin(work, prediction[:3], truth[:3]) is None
+    assert _CaseWork.clean_twin(SimpleNamespace(clean_scored=None), prediction, truth) is None
