@@ -73,6 +73,21 @@ def with_cuda_libraries() -> None:
         os.execv(sys.executable, [sys.executable, *sys.argv])
 
 
+def with_cli_package() -> None:
+    """Make ``segrob_cli`` importable where the project is only on ``PYTHONPATH``, not installed
+    (a bare GPU machine): the CLI lives in ``cli/`` and installs under that name, and the steps
+    that run ``python -m segrob`` need it. A link in a temporary folder on the path stands in."""
+    import importlib.util
+    import tempfile
+
+    if importlib.util.find_spec("segrob_cli") is not None:
+        return
+    folder = Path(tempfile.mkdtemp(prefix="segrob-cli-"))
+    (folder / "segrob_cli").symlink_to(ROOT / "cli", target_is_directory=True)
+    sys.path.insert(0, str(folder))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+
+
 def elapsed() -> float:
     return time.perf_counter() - START
 
@@ -443,6 +458,7 @@ def main() -> None:
     global GPU
     GPU = args.gpu
     with_cuda_libraries()
+    with_cli_package()
     if GPU == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_check: torch sees no CUDA device here")
     work = Path(args.out)
