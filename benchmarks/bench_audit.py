@@ -162,9 +162,9 @@ def scoring_alone(path: Path, data, options: AuditOptions, repeats: int = 3) -> 
 
     kept, score = [], units._score_chunk
 
-    def keeping(chunk, logits, work, turn):
+    def keeping(chunk, logits, work, before):
         kept.append((chunk, np.array(logits), work))
-        return score(chunk, logits, work, turn)
+        return score(chunk, logits, work, before)
 
     units._score_chunk = keeping
     try:
@@ -176,7 +176,7 @@ def scoring_alone(path: Path, data, options: AuditOptions, repeats: int = 3) -> 
     for _ in range(repeats):
         start = time.thread_time()
         for chunk, logits, work in kept:  # the audit is over: its gate is open for good
-            score(chunk, logits, work, units._Turn(None))
+            score(chunk, logits, work, None)
         figures.append((time.thread_time() - start) / images * 1e3)
     return figures
 

@@ -421,18 +421,21 @@ def test_batches_scored_side_by_side_are_booked_in_the_order_they_ran(monkeypatc
                  for result in results for e in result.examples])
 
     one_thread = audited()
-    booked: list = []
+    events: list = []
     monkeypatch.setattr(units, "scoring_threads", lambda on_gpu: 3)
     spy(monkeypatch, units, "_record",
-        lambda case, variant, *_: variant.perturbation == CLEAN and time.sleep(0.2))
-    spy(monkeypatch, units._Turn, "wait", lambda turn: booked.append(turn))
+        lambda case, variant, *_: variant.perturbation == CLEAN and time.sleep(0.2),
+        lambda: events.append("scored"))
+    spy(monkeypatch, units._CaseWork, "add_reliability",
+        lambda work, perturbation, _: events.append(("booked", work.case.name, perturbation)))
     three_threads = audited()
     same_values(three_threads[0], one_thread[0])
     assert three_threads[1:] == one_thread[1:]
     assert {(c, p) for c, p, *_ in one_thread[2]} >= {(cases[0].name, "gaussian_noise")}
-    # Not vacuous: a second batch reached its turn before the clean batch of its case.
-    second = [t for t in booked if t._before is not None]
-    assert any(booked.index(t) < next(i for i, b in enumerate(booked) if b.done is t._before) for t in second)
+    # Not vacuous: more cells were scored before the first case's clean cell was booked than its
+    # own first batch holds, so a later batch finished scoring first (one thread gives 3).
+    first_booked = events.index(("booked", cases[0].name, CLEAN))
+    assert events[:first_booked].count("scored") > 3
 
 
 def test_a_cell_predicted_as_its_clean_image_takes_the_clean_cells_metrics(monkeypatch):

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -226,27 +227,13 @@ def audit_cases(
 def scoring_threads(on_gpu: bool) -> int:
     """One beside a model on the CPU, whose cores run it; beside a model on a GPU, up to
     :data:`GPU_SCORING_THREADS` of the cores the main and the perturbing thread leave. Batches
-    scored side by side are booked in the order they ran (see :class:`_Turn`), so any count
-    gives one thread's records."""
+    scored side by side are booked in the order they ran (see :func:`_score_chunk`), so any
+    count gives one thread's records."""
     from segrob.onnx.session import usable_cores
 
     if not on_gpu:
         return 1
     return max(1, min(GPU_SCORING_THREADS, usable_cores() - 2))
-
-
-class _Turn:
-    """A scoring job's place in its case's order: what it books (reliability sums, example
-    candidates, seconds) it books after the job before it, whichever finished scoring first, so
-    that sums add in one order and the clean image is offered before its perturbed ones."""
-
-    def __init__(self, before: _Turn | None):
-        self._before = before.done if before is not None else None
-        self.done = threading.Event()
-
-    def wait(self) -> None:
-        if self._before is not None:
-            self._before.wait()
 
 
 class _HelperGate:
@@ -353,7 +340,6 @@ class _CaseWork:
         self.perturbation = _Perturbation(case, device, settings.seed, self.seconds)
         self.perturbed: dict[int, Future] = {}
         self.jobs: list[Future] = []
-        self.turn: _Turn | None = None
         self.clean_scored: tuple[np.ndarray, np.ndarray, int, Any] | None = None
         self.reliability: dict[str, np.ndarray] = {}
         self.perturb_ahead(0)
@@ -388,8 +374,8 @@ class _CaseWork:
             batch = torch.cat([v.image for v in chunk])
             logits = predict(batch, self.plan.inference, runtime.run, spacing=self.case.spacing)
             self.seconds["inference"] += time.perf_counter() - start
-            self.turn = _Turn(self.turn)
-            self.jobs.append(self.helpers.scorer.submit(_score_chunk, chunk, logits, self, self.turn))
+            before = self.jobs[-1] if self.jobs else None
+            self.jobs.append(self.helpers.scorer.submit(_score_chunk, chunk, logits, self, before))
         return upcoming if self.batches else pull()
 
     def clean_twin(self, prediction: np.ndarray, truth: np.ndarray) -> Any:
@@ -474,17 +460,13 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array if array.flags.writeable else array.copy())
 
 
-def _score_chunk(chunk: list[_Variant], logits: np.ndarray, work: _CaseWork, turn: _Turn) -> list[CellRecord]:
-    """Score one batch's variants; book them in ``turn``."""
-    try:
-        return _scored_and_booked(chunk, logits, work, turn)
-    finally:  # also when scoring failed, or the jobs after it would wait for good
-        turn.done.set()
-
-
-def _scored_and_booked(chunk: list[_Variant], logits: np.ndarray, work: _CaseWork,
-                       turn: _Turn) -> list[CellRecord]:
-    """The records, scored beside other batches' jobs; then, in turn, the bookkeeping."""
+def _score_chunk(chunk: list[_Variant], logits: np.ndarray, work: _CaseWork,
+                 before: Future | None) -> list[CellRecord]:
+    """One batch's records, scored beside other batches' jobs; then what it books (reliability
+    sums, example candidates, seconds), once ``before`` (the case's previous batch's job) is
+    done, whichever finished scoring first: sums then add in one order, and the clean image is
+    offered before its perturbed ones. Jobs start in the order they were submitted, so ``before``
+    has always started."""
     from segrob.metrics import case_metrics
     from segrob.metrics.calibration import batch_mean_entropy, batch_reliability_counts, ece_from
 
@@ -512,7 +494,8 @@ def _scored_and_booked(chunk: list[_Variant], logits: np.ndarray, work: _CaseWor
         records.append(_record(case, variant, result, truth, ece=ece_from(reliability[index]),
                                entropy=float(entropy[index])))
     waited = time.perf_counter()
-    turn.wait()
+    if before is not None:
+        futures.wait([before])
     waited = time.perf_counter() - waited
     for index, (variant, record, (prediction, truth)) in enumerate(zip(chunk, records, pairs, strict=True)):
         work.add_reliability(variant.perturbation, reliability[index])
