@@ -29,8 +29,6 @@ class AuditModel:
     metadata: dict
     run: Callable[[np.ndarray], np.ndarray]
     torch_device: str = "cpu"
-    #: Whether the model itself runs on a GPU (onnxruntime's CUDA provider), whatever torch sees.
-    on_gpu: bool = False
     head: OutputHead = field(default_factory=OutputHead)
     graph: dict | None = None
     #: The :class:`~segrob.onnx.graph.GraphContract` itself, for workers that open their own session.
@@ -140,7 +138,6 @@ def model_spec(session_info, options) -> AuditModel:
         metadata=metadata,
         run=guarded_run(selected, contract, lambda batch: run_session(selected, batch)),
         torch_device=_torch_device(session_info),
-        on_gpu=bool(getattr(session_info, "on_cuda", False)),
         head=OutputHead(contract.activation, contract.binary, contract.threshold),
         graph=contract.to_dict(),
         contract=contract,

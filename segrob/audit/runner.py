@@ -132,7 +132,7 @@ def audit(
     plan = ModelPlan(source=str(model_path), key=sha256, inference=inference, head=model.head,
                      contract=model.contract, classes=tuple(model.foreground_classes),
                      device=options.device, threads=_threads(options))
-    adopt_runtime(plan, model.run, model.torch_device, on_gpu=model.on_gpu)  # the session is open here
+    adopt_runtime(plan, model.run, model.torch_device, on_gpu=session.on_cuda)  # the session is open here
     identity = ModelIdentity(str(model_path), sha256, tuple(session.providers))
     return audit_plan(model, plan, identity, data, options, progress=progress, engine=engine, started=started)
 
