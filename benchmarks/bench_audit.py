@@ -26,14 +26,16 @@ two, in alternating rounds, and says whether their records are the same.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -166,11 +168,8 @@ def scoring_alone(path: Path, data, options: AuditOptions, repeats: int = 3) -> 
         kept.append((chunk, np.array(logits), work))
         return score(chunk, logits, work, before)
 
-    units._score_chunk = keeping
-    try:
+    with mock.patch.object(units, "_score_chunk", keeping):
         audit(path, data, options)
-    finally:
-        units._score_chunk = score
     images = sum(len(chunk) for chunk, *_ in kept)
     figures = []
     for _ in range(repeats):
@@ -204,35 +203,32 @@ def compare_scheduling(dims: int, n: int, size: int, suite: str, workdir: Path, 
             return call(*args)
 
     path, data, options, plan, batches, session = prepare(dims, n, size, suite, workdir, epochs)
-    own = units.HELPER_NICENESS, units._HelperGate, units.PERTURB_AHEAD
     figures: dict[str, dict[str, list[float]]] = {
         name: {"overhead_ratio": [], "outside_inference_s": [], "waiting_s": [],
                "scoring_cpu_ms_per_image": []}
         for name in SCHEDULES}
-    try:
-        for _ in range(rounds):
-            for name, (niceness, gated, ahead) in SCHEDULES.items():
-                units.HELPER_NICENESS, units.PERTURB_AHEAD = niceness, ahead
-                units._HelperGate = own[1] if gated else Ungated
+    for _ in range(rounds):
+        for name, (niceness, gated, ahead) in SCHEDULES.items():
+            with mock.patch.multiple(units, HELPER_NICENESS=niceness, PERTURB_AHEAD=ahead,
+                                     _HelperGate=units._HelperGate if gated else Ungated):
                 start = time.perf_counter()
                 report = audit(path, data, options)
                 seconds = time.perf_counter() - start
-                figures[name]["overhead_ratio"].append(seconds / bare_inference(session, batches, plan))
-                figures[name]["outside_inference_s"].append(seconds - report.timings["inference"])
-                figures[name]["waiting_s"].append(report.timings["scorer_wait"])
-                figures[name]["scoring_cpu_ms_per_image"].append(
-                    report.timings["metrics_cpu"] / len(report.records) * 1e3)
-    finally:
-        units.HELPER_NICENESS, units._HelperGate, units.PERTURB_AHEAD = own
+            figures[name]["overhead_ratio"].append(seconds / bare_inference(session, batches, plan))
+            figures[name]["outside_inference_s"].append(seconds - report.timings["inference"])
+            figures[name]["waiting_s"].append(report.timings["scorer_wait"])
+            figures[name]["scoring_cpu_ms_per_image"].append(
+                report.timings["metrics_cpu"] / len(report.records) * 1e3)
     return {"dims": dims, "rounds": rounds, "schedules": {
         name: {key: spread(values) for key, values in measured.items()}
         for name, measured in figures.items()}}
 
 
-def replayed_model(path: Path, data, options: AuditOptions) -> Callable[[], None]:
-    """Make the audit's model answer from a record of its own answers (one audit first records
-    every batch's logits): inference then costs next to nothing, as on a GPU, where scoring
-    bounds the audit. Returns the function that puts the real model back."""
+@contextlib.contextmanager
+def replayed_model(path: Path, data, options: AuditOptions) -> Iterator[None]:
+    """Within it, the audit's model answers from a record of its own answers (one audit first
+    records every batch's logits): inference then costs next to nothing, as on a GPU, where
+    scoring bounds the audit."""
     from segrob.audit import runner
 
     adopt, answers = runner.adopt_runtime, {}
@@ -240,21 +236,22 @@ def replayed_model(path: Path, data, options: AuditOptions) -> Callable[[], None
     def key(batch: torch.Tensor) -> bytes:
         return hashlib.blake2b(batch.numpy().tobytes(), digest_size=16).digest()
 
-    def recording(plan, run, device, **where):
-        def recorded(batch):
+    def recorded(run):
+        def recording(batch):
             answers[key(batch)] = out = np.array(run(batch))
             return out
-        adopt(plan, recorded, device, **where)
+        return recording
 
-    runner.adopt_runtime = recording
-    try:
+    def adopting(model):  # the runtime the runner adopts, with ``model(run)`` in place of ``run``
+        return lambda plan, run, device, **where: adopt(plan, model(run), device, **where)
+
+    with mock.patch.object(runner, "adopt_runtime", adopting(recorded)):
         audit(path, data, options)
-    except BaseException:
-        runner.adopt_runtime = adopt
-        raise
-    runner.adopt_runtime = lambda plan, run, device, **where: adopt(
-        plan, lambda batch: answers[key(batch)].copy(), device, **where)
-    return lambda: setattr(runner, "adopt_runtime", adopt)
+    def replayed(_run):
+        return lambda batch: answers[key(batch)].copy()
+
+    with mock.patch.object(runner, "adopt_runtime", adopting(replayed)):
+        yield
 
 
 def compare_scoring_threads(dims: int, n: int, size: int, suite: str, workdir: Path, epochs: int,
@@ -265,24 +262,20 @@ def compare_scoring_threads(dims: int, n: int, size: int, suite: str, workdir: P
     from segrob.audit import units
 
     path, data, options, *_ = prepare(dims, n, size, suite, workdir, epochs)
-    restore, own = replayed_model(path, data, options), units.scoring_threads
     figures: dict[int, dict[str, list[float]]] = {
         threads: {"audit_s": [], "waiting_s": [], "scoring_cpu_ms_per_image": []} for threads in (1, 2)}
     records: dict[int, list] = {}
-    try:
+    with replayed_model(path, data, options):
         for _ in range(rounds):
             for threads in figures:
-                units.scoring_threads = lambda on_gpu, threads=threads: threads
-                start = time.perf_counter()
-                report = audit(path, data, options)
+                with mock.patch.object(units, "scoring_threads", lambda on_gpu, threads=threads: threads):
+                    start = time.perf_counter()
+                    report = audit(path, data, options)
                 figures[threads]["audit_s"].append(time.perf_counter() - start)
                 figures[threads]["waiting_s"].append(report.timings["scorer_wait"])
                 figures[threads]["scoring_cpu_ms_per_image"].append(
                     report.timings["metrics_cpu"] / len(report.records) * 1e3)
                 records[threads] = report.records
-    finally:
-        units.scoring_threads = own
-        restore()
     ratios = [a / b for a, b in zip(figures[1]["audit_s"], figures[2]["audit_s"], strict=True)]
     return {"dims": dims, "rounds": rounds, "cases": n, "size": size, "cells": len(records[1]),
             "same_records": records[1] == records[2], "one_thread_over_two": spread(ratios),

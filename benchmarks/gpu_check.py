@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -259,13 +260,9 @@ def audit_with_one_scoring_thread(model):
     import segrob
     from segrob.audit import units
 
-    chosen = units.scoring_threads
-    units.scoring_threads = lambda on_gpu: 1
-    try:
+    with mock.patch.object(units, "scoring_threads", lambda on_gpu: 1):
         return segrob.audit(model, "synth:low", suite="noise", device=GPU, n=AUDIT_CASES, size=256,
                             batch_size=16)
-    finally:
-        units.scoring_threads = chosen
 
 
 # 4. onnxruntime's CUDA provider --------------------------------------------------------------
@@ -379,18 +376,14 @@ def batch_sizes_in_turn(session, batch: np.ndarray) -> list[dict]:
 
 def audit_with_cuda_options(model: Path, options: dict) -> dict:
     """The trained model's noise audit on onnxruntime's CUDA provider with these provider options
-    (segrob asks for the provider's defaults): time per image and where it went."""
+    in place of segrob's own (``CUDA_OPTIONS``): time per image and where it went."""
     import segrob
     from segrob.onnx import session as sessions
 
-    asked = sessions._providers
-    sessions._providers = lambda ort, device: [(sessions.CUDA, options)]
-    try:
+    with mock.patch.object(sessions, "CUDA_OPTIONS", options):
         segrob.audit(model, "synth:low", suite="noise", device="cuda", n=2, size=256, batch_size=16)
         report = segrob.audit(model, "synth:low", suite="noise", device="cuda", n=AUDIT_CASES, size=256,
                               batch_size=16)
-    finally:
-        sessions._providers = asked
     return {"options": options, "providers": report.settings.get("providers"),
             "ms_per_image": per_image_ms(report), "timings": report.timings}
 
