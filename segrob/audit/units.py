@@ -387,8 +387,7 @@ class _CaseWork:
             return None
         clean_prediction, clean_truth, count, result = self.clean_scored
         if (prediction.shape == clean_prediction.shape and np.count_nonzero(prediction) == count
-                and np.array_equal(prediction, clean_prediction)
-                and (truth is clean_truth or np.array_equal(truth, clean_truth))):
+                and np.array_equal(prediction, clean_prediction) and np.array_equal(truth, clean_truth)):
             return result
         return None
 
