@@ -13,6 +13,15 @@ import torch
 torch.set_num_threads(1)
 
 
+@pytest.fixture
+def cuda_provider() -> None:
+    """Skips the test unless onnxruntime's CUDA provider and a GPU are both here."""
+    import onnxruntime as ort
+
+    if not (torch.cuda.is_available() and "CUDAExecutionProvider" in ort.get_available_providers()):
+        pytest.skip("needs onnxruntime's CUDA provider and a GPU")
+
+
 def make_pair(shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A random image and a label with a box of class 1 (and a corner of class 2)."""
     rng = np.random.default_rng(seed)

@@ -38,15 +38,7 @@ def test_whole_volume_inference_runs_each_volume_in_one_pass():
     assert report.records != windowed.records  # a different tiling: other logits, other scores
 
 
-def _onnxruntime_has_cuda() -> bool:
-    import onnxruntime as ort
-    import torch
-
-    return torch.cuda.is_available() and "CUDAExecutionProvider" in ort.get_available_providers()
-
-
-@pytest.mark.skipif(not _onnxruntime_has_cuda(), reason="needs onnxruntime's CUDA provider and a GPU")
-def test_the_cuda_provider_audit_scores_what_the_cpu_audit_scores():
+def test_the_cuda_provider_audit_scores_what_the_cpu_audit_scores(cuda_provider):
     from dataclasses import replace
 
     options = replace(baseline.SETUPS[2][2], device="cuda", threads=None)

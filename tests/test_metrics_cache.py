@@ -99,17 +99,21 @@ def test_distance_shells_give_the_k_d_trees_distances_to_the_last_bit(shape, spa
 
 
 @pytest.mark.parametrize("shape, spacing", [
-    ((40, 36), (1.0, 1.0)), ((40, 36), F32[:2]), ((40, 36), (0.7, 0.3)),
-    ((20, 18, 16), (1.0, 1.0, 1.0)), ((20, 18, 16), F32), ((20, 18, 16), (0.1, 0.2, 0.3)),
+    ((40, 36), (1.0, 1.0)), ((200, 190), (1.0, 1.0)), ((40, 36), (0.9765625, 0.9765625)),
+    ((40, 36), F32[:2]), ((40, 36), (0.7, 0.3)),
+    ((20, 18, 16), (1.0, 1.0, 1.0)), ((20, 18, 16), (0.5, 0.75, 2.5)), ((20, 18, 16), F32),
+    ((20, 18, 16), (0.1, 0.2, 0.3)),
 ])
-@pytest.mark.parametrize("block", [7, 1 << 13])  # blocks of a few rows, or all rows at once
+@pytest.mark.parametrize("block", [7, 1 << 30])  # one row at a time, or all rows at once
 def test_all_pairs_give_the_k_d_trees_distances_to_the_last_bit(shape, spacing, block, monkeypatch):
-    """Small surfaces are measured pair by pair: the same distances as the tree's, non-exact
-    grids included, in blocks of any size; both surfaces' own voxels at distance 0."""
+    """Small surfaces are measured pair by pair: the same distances as the tree's, in integers
+    (16 and 32 bits) and in floats (non-exact grids), in blocks of any size; both surfaces' own
+    voxels at distance 0."""
     module = importlib.import_module("segrob.metrics.surface")
     monkeypatch.setattr(module, "PAIRWISE_PER_VOXEL_AXIS", 1 << 30)
+    monkeypatch.setattr(module, "PAIRWISE_PER_VOXEL_AXIS_INTEGER", 1 << 30)
     monkeypatch.setattr(module, "PAIRWISE_MAX", 1 << 30)
-    monkeypatch.setattr(module, "PAIRWISE_BLOCK", block)
+    monkeypatch.setattr(module, "PAIRWISE_BLOCK_BYTES", block)
     pred, gt = _blobs(shape, seed=11)
     pred_surface, gt_surface = module.surface(pred), module.surface(gt)
     to_gt, to_pred = module._pairwise(pred_surface, gt_surface, spacing)
@@ -121,16 +125,38 @@ def test_all_pairs_give_the_k_d_trees_distances_to_the_last_bit(shape, spacing, 
         assert np.array_equal(a, b)
 
 
-def test_all_pairs_are_measured_only_while_they_are_few(monkeypatch):
+@pytest.mark.parametrize("shape, spacing, expected", [
+    ((40, 36), (1.0, 1.0), ((1, 1), 1.0, np.uint16)),
+    ((183, 182), (1.0, 1.0), ((1, 1), 1.0, np.uint32)),  # 182^2 + 181^2 > 2^16 - 1
+    ((40, 36), (0.9765625, 0.9765625), ((125**2, 125**2), 2.0**-14, np.uint32)),  # 125 / 128 mm
+    ((20, 18, 16), (0.5, 0.75, 2.5), ((4, 9, 100), 1 / 16, np.uint16)),  # (19^2 4 + 17^2 9 + 15^2 100) / 16
+    ((20, 18, 30), (0.5, 0.75, 2.5), ((4, 9, 100), 1 / 16, np.uint32)),
+    ((5, 1), (1.0, 1e6), ((1, 10**12), 1.0, np.uint16)),  # an axis one voxel long adds nothing
+    ((40, 36), F32[:2], None),  # float32's 0.7: 24-bit numerators, squares beyond 32 bits
+    ((40, 36), (0.7, 0.3), None),
+    ((2, 2), (2.0**-600, 1.0), None),  # a scale below float64's normal range
+])
+def test_squared_distances_are_counted_in_the_narrowest_exact_integer_type(shape, spacing, expected):
+    module = importlib.import_module("segrob.metrics.surface")
+    assert module._integer_squares(spacing, shape) == expected
+
+
+@pytest.mark.parametrize("spacing, limit", [((1.0, 1.0), "PAIRWISE_PER_VOXEL_AXIS_INTEGER"),
+                                            ((0.7, 0.3), "PAIRWISE_PER_VOXEL_AXIS")])
+def test_all_pairs_are_measured_only_while_they_are_few(spacing, limit, monkeypatch):
+    """Integer squares (an exact grid) and float ones each have their own limit per voxel."""
     module = importlib.import_module("segrob.metrics.surface")
     pred, gt = _blobs((40, 36), seed=11)
-    small = module._pairwise(module.surface(pred), module.surface(gt), (1.0, 1.0))
+    small = module._pairwise(module.surface(pred), module.surface(gt), spacing)
     assert small is not None  # some 100 voxels a side: far fewer than 180 pairs per voxel
-    monkeypatch.setattr(module, "PAIRWISE_PER_VOXEL_AXIS", 2)
-    assert module._pairwise(module.surface(pred), module.surface(gt), (1.0, 1.0)) is None
-    monkeypatch.setattr(module, "PAIRWISE_PER_VOXEL_AXIS", 1 << 30)
+    other = ({"PAIRWISE_PER_VOXEL_AXIS", "PAIRWISE_PER_VOXEL_AXIS_INTEGER"} - {limit}).pop()
+    monkeypatch.setattr(module, other, 2)
+    assert module._pairwise(module.surface(pred), module.surface(gt), spacing) is not None
+    monkeypatch.setattr(module, limit, 2)
+    assert module._pairwise(module.surface(pred), module.surface(gt), spacing) is None
+    monkeypatch.setattr(module, limit, 1 << 30)
     monkeypatch.setattr(module, "PAIRWISE_MAX", 100)
-    assert module._pairwise(module.surface(pred), module.surface(gt), (1.0, 1.0)) is None
+    assert module._pairwise(module.surface(pred), module.surface(gt), spacing) is None
 
 
 @pytest.mark.parametrize("shape", [(2, 16, 16), (3, 8, 9, 10), (1, 4, 4)])
@@ -157,14 +183,17 @@ def test_batch_calibration_gives_each_images_own_numbers_to_the_last_bit(shape, 
 
 @pytest.mark.parametrize("classes", [1, 2, 3, 5])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_calibration_is_the_textbook_formula_to_the_last_bit(classes, dtype):
+@pytest.mark.parametrize("zeros", [True, False])  # the masked logarithm, or the plain one
+def test_calibration_is_the_textbook_formula_to_the_last_bit(classes, dtype, zeros):
     """The fast paths (class by class maxima and sums, one count of right and wrong voxels, the
     logarithm without a float64 copy) give the plain numpy formulas' numbers."""
     from segrob.metrics.calibration import batch_mean_entropy, batch_reliability_counts
 
     rng = np.random.default_rng(classes)
     batch = np.moveaxis(rng.dirichlet(np.ones(classes) * 0.3, size=(2, 9, 11)), -1, 1).astype(dtype)
-    batch[0, :, :2] = np.eye(classes, dtype=dtype)[0][:, None, None]  # one-hot: 0 ln 0 and ln 1
+    batch = np.maximum(batch, np.finfo(dtype).tiny)  # none is 0 (a float32 Dirichlet draw can be)
+    if zeros:
+        batch[0, :, :2] = np.eye(classes, dtype=dtype)[0][:, None, None]  # one-hot: 0 ln 0 and ln 1
     labels = rng.integers(0, classes, size=(2, 9, 11))
     entropy, counts = batch_mean_entropy(batch), batch_reliability_counts(batch, labels)
     for image, label, h, c in zip(batch, labels, entropy, counts, strict=True):

@@ -275,13 +275,51 @@ def test_check_times_each_precision_beside_torch_eager_with_the_run(run_dir: Pat
         result = runner.invoke(app, ["check", str(path), "--run", str(run_dir), "--runs", "3", "--json"])
         assert result.exit_code == 0, result.output
         speed = json.loads(result.stdout)["speed"]
-        assert speed["precision"] == precision and speed["agreement"] >= least
+        assert speed["precision"] == precision and speed["agreement"] >= least and speed["device"] == "cpu"
         assert speed["torch_ms"] > 0 and speed["onnx_ms"] > 0
         assert speed["ratio"] == pytest.approx(speed["torch_ms"] / speed["onnx_ms"], rel=1e-2)
     without = json.loads(runner.invoke(app, ["check", str(fp32), "--runs", "3", "--json"]).stdout)
     assert without["speed"] is None
     item = next(i for i in without["items"] if i["name"] == "speed vs torch")
     assert item["status"] == "skip" and "--run" in item["detail"]
+
+
+@pytest.mark.parametrize("provider, torch_has_cuda, expected", [
+    ("CPUExecutionProvider", False, "cpu"), ("CPUExecutionProvider", True, "cpu"),
+    ("CUDAExecutionProvider", True, "cuda"), ("CUDAExecutionProvider", False, None),
+    ("TensorrtExecutionProvider", True, None),
+])
+def test_torch_is_timed_on_the_kind_of_device_onnxruntime_ran_on(provider, torch_has_cuda, expected,
+                                                                  run_dir: Path, monkeypatch):
+    from types import SimpleNamespace
+
+    from segrob.onnx import checks
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: torch_has_cuda)
+    assert checks.torch_device_beside(provider) == expected
+    timed = []
+    monkeypatch.setattr(checks, "measure_against_torch", lambda *a, device, **k: timed.append(device) or {
+        "precision": "fp32", "onnx_ms": 1.0, "torch_ms": 2.0, "ratio": 2.0, "agreement": 1.0})
+    report = SimpleNamespace(speed=None)
+    info = SimpleNamespace(provider=provider)
+    item = checks._speed_item(report, info, np.zeros((1, 1, 8, 8), np.float32), run=run_dir, rounds=3)
+    if expected is None:
+        assert item.status == "skip" and provider in item.detail and report.speed is None and not timed
+    else:
+        assert item.status == "pass" and f"on {expected}" in item.detail and timed == [expected]
+
+
+def test_check_on_cuda_times_torch_eager_on_cuda(run_dir: Path, tmp_path: Path, cuda_provider):
+    path = tmp_path / "unet.onnx"
+    export_run(run_dir, path)
+    result = runner.invoke(app, ["check", str(path), "--run", str(run_dir), "--device", "cuda",
+                                 "--runs", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["providers"]["provider"] == "CUDAExecutionProvider"
+    speed = report["speed"]
+    assert speed["device"] == "cuda" and speed["agreement"] >= 0.999
+    assert speed["torch_ms"] > 0 and speed["onnx_ms"] > 0
 
 
 def test_export_states_the_preprocessing_a_deployment_does_before_the_model(run_dir: Path, tmp_path: Path):

@@ -128,11 +128,16 @@ def batch_mean_entropy(probabilities: np.ndarray) -> np.ndarray:
     """:func:`mean_entropy` of each image of a batch ``(B, K, *spatial)``, as ``(B,)``: each
     image's mean over its own voxels, the same numbers as alone."""
     p = _check_probabilities(probabilities, keep_float32=True)
-    terms = np.zeros(p.shape, dtype=np.float64)
-    # p ln p in float64 from float32 without a float64 copy; 0 ln 0 (and NaN) stays 0.
+    # p ln p in float64 from float32 without a float64 copy; 0 ln 0 (and NaN) stays 0. A softmax
+    # rarely underflows to 0: then the masked routines, a third slower, are not needed.
     positive = p > 0
-    np.log(p, out=terms, where=positive, dtype=np.float64)
-    np.multiply(terms, p, out=terms, where=positive)
+    if positive.all():
+        terms = np.log(p, dtype=np.float64)
+        terms *= p
+    else:
+        terms = np.zeros(p.shape, dtype=np.float64)
+        np.log(p, out=terms, where=positive, dtype=np.float64)
+        np.multiply(terms, p, out=terms, where=positive)
     # Summed class by class, in order (as numpy sums a leading axis) and negated once at the end:
     # -(a + b) is (-a) + (-b) to the bit, and so is the mean; + 0.0 makes a zero entropy +0.
     per_voxel = terms[:, 0].copy()

@@ -10,7 +10,8 @@ checks sharper (accepted sizes, channels) and is reported as missing when absent
 * latency percentiles over ``runs`` timed runs and throughput (images per second);
 * determinism: the same input ``repeats`` times gives bitwise-equal outputs;
 * with the training run folder (``run``): this file's speed beside torch eager on the same input,
-  in alternating rounds, with their argmax agreement (run it on each exported precision to compare
+  on the same kind of device (the CPU, or CUDA where both onnxruntime and torch have it), in
+  alternating rounds, with their argmax agreement (run it on each exported precision to compare
   them). Without the run there is no checkpoint to time, and the item says so.
 """
 
@@ -212,34 +213,57 @@ def _speed_item(report: CheckReport, info: Any, sample: Any, *, run: str | os.Pa
     if run is None:
         return CheckItem("speed vs torch", "skip",
                          "no run folder given (--run DIR): torch eager needs the checkpoint")
-    if info.provider != "CPUExecutionProvider":
-        return CheckItem("speed vs torch", "skip", f"compared on the CPU only ({info.provider} ran)")
-    report.speed = measure_against_torch(info, sample, run, rounds=rounds)
+    device = torch_device_beside(info.provider)
+    if device is None:
+        return CheckItem("speed vs torch", "skip", f"torch has no device like {info.provider}, which ran")
+    report.speed = measure_against_torch(info, sample, run, rounds=rounds, device=device)
     speed = report.speed
     return CheckItem(
         "speed vs torch", "pass",
         f"{speed['precision']} {speed['onnx_ms']:.2f} ms vs torch eager {speed['torch_ms']:.2f} ms "
-        f"(x{speed['ratio']:.2f}), argmax agreement {speed['agreement']:.4f} at {shape_text(sample.shape)}",
+        f"(x{speed['ratio']:.2f}) on {device}, argmax agreement {speed['agreement']:.4f} at "
+        f"{shape_text(sample.shape)}",
     )
 
 
-def measure_against_torch(info: Any, sample: Any, run: str | os.PathLike, *, rounds: int) -> dict[str, Any]:
-    """Median ms of the run's checkpoint in torch eager (float32, CPU) and of ``info``'s session on
-    ``sample``, timed in alternating rounds so that machine load affects both alike."""
+def torch_device_beside(provider: str) -> str | None:
+    """The torch device that matches onnxruntime's ``provider``: ``cpu``, ``cuda`` where torch has
+    CUDA too, else None (another provider, or a torch built without CUDA)."""
+    import torch
+
+    from segrob.onnx.session import CUDA
+
+    if provider == "CPUExecutionProvider":
+        return "cpu"
+    if provider == CUDA and torch.cuda.is_available():
+        return "cuda"
+    return None
+
+
+def measure_against_torch(info: Any, sample: Any, run: str | os.PathLike, *, rounds: int,
+                          device: str = "cpu") -> dict[str, Any]:
+    """Median ms of the run's checkpoint in torch eager (float32, on ``device``) and of ``info``'s
+    session on ``sample``, timed in alternating rounds so that machine load affects both alike.
+    Both take the array from host memory and give theirs back there, as onnxruntime does, so on
+    CUDA each call includes its copies and waits for the GPU to finish."""
     import numpy as np
     import torch
 
     from segrob.onnx.probes import alternating_median_ms, run_once
     from segrob.training import load_run
 
-    model = load_run(run)[0].eval()
+    model = load_run(run)[0].eval().to(device)
     tensor = torch.from_numpy(sample)
+
+    def torch_eager() -> np.ndarray:
+        return model(tensor.to(device)).cpu().numpy()
+
     with torch.no_grad():
-        expected, got = model(tensor).numpy(), run_once(info, sample)  # warm-up and agreement
-        torch_ms, onnx_ms = alternating_median_ms(
-            [lambda: model(tensor), lambda: run_once(info, sample)], rounds=rounds)
+        expected, got = torch_eager(), run_once(info, sample)  # warm-up and agreement
+        torch_ms, onnx_ms = alternating_median_ms([torch_eager, lambda: run_once(info, sample)],
+                                                  rounds=rounds)
     return {
-        "run": str(run), "shape": list(sample.shape), "rounds": rounds,
+        "run": str(run), "shape": list(sample.shape), "rounds": rounds, "device": device,
         "precision": str(info.metadata.get("precision", "fp32")),
         "torch_ms": round(torch_ms, 3), "onnx_ms": round(onnx_ms, 3), "ratio": round(torch_ms / onnx_ms, 3),
         "agreement": float(np.mean(expected.argmax(axis=1) == got.argmax(axis=1))),
