@@ -99,6 +99,49 @@ def test_distance_shells_give_the_k_d_trees_distances_to_the_last_bit(shape, spa
 
 
 @pytest.mark.parametrize("shape, spacing", [
+    ((60, 56), (1.0, 1.0)), ((60, 56), (0.9765625, 0.9765625)), ((60, 56), (0.5, 2.5)),
+    ((30, 28, 24), (1.0, 1.0, 1.0)), ((30, 28, 24), (0.5, 0.75, 2.5)),
+])
+def test_a_labels_distance_transform_gives_the_k_d_trees_distances_to_the_last_bit(shape, spacing,
+                                                                                  monkeypatch):
+    """Once a label's tree has answered enough voxels, a whole-image distance transform answers the
+    predictions scored after: the same distances, for ragged predictions far from the label."""
+    module = importlib.import_module("segrob.metrics.surface")
+    monkeypatch.setattr(module, "PAIRWISE_MAX", 0)  # every prediction searched, none pair by pair
+    gt = _blobs(shape, seed=1)[1]
+    label = LabelSurface(gt, spacing=spacing)
+    rng = np.random.default_rng(2)
+    predictions = [rng.random(shape) < share for share in (0.002, 0.02, 0.05, 0.05, 0.01)]
+    answered_by_transform = []
+    for pred in predictions:
+        answered_by_transform.append(label.index._transform is not None)
+        pred_surface = module.surface(pred)
+        expected = _tree_distances(pred_surface & ~label.surface, label.surface, spacing)
+        to_gt = label.distances(pred)[0]
+        assert np.array_equal(to_gt[(pred_surface & ~label.surface)[pred_surface]], expected)
+    # A few voxels first, which the tree answered; thousands far from the label made the transform
+    # take over for the last.
+    assert not answered_by_transform[0] and answered_by_transform[-1]
+
+
+@pytest.mark.parametrize("spacing, voxels, reused", [
+    (F32[:2], 1 << 22, True),  # float32's 0.7 mm: squares not exact, the tree answers throughout
+    ((1.0, 1.0), 100, True),  # an image larger than the transform may be
+    ((1.0, 1.0), 1 << 22, False),  # a prediction's index is searched once
+])
+def test_no_distance_transform_where_it_would_not_give_the_same_bits_or_pay(spacing, voxels, reused,
+                                                                            monkeypatch):
+    module = importlib.import_module("segrob.metrics.surface")
+    monkeypatch.setattr(module, "TRANSFORM_MAX_VOXELS", voxels)
+    label_surface = module.surface(_blobs((60, 56), seed=1)[1])
+    index = module.SurfaceIndex(label_surface, tuple(spacing), reused=reused)
+    far = (np.random.default_rng(3).random((60, 56)) < 0.3) & ~label_surface  # some 1,000 voxels
+    found = index.nearest(np.argwhere(far))
+    assert index._transform is None
+    assert np.array_equal(found, _tree_distances(far, label_surface, spacing))
+
+
+@pytest.mark.parametrize("shape, spacing", [
     ((40, 36), (1.0, 1.0)), ((200, 190), (1.0, 1.0)), ((40, 36), (0.9765625, 0.9765625)),
     ((40, 36), F32[:2]), ((40, 36), (0.7, 0.3)),
     ((20, 18, 16), (1.0, 1.0, 1.0)), ((20, 18, 16), (0.5, 0.75, 2.5)), ((20, 18, 16), F32),
