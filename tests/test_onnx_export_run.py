@@ -293,10 +293,13 @@ def test_torch_is_timed_on_the_kind_of_device_onnxruntime_ran_on(provider, torch
                                                                   run_dir: Path, monkeypatch):
     from types import SimpleNamespace
 
+    from segrob.audit.model_spec import _torch_device
     from segrob.onnx import checks
+    from segrob.onnx.session import torch_device_for
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: torch_has_cuda)
-    assert checks.torch_device_beside(provider) == expected
+    assert torch_device_for(provider) == expected
+    assert _torch_device(SimpleNamespace(provider=provider)) == (expected or "cpu")  # where audits perturb
     timed = []
     monkeypatch.setattr(checks, "measure_against_torch", lambda *a, device, **k: timed.append(device) or {
         "precision": "fp32", "onnx_ms": 1.0, "torch_ms": 2.0, "ratio": 2.0, "agreement": 1.0})

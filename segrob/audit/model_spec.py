@@ -146,8 +146,6 @@ def model_spec(session_info, options) -> AuditModel:
 
 def _torch_device(session_info) -> str:
     """Perturb on the GPU when onnxruntime runs there, so batches stay on the device."""
-    if not getattr(session_info, "on_cuda", False):
-        return "cpu"
-    import torch
+    from segrob.onnx.session import torch_device_for
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return torch_device_for(session_info.provider) or "cpu"

@@ -35,7 +35,7 @@ from segrob.onnx.probes import (
     random_input,
     shape_text,
 )
-from segrob.onnx.session import create_session
+from segrob.onnx.session import create_session, torch_device_for
 
 
 @dataclass
@@ -213,7 +213,7 @@ def _speed_item(report: CheckReport, info: Any, sample: Any, *, run: str | os.Pa
     if run is None:
         return CheckItem("speed vs torch", "skip",
                          "no run folder given (--run DIR): torch eager needs the checkpoint")
-    device = torch_device_beside(info.provider)
+    device = torch_device_for(info.provider)
     if device is None:
         return CheckItem("speed vs torch", "skip", f"torch has no device like {info.provider}, which ran")
     report.speed = measure_against_torch(info, sample, run, rounds=rounds, device=device)
@@ -224,20 +224,6 @@ def _speed_item(report: CheckReport, info: Any, sample: Any, *, run: str | os.Pa
         f"(x{speed['ratio']:.2f}) on {device}, argmax agreement {speed['agreement']:.4f} at "
         f"{shape_text(sample.shape)}",
     )
-
-
-def torch_device_beside(provider: str) -> str | None:
-    """The torch device that matches onnxruntime's ``provider``: ``cpu``, ``cuda`` where torch has
-    CUDA too, else None (another provider, or a torch built without CUDA)."""
-    import torch
-
-    from segrob.onnx.session import CUDA
-
-    if provider == "CPUExecutionProvider":
-        return "cpu"
-    if provider == CUDA and torch.cuda.is_available():
-        return "cuda"
-    return None
 
 
 def measure_against_torch(info: Any, sample: Any, run: str | os.PathLike, *, rounds: int,

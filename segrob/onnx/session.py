@@ -147,6 +147,18 @@ def gpu_install_hint() -> str:
     return f"install the GPU build: {GPU_SWITCH}"
 
 
+def torch_device_for(provider: str) -> str | None:
+    """The torch device that runs where onnxruntime's ``provider`` does: ``cpu``, ``cuda`` where
+    torch has CUDA too, else None (another provider, or a torch built without CUDA)."""
+    if provider == CPU:
+        return "cpu"
+    if provider == CUDA:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else None
+    return None
+
+
 def _cuda_provider() -> Provider:
     return (CUDA, dict(CUDA_OPTIONS))
 
