@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -230,33 +231,39 @@ def _pairwise(pred_surface: np.ndarray, gt_surface: np.ndarray,
     if n * m > min(PAIRWISE_MAX, per_voxel * (n + m) // len(spacing)):
         return None
     if exact is None:
-        kind, scale, weights = np.float64, None, (1,) * len(spacing)
+        weights, scale, kind = (1,) * len(spacing), 1.0, np.float64
         pred_points = np.argwhere(pred_surface) * np.asarray(spacing)
         gt_points = np.argwhere(gt_surface) * np.asarray(spacing)
+        farthest = np.inf
     else:
         weights, scale, kind = exact
         pred_points, gt_points = np.argwhere(pred_surface).astype(kind), np.argwhere(gt_surface).astype(kind)
+        farthest = np.iinfo(kind).max
         # Modulo the type's range, which the sum's true value lies in (see _integer_squares).
-        weights = tuple(kind(w % (int(np.iinfo(kind).max) + 1)) for w in weights)
-    to_gt, to_pred = np.empty(n, kind), np.full(m, np.inf if scale is None else np.iinfo(kind).max, kind)
+        weights = tuple(kind(w % (int(farthest) + 1)) for w in weights)
+    to_gt, to_pred = np.empty(n, kind), np.full(m, farthest, kind)
     rows = max(1, PAIRWISE_BLOCK_BYTES // (np.dtype(kind).itemsize * m))
     for first in range(0, n, rows):
         block = pred_points[first:first + rows]
-        squared = None
-        for axis, weight in enumerate(weights):
-            step = np.subtract.outer(block[:, axis], gt_points[:, axis])
-            step *= step
-            if weight != 1:
-                step *= weight
-            if squared is None:
-                squared = step
-            else:
-                squared += step
+        steps = (_weighted_square(block[:, axis], gt_points[:, axis], weight)
+                 for axis, weight in enumerate(weights))
+        squared = next(steps)
+        for step in steps:
+            squared += step
         squared.min(axis=1, out=to_gt[first:first + rows])
         np.minimum(to_pred, squared.min(axis=0), out=to_pred)
-    if scale is not None:
-        to_gt, to_pred = to_gt * scale, to_pred * scale  # float64; a power of two, so exact
+    # float64 from here; ``scale`` is a power of two (1 for floats), so the product is exact.
+    to_gt, to_pred = to_gt * scale, to_pred * scale
     return np.sqrt(to_gt, out=to_gt), np.sqrt(to_pred, out=to_pred)
+
+
+def _weighted_square(a: np.ndarray, b: np.ndarray, weight: Any) -> np.ndarray:
+    """``weight * (a_i - b_j)^2`` for every pair, in ``a``'s type."""
+    step = np.subtract.outer(a, b)
+    step *= step
+    if weight != 1:
+        step *= weight
+    return step
 
 
 def _nearest(source: np.ndarray, target: np.ndarray, spacing: tuple[float, ...],
