@@ -233,16 +233,22 @@ def check_torch_audit(work: Path) -> dict:
     return {"model": "the CUDA-trained U-Net of step train, a torch.nn.Module"} | audit_side_by_side(model)
 
 
-def audit_side_by_side(model) -> dict:
-    """The same noise-suite audit on the CPU and on the GPU, each after a two-case warm-up."""
+def noise_audit(model, device: str, *, warm_up: bool = True):
+    """The audit these steps time: the noise suite on ``AUDIT_CASES`` synthetic 256 px cases in
+    batches of 16, after an untimed two-case audit (``warm_up``)."""
     import segrob
 
-    runs = {}
-    for device in ("cpu", "cuda"):
-        chosen = GPU if device == "cuda" else device
-        segrob.audit(model, "synth:low", suite="noise", device=chosen, n=2, size=256, batch_size=16)
-        runs[device] = segrob.audit(model, "synth:low", suite="noise", device=chosen, n=AUDIT_CASES, size=256,
-                                    batch_size=16)
+    def run(n: int):
+        return segrob.audit(model, "synth:low", suite="noise", device=device, n=n, size=256, batch_size=16)
+
+    if warm_up:
+        run(2)
+    return run(AUDIT_CASES)
+
+
+def audit_side_by_side(model) -> dict:
+    """The same noise-suite audit on the CPU and on the GPU, each after a two-case warm-up."""
+    runs = {device: noise_audit(model, GPU if device == "cuda" else device) for device in ("cpu", "cuda")}
     one_scorer = audit_with_one_scoring_thread(model)
     return {"cases": AUDIT_CASES, "size": 256, "suite": "noise", "records": len(runs["cuda"].records),
             "providers": {d: r.settings.get("providers") for d, r in runs.items()},
@@ -257,12 +263,10 @@ def audit_side_by_side(model) -> dict:
 
 def audit_with_one_scoring_thread(model):
     """The GPU audit again with one scoring thread, as before several scored beside a GPU model."""
-    import segrob
     from segrob.audit import units
 
     with mock.patch.object(units, "scoring_threads", lambda on_gpu: 1):
-        return segrob.audit(model, "synth:low", suite="noise", device=GPU, n=AUDIT_CASES, size=256,
-                            batch_size=16)
+        return noise_audit(model, GPU, warm_up=False)  # the audits before warmed it up
 
 
 # 4. onnxruntime's CUDA provider --------------------------------------------------------------
@@ -377,13 +381,10 @@ def batch_sizes_in_turn(session, batch: np.ndarray) -> list[dict]:
 def audit_with_cuda_options(model: Path, options: dict) -> dict:
     """The trained model's noise audit on onnxruntime's CUDA provider with these provider options
     in place of segrob's own (``CUDA_OPTIONS``): time per image and where it went."""
-    import segrob
     from segrob.onnx import session as sessions
 
     with mock.patch.object(sessions, "CUDA_OPTIONS", options):
-        segrob.audit(model, "synth:low", suite="noise", device="cuda", n=2, size=256, batch_size=16)
-        report = segrob.audit(model, "synth:low", suite="noise", device="cuda", n=AUDIT_CASES, size=256,
-                              batch_size=16)
+        report = noise_audit(model, "cuda")
     return {"options": options, "providers": report.settings.get("providers"),
             "ms_per_image": per_image_ms(report), "timings": report.timings}
 
