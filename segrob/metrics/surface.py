@@ -245,11 +245,9 @@ def _pairwise(pred_surface: np.ndarray, gt_surface: np.ndarray,
     rows = max(1, PAIRWISE_BLOCK_BYTES // (np.dtype(kind).itemsize * m))
     for first in range(0, n, rows):
         block = pred_points[first:first + rows]
-        steps = (_weighted_square(block[:, axis], gt_points[:, axis], weight)
-                 for axis, weight in enumerate(weights))
-        squared = next(steps)
-        for step in steps:
-            squared += step
+        squared = _weighted_square(block[:, 0], gt_points[:, 0], weights[0])
+        for axis in range(1, len(weights)):
+            squared += _weighted_square(block[:, axis], gt_points[:, axis], weights[axis])
         squared.min(axis=1, out=to_gt[first:first + rows])
         np.minimum(to_pred, squared.min(axis=0), out=to_pred)
     # float64 from here; ``scale`` is a power of two (1 for floats), so the product is exact.
