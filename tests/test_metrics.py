@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -103,6 +105,21 @@ def test_cropping_keeps_the_border_rule():
                                                                np.percentile(d_gp, 95)))
     full = np.ones((6, 6), bool)
     assert surface(full).sum() == 20  # the ring at the image border
+
+
+@pytest.mark.parametrize("shape", [(7,), (1, 1), (9, 11), (1, 30), (30, 1), (6, 7, 8), (3, 1, 9),
+                                   (2, 3, 4, 5)])
+def test_the_crop_is_the_bounding_box_plus_one_voxel(shape):
+    """The box, found axis by axis from reduced profiles, is the one the voxels' indices span."""
+    box = importlib.import_module("segrob.metrics.surface")._box
+    rng = np.random.default_rng(len(shape) * 100 + shape[-1])
+    for _ in range(30):
+        union = rng.random(shape) < rng.random() * 0.2
+        union.flat[rng.integers(union.size)] = True
+        indices = np.argwhere(union)
+        expected = tuple(slice(max(int(low) - 1, 0), min(int(high) + 2, n)) for low, high, n
+                         in zip(indices.min(axis=0), indices.max(axis=0), shape, strict=True))
+        assert box(union) == expected
 
 
 def test_anisotropic_spacing_scales_distances():

@@ -80,9 +80,13 @@ def check_spacing(spacing: Sequence[float], ndim: int) -> tuple[float, ...]:
 def _box(union: np.ndarray) -> tuple[slice, ...]:
     """The bounding box of ``union`` plus one voxel, kept inside the image."""
     region = []
+    # Each axis's profile from the axes after it, the axes before it reduced away one at a time:
+    # numpy reduces a leading axis whole rows at a time, and a 64^3 volume's first and last axes
+    # together took 15 times as long (the box of a 3D prediction: 180 -> 23 us).
+    rest = union
     for axis in range(union.ndim):
-        other = tuple(a for a in range(union.ndim) if a != axis)
-        present = np.flatnonzero(union.any(axis=other))
+        present = np.flatnonzero(rest.any(axis=tuple(range(1, rest.ndim))) if rest.ndim > 1 else rest)
+        rest = rest.any(axis=0)
         low = max(int(present[0]) - 1, 0)
         high = min(int(present[-1]) + 2, union.shape[axis])
         region.append(slice(low, high))
@@ -194,7 +198,6 @@ PAIRWISE_BLOCK_BYTES = 1 << 16
 SQUARE_TYPES = (np.uint16, np.uint32)
 
 
-@lru_cache(maxsize=256)
 def _integer_squares(spacing: tuple[float, ...],
                      shape: tuple[int, ...]) -> tuple[tuple[int, ...], float, type] | None:
     """Integer weights ``w``, a power of two ``1 / scale`` and the narrowest of :data:`SQUARE_TYPES`
@@ -207,16 +210,26 @@ def _integer_squares(spacing: tuple[float, ...],
     number, and its root the same bits. The type's wrap-around cannot change it, as the true value
     fits. Spacings read from float32 headers that are not short binary fractions (0.8 mm) get None.
     """
+    squares = _spacing_squares(spacing)
+    if squares is None:
+        return None
+    weights, scale = squares
+    largest = sum((n - 1) ** 2 * w for n, w in zip(shape, weights, strict=True))
+    for kind in SQUARE_TYPES:
+        if largest <= np.iinfo(kind).max:
+            return weights, scale, kind
+    return None
+
+
+@lru_cache(maxsize=64)
+def _spacing_squares(spacing: tuple[float, ...]) -> tuple[tuple[int, ...], float] | None:
+    """:func:`_integer_squares`' weights and scale, which depend on the spacing alone (kept per
+    spacing: every prediction's box has a shape of its own)."""
     fractions = [Fraction(s) for s in spacing]
     common = max(f.denominator for f in fractions) ** 2
     if common > 1 << 1000:  # a scale as small as that would leave float64's normal range
         return None
-    weights = tuple(f.numerator ** 2 * (common // f.denominator ** 2) for f in fractions)
-    largest = sum((n - 1) ** 2 * w for n, w in zip(shape, weights, strict=True))
-    for kind in SQUARE_TYPES:
-        if largest <= np.iinfo(kind).max:
-            return weights, 1.0 / common, kind
-    return None
+    return tuple(f.numerator ** 2 * (common // f.denominator ** 2) for f in fractions), 1.0 / common
 
 
 def _pairwise(pred_surface: np.ndarray, gt_surface: np.ndarray,
@@ -230,24 +243,26 @@ def _pairwise(pred_surface: np.ndarray, gt_surface: np.ndarray,
     per_voxel = PAIRWISE_PER_VOXEL_AXIS if exact is None else PAIRWISE_PER_VOXEL_AXIS_INTEGER
     if n * m > min(PAIRWISE_MAX, per_voxel * (n + m) // len(spacing)):
         return None
+    # Coordinates axis by axis (``np.nonzero``'s arrays, each contiguous), in argwhere order.
     if exact is None:
         weights, scale, kind = (1,) * len(spacing), 1.0, np.float64
-        pred_points = np.argwhere(pred_surface) * np.asarray(spacing)
-        gt_points = np.argwhere(gt_surface) * np.asarray(spacing)
+        pred_points = [index * s for index, s in zip(np.nonzero(pred_surface), spacing, strict=True)]
+        gt_points = [index * s for index, s in zip(np.nonzero(gt_surface), spacing, strict=True)]
         farthest = np.inf
     else:
         weights, scale, kind = exact
-        pred_points, gt_points = np.argwhere(pred_surface).astype(kind), np.argwhere(gt_surface).astype(kind)
+        pred_points = [index.astype(kind) for index in np.nonzero(pred_surface)]
+        gt_points = [index.astype(kind) for index in np.nonzero(gt_surface)]
         farthest = np.iinfo(kind).max
         # Modulo the type's range, which the sum's true value lies in (see _integer_squares).
         weights = tuple(kind(w % (int(farthest) + 1)) for w in weights)
     to_gt, to_pred = np.empty(n, kind), np.full(m, farthest, kind)
     rows = max(1, PAIRWISE_BLOCK_BYTES // (np.dtype(kind).itemsize * m))
     for first in range(0, n, rows):
-        block = pred_points[first:first + rows]
-        squared = _weighted_square(block[:, 0], gt_points[:, 0], weights[0])
+        block = slice(first, first + rows)
+        squared = _weighted_square(pred_points[0][block], gt_points[0], weights[0])
         for axis in range(1, len(weights)):
-            squared += _weighted_square(block[:, axis], gt_points[:, axis], weights[axis])
+            squared += _weighted_square(pred_points[axis][block], gt_points[axis], weights[axis])
         squared.min(axis=1, out=to_gt[first:first + rows])
         np.minimum(to_pred, squared.min(axis=0), out=to_pred)
     # float64 from here; ``scale`` is a power of two (1 for floats), so the product is exact.
