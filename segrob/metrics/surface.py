@@ -263,7 +263,7 @@ def _pairwise(pred_surface: np.ndarray, gt_surface: np.ndarray,
         squared = _weighted_square(pred_points[0][block], gt_points[0], weights[0])
         for axis in range(1, len(weights)):
             squared += _weighted_square(pred_points[axis][block], gt_points[axis], weights[axis])
-        squared.min(axis=1, out=to_gt[first:first + rows])
+        squared.min(axis=1, out=to_gt[block])
         np.minimum(to_pred, squared.min(axis=0), out=to_pred)
     # float64 from here; ``scale`` is a power of two (1 for floats), so the product is exact.
     to_gt, to_pred = to_gt * scale, to_pred * scale
