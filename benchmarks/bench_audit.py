@@ -1,16 +1,16 @@
 """Audit overhead: `segrob audit` wall time against bare onnxruntime inference on the same batches.
 
 The ratio is what perturbation, normalisation, metrics and bookkeeping add on top of the model's
-own inference (target: <= 1.05). The audit and the bare inference run in alternating rounds in one
-process, so machine load affects both alike; each figure is the median over the rounds, with the
-spread (min-max). Also prints where the audit's time went (its report's timings: inference,
+own inference (target: <= 1.05). The audit and the bare inference run in alternating rounds in
+one process, so machine load affects both alike; each figure is the median over the rounds, with
+the spread (min-max). Also prints where the audit's time went (its report's timings: inference,
 perturbation and metrics on their helper threads, the scoring CPU time, the main thread waiting
-on the helpers) and the scoring cost per image (the scoring thread's CPU time; its wall time
-is longer, as it shares the cores with onnxruntime; the same scoring done again on the main
-thread with nothing beside it; and done again once more on a helper thread at the audit's
-scoring priority beside onnxruntime inferring the bare batches, without the perturbing thread),
-for a 2D and a 3D model. The bare inference uses
-onnxruntime's default session; the audit's own sessions wait asleep instead of spinning.
+on the helpers) and the scoring cost per image (the scoring thread's CPU time; its wall time is
+longer, as it shares the cores with onnxruntime; the same scoring done again on the main thread
+with nothing beside it; and done again once more on a helper thread at the audit's scoring
+priority beside onnxruntime inferring the bare batches, without the perturbing thread), for a 2D
+and a 3D model. The bare inference uses onnxruntime's default session; the audit's own sessions
+wait asleep instead of spinning.
 
     python benchmarks/bench_audit.py [--n2d 16] [--n3d 4] [--rounds 5] [--json out.json]
 
