@@ -34,6 +34,23 @@ def test_long_axes_take_the_convolution_path_with_the_same_result(monkeypatch):
     torch.testing.assert_close(by_conv, by_matrix, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("sigma", [1.5, [1.5, 0.0, 2.0]])
+def test_the_blur_builds_its_filter_matrices_on_the_cpu_for_any_device(monkeypatch, sigma):
+    # On a GPU the build is some forty tiny kernel launches, longer than the blur's products;
+    # built on the CPU and copied, the GPU's blur also gets the CPU's matrices, bit for bit.
+    built_on = []
+    build = filters.filter_matrix
+
+    def recorded(n, kernel):
+        built_on.append(kernel.device.type)
+        return build(n, kernel)
+
+    monkeypatch.setattr(filters, "filter_matrix", recorded)
+    out = gaussian_blur(torch.empty((1, 1, 6, 7, 8), device="meta"), sigma)
+    assert out.device.type == "meta" and out.shape == (1, 1, 6, 7, 8)
+    assert built_on == ["cpu"] * (3 if isinstance(sigma, float) else 2)
+
+
 def test_blur_keeps_the_mean_on_tiny_axes():
     image = torch.rand((1, 1, 1, 3, 40))
     out = gaussian_blur(image, 4.0)

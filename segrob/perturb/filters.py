@@ -64,15 +64,17 @@ def separable_filter(image: torch.Tensor, kernel: torch.Tensor | list) -> torch.
     for axis in range(2, x.ndim):
         if kernels[axis - 2] is None:
             continue
-        kernel = kernels[axis - 2].to(device=image.device, dtype=torch.float32)
+        kernel = kernels[axis - 2].to(dtype=torch.float32)
         n = x.shape[axis]
         if n <= MATRIX_MAX:
-            matrix = filter_matrix(n, kernel)
+            # Built where the kernel is (the CPU for a Gaussian) and copied once: on a GPU the
+            # build is some forty tiny kernel launches, which took longer than the products.
+            matrix = filter_matrix(n, kernel).to(image.device)
             x = torch.movedim(torch.movedim(x, axis, -1) @ matrix.T, -1, axis)
         else:
             batch, channels = x.shape[:2]
             flat = x.reshape(batch * channels, 1, *x.shape[2:])
-            x = _conv_axis(flat, kernel, axis - 2).reshape(x.shape)
+            x = _conv_axis(flat, kernel.to(image.device), axis - 2).reshape(x.shape)
     return x.contiguous().to(image.dtype)
 
 
@@ -82,9 +84,8 @@ def gaussian_blur(image: torch.Tensor, sigma: float | list[float]) -> torch.Tens
     if not isinstance(sigma, list):
         if sigma <= 0:
             return image
-        return separable_filter(image, gaussian_kernel1d(sigma, image.device))
-    return separable_filter(image, [gaussian_kernel1d(s, image.device) if s > 0 else None
-                                    for s in sigma])
+        return separable_filter(image, gaussian_kernel1d(sigma, "cpu"))
+    return separable_filter(image, [gaussian_kernel1d(s, "cpu") if s > 0 else None for s in sigma])
 
 
 def fft_convolve(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
