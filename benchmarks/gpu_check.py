@@ -19,7 +19,8 @@ the CPU of the same machine:
    onnxruntime's time on that model: session set-up, the first batch, the steady state and each
    batch as the batch size changes, under cuDNN's exhaustive and heuristic algorithm search,
    which provider ran each kind of node, torch on the same GPU and batch, and the model's audit
-   under each search mode (segrob asks for the heuristic one).
+   under each search mode (segrob asks for the heuristic one), and under the heuristic one again
+   with each batch at its own size (the audit fills a case's shorter last batch in on CUDA).
 5. ``skip_study``: ``segrob study skip --protocol paper`` at the paper's 256 px and 100 epochs, one
    complexity level (``--study-levels``) at a time while ``--deadline`` (seconds from the start)
    leaves time, each
@@ -357,9 +358,13 @@ def check_onnx_cuda_speed(work: Path) -> dict:
         steady = median_seconds(lambda: torch_model(on_device), 20, cuda=True)
     report["torch"] = {"device": GPU, "first_batch_s": first, "steady_ms_per_batch": 1e3 * steady}
     if GPU == "cuda":
-        report["audit_by_search_mode"] = {
-            mode: audit_with_cuda_options(model, {"cudnn_conv_algo_search": mode})
-            for mode in ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")}
+        options = {mode: {"cudnn_conv_algo_search": mode} for mode in ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")}
+        audits = {mode: audit_with_cuda_options(model, options[mode]) for mode in options}
+        as_they_come = audit_with_cuda_options(model, options["HEURISTIC"], steady_batches=False)
+        report["audit_by_search_mode"] = {mode: audit_summary(run, options[mode])
+                                          for mode, run in audits.items()}
+        report["audit_batches_as_they_come"] = audit_summary(as_they_come, options["HEURISTIC"]) | {
+            "vs_steady_batches": compare_records(as_they_come.records, audits["HEURISTIC"].records)}
     return report
 
 
@@ -378,13 +383,24 @@ def batch_sizes_in_turn(session, batch: np.ndarray) -> list[dict]:
     return times
 
 
-def audit_with_cuda_options(model: Path, options: dict) -> dict:
+def audit_with_cuda_options(model: Path, options: dict, *, steady_batches: bool = True):
     """The trained model's noise audit on onnxruntime's CUDA provider with these provider options
-    in place of segrob's own (``CUDA_OPTIONS``): time per image and where it went."""
+    in place of segrob's own (``CUDA_OPTIONS``); ``steady_batches=False``: each batch goes in at
+    its own size, as before the audit filled a case's shorter last batch in to the full size."""
+    from segrob.onnx import graph
     from segrob.onnx import session as sessions
 
-    with mock.patch.object(sessions, "CUDA_OPTIONS", options):
-        report = noise_audit(model, "cuda")
+    guarded_run = graph.guarded_run
+
+    def as_they_come(*args, **kwargs):
+        return guarded_run(*args, **kwargs | {"steady_batches": False})
+
+    with mock.patch.object(sessions, "CUDA_OPTIONS", options), \
+            mock.patch.object(graph, "guarded_run", guarded_run if steady_batches else as_they_come):
+        return noise_audit(model, GPU)
+
+
+def audit_summary(report, options: dict) -> dict:
     return {"options": options, "providers": report.settings.get("providers"),
             "ms_per_image": per_image_ms(report), "timings": report.timings}
 

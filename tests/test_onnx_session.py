@@ -278,3 +278,56 @@ def test_a_cuda_batch_is_finished_by_torch_before_onnxruntime_reads_it(monkeypat
     logits = session_module._run_cuda(Session(), "image", "logits", Batch())
     assert events == ["torch finished", "bound", "run"] and logits.shape == (1, 2, 4, 4)
 
+
+
+def test_steady_batches_fill_a_shorter_batch_in_to_the_largest_run_at_its_size():
+    # onnxruntime's CUDA convolutions set up again for every new input shape (33 ms a batch on
+    # an H100); the audit's batches alternate between two sizes, so it fills the shorter in.
+    from types import SimpleNamespace
+
+    import torch
+
+    from segrob.onnx.graph import guarded_run
+
+    def feed(steady: bool) -> list[tuple[int, ...]]:
+        seen: list[tuple[int, ...]] = []
+
+        def model(batch):  # each image's output is its own double: mixing would show
+            seen.append(tuple(batch.shape))
+            return batch.numpy() * 2
+
+        run = guarded_run(None, SimpleNamespace(static_batch=None), model, steady_batches=steady)
+        for n, size in ((4, 8), (3, 8), (2, 16), (4, 8), (1, 16), (5, 8)):
+            batch = torch.arange(n * size * size, dtype=torch.float32).reshape(n, 1, size, size)
+            assert np.array_equal(run(batch), batch.numpy() * 2)
+        return seen
+
+    assert feed(steady=True) == [(4, 1, 8, 8), (4, 1, 8, 8), (2, 1, 16, 16), (4, 1, 8, 8),
+                                 (2, 1, 16, 16), (5, 1, 8, 8)]
+    assert feed(steady=False) == [(4, 1, 8, 8), (3, 1, 8, 8), (2, 1, 16, 16), (4, 1, 8, 8),
+                                  (1, 1, 16, 16), (5, 1, 8, 8)]
+
+
+@pytest.mark.parametrize("provider", ["CUDAExecutionProvider", "CPUExecutionProvider"])
+def test_the_audit_keeps_batches_steady_on_cuda_alone(model_path: Path, monkeypatch, provider):
+    # On the CPU a filled-in batch would cost its zeros' compute and buy nothing.
+    import dataclasses
+
+    import torch
+
+    from segrob.audit.model_spec import model_spec
+    from segrob.audit.runner import AuditOptions
+    from segrob.onnx import session as session_module
+
+    info = create_session(model_path, device="cpu", threads=1)
+    sizes: list[int] = []
+
+    def recorded(session, batch):
+        sizes.append(len(batch))
+        return run(dataclasses.replace(session, providers=["CPUExecutionProvider"]), batch)
+
+    monkeypatch.setattr(session_module, "run", recorded)
+    spec = model_spec(dataclasses.replace(info, providers=[provider]), AuditOptions(device="cpu"))
+    for n in (4, 3):
+        spec.run(torch.zeros((n, 1, 8, 8)))
+    assert sizes == ([4, 4] if provider == "CUDAExecutionProvider" else [4, 3])

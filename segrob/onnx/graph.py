@@ -230,12 +230,26 @@ def _output_endings(info: SessionInfo) -> dict[str, str]:
     return endings
 
 
-def guarded_run(info: SessionInfo, contract: GraphContract, run):
+def guarded_run(info: SessionInfo, contract: GraphContract, run, *, steady_batches: bool = False):
     """``run`` for any batch size (a static batch is filled in with zeros and cut back), with an
-    onnxruntime failure turned into one line naming the model, the input and the fixing option."""
+    onnxruntime failure turned into one line naming the model, the input and the fixing option.
+
+    ``steady_batches``: a dynamic batch shorter than the largest one already run at its image
+    size is filled in with zeros up to it as well, so that the model meets one input shape per
+    image size. onnxruntime's CUDA convolutions set themselves up again whenever the input shape
+    differs from the last one's, and an audit's batches alternate between two sizes (a case's
+    last batch is shorter): on an H100 each change cost a 256 px U-Net 33 ms against 5 ms for
+    the batch itself (``onnx_cuda_speed`` in benchmarks/results/gpu_check_h100_run3.json).
+    Inference treats the images of a batch apart, so the zeros change no other image's output;
+    the largest batch at that size has already run, so they need no memory it did not.
+    """
+    largest: dict[tuple[int, ...], int] = {}
 
     def call(batch):
         size = contract.static_batch
+        if size is None and steady_batches:
+            shape = tuple(batch.shape[1:])
+            size = largest[shape] = max(largest.get(shape, 0), len(batch))
         if size is None or len(batch) == size:
             return _explained(info, contract, run, batch)
         parts = []
