@@ -14,10 +14,11 @@ from segrob.perturb.base import thread_independent_product
 MATRIX_MAX = 512
 
 
-def gaussian_kernel1d(sigma: float, device: torch.device | str) -> torch.Tensor:
-    """``exp(-x^2 / (2 sigma^2))`` on ``x = -r..r`` with ``r = ceil(3 sigma)``, summing to 1."""
+def gaussian_kernel1d(sigma: float) -> torch.Tensor:
+    """``exp(-x^2 / (2 sigma^2))`` on ``x = -r..r`` with ``r = ceil(3 sigma)``, summing to 1, on
+    the CPU (:func:`separable_filter` builds its matrices there for any device)."""
     radius = max(1, math.ceil(3.0 * sigma))
-    x = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
     return kernel / kernel.sum()
 
@@ -84,8 +85,8 @@ def gaussian_blur(image: torch.Tensor, sigma: float | list[float]) -> torch.Tens
     if not isinstance(sigma, list):
         if sigma <= 0:
             return image
-        return separable_filter(image, gaussian_kernel1d(sigma, "cpu"))
-    return separable_filter(image, [gaussian_kernel1d(s, "cpu") if s > 0 else None for s in sigma])
+        return separable_filter(image, gaussian_kernel1d(sigma))
+    return separable_filter(image, [gaussian_kernel1d(s) if s > 0 else None for s in sigma])
 
 
 def fft_convolve(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
