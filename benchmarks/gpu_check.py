@@ -11,7 +11,9 @@ the CPU of the same machine:
    seed, 2D and 3D (largest difference, parameters equal, label agreement), and the throughput.
 3. ``torch_audit``: the audit of a ``torch.nn.Module`` through the Python API on CUDA and on the
    CPU: time per image and the largest difference between their records, and the CUDA audit
-   again with one scoring thread (several score beside a GPU model).
+   again with one scoring thread (several score beside a GPU model). ``scoring_threads`` times
+   the CUDA audit at each of several scoring-thread counts, in alternating rounds, beside the
+   count segrob picks on this machine.
 4. ``onnx_cuda``: onnxruntime's CUDA provider with IOBinding (``device="cuda"``): the providers it
    really used, the committed baseline audits (``tests/data/make_audit_baseline.py``) against their
    saved CPU records, and the time per image of a trained model beside the CPU provider. Skipped,
@@ -264,10 +266,37 @@ def audit_side_by_side(model) -> dict:
 
 def audit_with_one_scoring_thread(model):
     """The GPU audit again with one scoring thread, as before several scored beside a GPU model."""
+    return audit_with_scoring_threads(model, 1)
+
+
+def audit_with_scoring_threads(model, threads: int):
     from segrob.audit import units
 
-    with mock.patch.object(units, "scoring_threads", lambda on_gpu: 1):
+    with mock.patch.object(units, "scoring_threads", lambda on_gpu: threads):
         return noise_audit(model, GPU, warm_up=False)  # the audits before warmed it up
+
+
+#: Scoring-thread counts ``scoring_threads`` compares, in alternating rounds.
+THREAD_COUNTS = (1, 2, 4, 6, 8, 12)
+
+
+def check_scoring_threads(work: Path, rounds: int = 3) -> dict:
+    """The torch module's CUDA audit at each of :data:`THREAD_COUNTS` scoring threads."""
+    from segrob.audit import units
+    from segrob.training import load_run
+
+    model, _ = load_run(work / "run-cuda")
+    reference = noise_audit(model, GPU)
+    times: dict[int, list[float]] = {n: [] for n in THREAD_COUNTS}
+    same = {n: True for n in THREAD_COUNTS}
+    for _ in range(rounds):
+        for n in THREAD_COUNTS:
+            report = audit_with_scoring_threads(model, n)
+            times[n].append(per_image_ms(report))
+            same[n] = same[n] and report.records == reference.records
+    return {"picked_here": units.scoring_threads(True), "cpu_count": os.cpu_count(), "rounds": rounds,
+            "ms_per_image": {n: {"median": statistics.median(t), "all": t} for n, t in times.items()},
+            "same_records": same}
 
 
 # 4. onnxruntime's CUDA provider --------------------------------------------------------------
@@ -490,6 +519,7 @@ def main() -> None:
         ("train", lambda: check_training(work)),
         ("perturb", lambda: check_perturbations(work)),
         ("torch_audit", lambda: check_torch_audit(work)),
+        ("scoring_threads", lambda: check_scoring_threads(work)),
         ("onnx_cuda", lambda: check_onnx_cuda(work)),
         ("onnx_cuda_speed", lambda: check_onnx_cuda_speed(work)),
     ]
