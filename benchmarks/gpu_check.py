@@ -252,7 +252,7 @@ def noise_audit(model, device: str, *, warm_up: bool = True):
 def audit_side_by_side(model) -> dict:
     """The same noise-suite audit on the CPU and on the GPU, each after a two-case warm-up."""
     runs = {device: noise_audit(model, GPU if device == "cuda" else device) for device in ("cpu", "cuda")}
-    one_scorer = audit_with_one_scoring_thread(model)
+    one_scorer = audit_with_scoring_threads(model, 1)
     return {"cases": AUDIT_CASES, "size": 256, "suite": "noise", "records": len(runs["cuda"].records),
             "providers": {d: r.settings.get("providers") for d, r in runs.items()},
             "cpu_ms_per_image": per_image_ms(runs["cpu"]), "cuda_ms_per_image": per_image_ms(runs["cuda"]),
@@ -264,12 +264,8 @@ def audit_side_by_side(model) -> dict:
                 "same_records": one_scorer.records == runs["cuda"].records}}
 
 
-def audit_with_one_scoring_thread(model):
-    """The GPU audit again with one scoring thread, as before several scored beside a GPU model."""
-    return audit_with_scoring_threads(model, 1)
-
-
 def audit_with_scoring_threads(model, threads: int):
+    """The GPU audit again with ``threads`` scoring threads in place of segrob's choice."""
     from segrob.audit import units
 
     with mock.patch.object(units, "scoring_threads", lambda on_gpu: threads):
