@@ -279,7 +279,6 @@ def test_a_cuda_batch_is_finished_by_torch_before_onnxruntime_reads_it(monkeypat
     assert events == ["torch finished", "bound", "run"] and logits.shape == (1, 2, 4, 4)
 
 
-
 def test_steady_batches_fill_a_shorter_batch_in_to_the_largest_run_at_its_size():
     # onnxruntime's CUDA convolutions set up again for every new input shape (33 ms a batch on
     # an H100); the audit's batches alternate between two sizes, so it fills the shorter in.

@@ -240,8 +240,10 @@ def guarded_run(info: SessionInfo, contract: GraphContract, run, *, steady_batch
     differs from the last one's, and an audit's batches alternate between two sizes (a case's
     last batch is shorter): on an H100 each change cost a 256 px U-Net 33 ms against 5 ms for
     the batch itself (``onnx_cuda_speed`` in benchmarks/results/gpu_check_h100_run3.json).
-    Inference treats the images of a batch apart, so the zeros change no other image's output;
-    the largest batch at that size has already run, so they need no memory it did not.
+    Inference treats the images of a batch apart, so the zeros change no other image's output
+    beyond the rounding of the algorithm picked for the larger batch (the 416 records of that
+    benchmark's audit were identical); the largest batch at that size has already run, so they
+    need no memory it did not.
     """
     largest: dict[tuple[int, ...], int] = {}
 
