@@ -8,7 +8,7 @@ import torch
 
 from segrob.audit.aggregate import summarise
 from segrob.audit.gates import evaluate_gates, parse_bounds
-from segrob.audit.inference import InferencePlan, predict
+from segrob.audit.inference import InferencePlan, OutputHead, predict
 from segrob.audit.records import CLEAN, CellRecord, PartialStore
 from segrob.audit.summary import AuditSummary
 from segrob.errors import SegrobError, UsageError
@@ -46,6 +46,20 @@ def test_predict_applies_the_models_normalisation():
     logits = predict(images, InferencePlan(2, 1, {"method": "zscore"}), _identity_logits)
     assert abs(float(logits[:, 1].mean())) < 1e-4
     assert float(logits[:, 1].std()) == pytest.approx(1.0, rel=1e-3)
+
+
+@pytest.mark.parametrize("head", [OutputHead("softmax"), OutputHead("sigmoid"), OutputHead("none"),
+                                  OutputHead("sigmoid", binary=True, threshold=0.3)])
+def test_a_head_says_whether_its_labels_are_the_most_probable_classes(head):
+    """The audit counts calibration against the head's labels where they are the argmax (saving
+    a second search), and against the argmax where a binary head's threshold makes them differ."""
+    from segrob.metrics.calibration import class_argmax
+
+    rng = np.random.default_rng(0)
+    output = rng.normal(size=(2, 1 if head.binary else 3, 8, 8)).astype(np.float32)
+    probabilities = head.probabilities(output)
+    same = np.array_equal(head.labels(probabilities), class_argmax(probabilities, axis=1))
+    assert head.labels_are_argmax == same
 
 
 def test_window_starts_cover_the_axis():

@@ -7,6 +7,7 @@ import importlib
 import numpy as np
 import pytest
 
+from segrob.errors import SegrobError
 from segrob.metrics import case_metrics
 from segrob.metrics.calibration import class_argmax
 from segrob.metrics.case import label_surfaces
@@ -248,6 +249,24 @@ def test_calibration_is_the_textbook_formula_to_the_last_bit(classes, dtype, zer
         right = (image.argmax(axis=0) == label).ravel().astype(np.float64)
         expected = [np.bincount(bins, weights=w, minlength=15) for w in (confidence, right, None)]
         assert np.array_equal(c, np.stack(expected))
+
+
+def test_reliability_takes_the_most_probable_classes_given():
+    """The audit hands over its predicted labels (the argmax it computed already): the counts
+    are those of the search they save, and the labels given are the ones counted."""
+    from segrob.metrics.calibration import batch_reliability_counts, class_argmax
+
+    rng = np.random.default_rng(3)
+    batch = np.moveaxis(rng.dirichlet(np.ones(3), size=(2, 9, 11)), -1, 1).astype(np.float32)
+    batch[0, :, 0, :4] = 1 / 3  # tied classes: the first is the most probable
+    labels = rng.integers(0, 3, size=(2, 9, 11))
+    counts = batch_reliability_counts(batch, labels)
+    given = batch_reliability_counts(batch, labels, most_probable=class_argmax(batch, axis=1))
+    assert np.array_equal(given, counts)
+    all_right = batch_reliability_counts(batch, labels, most_probable=labels)
+    assert np.array_equal(all_right[:, 1], all_right[:, 2]) and not np.array_equal(all_right, counts)
+    with pytest.raises(SegrobError, match="most probable classes of shape"):
+        batch_reliability_counts(batch, labels, most_probable=labels[0])
 
 
 def test_the_percentile_is_numpys_to_the_last_bit():

@@ -103,6 +103,11 @@ class OutputHead:
             return np.concatenate([1.0 - values, values], axis=1)
         return values / np.maximum(values.sum(axis=1, keepdims=True), 1e-12)
 
+    @property
+    def labels_are_argmax(self) -> bool:
+        """Whether :meth:`labels` is the most probable class (a binary head thresholds instead)."""
+        return not self.binary
+
     def labels(self, probabilities: np.ndarray) -> np.ndarray:
         if self.binary:
             return (probabilities[:, 1] >= self.threshold).astype(np.int64)

@@ -473,9 +473,12 @@ def _score_chunk(chunk: list[_Variant], logits: np.ndarray, work: _CaseWork,
     work.helpers.gate.wait()
     start, cpu_start = time.perf_counter(), time.thread_time()
     probabilities = plan.head.probabilities(logits)
-    pairs = _scored_pairs(case, chunk, plan.head.labels(probabilities), settings)
+    predicted = plan.head.labels(probabilities)
+    pairs = _scored_pairs(case, chunk, predicted, settings)
     # Calibration for the whole chunk at once: the same numbers as image by image, less overhead.
-    reliability = batch_reliability_counts(probabilities, np.stack([truth for _, truth in pairs]))
+    reliability = batch_reliability_counts(
+        probabilities, np.stack([truth for _, truth in pairs]),
+        most_probable=predicted if plan.head.labels_are_argmax else None)
     entropy = batch_mean_entropy(probabilities)
     labels = work.label_surfaces.result() if work.label_surfaces is not None else None
     records = []

@@ -54,23 +54,34 @@ def reliability_counts(
 
 
 def batch_reliability_counts(
-    probabilities: np.ndarray, labels: np.ndarray, *, n_bins: int = RELIABILITY_BINS
+    probabilities: np.ndarray, labels: np.ndarray, *, n_bins: int = RELIABILITY_BINS,
+    most_probable: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`reliability_counts` of each image of a batch ``(B, K, *spatial)`` with labels
     ``(B, *spatial)``, as ``(B, 3, n_bins)``, in one pass: each image's bins are its own, summed
-    in the same order as alone, so the numbers are the same to the last bit."""
+    in the same order as alone, so the numbers are the same to the last bit.
+
+    ``most_probable``: :func:`class_argmax` of ``probabilities`` over the class axis, where the
+    caller has it already (the audit's predicted labels), saving the search; it must be exactly
+    that, the first of tied maxima.
+    """
     p = np.asarray(probabilities)
     labels = np.asarray(labels)
     if p.ndim < 3 or labels.shape != (p.shape[0], *p.shape[2:]):
         raise SegrobError(f"labels of shape {labels.shape} do not fit probabilities {p.shape} "
                           "(B, K, *spatial)")
+    if most_probable is not None and np.shape(most_probable) != labels.shape:
+        raise SegrobError(f"most probable classes of shape {np.shape(most_probable)} do not fit "
+                          f"labels {labels.shape}")
     if n_bins < 1:
         raise SegrobError(f"ECE needs n_bins >= 1, got {n_bins}")
     batch = p.shape[0]
     # float32 kept: its maximum and argmax are those of its exact float64 copy, at a fraction of the cost.
     p = _check_probabilities(p, keep_float32=True)
     confidence = _class_max(p).astype(np.float64).reshape(batch, -1)
-    correct = (class_argmax(p, axis=1) == labels).reshape(batch, -1)
+    if most_probable is None:
+        most_probable = class_argmax(p, axis=1)
+    correct = (most_probable == labels).reshape(batch, -1)
     bins = (confidence * n_bins).astype(np.intp)
     np.clip(bins, 0, n_bins - 1, out=bins)
     bins += (np.arange(batch) * n_bins)[:, None]
