@@ -303,6 +303,7 @@ def test_thread_independent_product_gives_one_threads_bits_on_any_thread_count()
     ("motion_blur", (3, 1, 191, 203), 5, 1),
     ("ghosting", (2, 1, 32, 54, 63), 5, 0),
     ("gibbs_ringing", (3, 1, 42, 70, 64), 5, 0),
+    ("gaussian_blur", (1, 1, 104, 10), 3, 0),
 ])
 def test_members_give_the_same_bits_on_one_and_two_threads(name, shape, severity, image_seed):
     image = torch.rand(shape, generator=torch.Generator().manual_seed(image_seed)) * 1000 - 200

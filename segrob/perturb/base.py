@@ -23,7 +23,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -208,15 +208,23 @@ def random_field(params: dict[str, Any], shape: tuple[int, ...], like: torch.Ten
 
 
 @contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """torch on one thread inside: for a reduction or a product whose rounding depends on how
-    torch splits it among threads, and which is cheap enough to run on one."""
+def at_most_torch_threads(limit: int) -> Iterator[None]:
+    """torch on at most ``limit`` threads inside, as set for the calling thread; restored after."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    if before <= limit:
+        yield
+        return
+    torch.set_num_threads(limit)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def one_torch_thread() -> AbstractContextManager[None]:
+    """torch on one thread inside: for a reduction or a product whose rounding depends on how
+    torch splits it among threads, and which is cheap enough to run on one."""
+    return at_most_torch_threads(1)
 
 
 #: torch's CPU kernels run a tensor of at most this many elements on one thread

@@ -7,11 +7,18 @@ import math
 import torch
 import torch.nn.functional as F
 
-from segrob.perturb.base import thread_independent_product
+from segrob.perturb.base import at_most_torch_threads, thread_independent_product
 
 # Up to this length an axis is filtered by one matrix product (BLAS is ~10x faster than a
 # one-channel conv3d on a CPU); longer axes use a convolution, whose cost does not grow with n.
 MATRIX_MAX = 512
+#: The most torch threads a batch's filter products run on. MKL splits a product among threads
+#: and, for some shapes, sums in another order then: a batch of several images (torch multiplies
+#: image by image) gave one thread's bits on 2 to 4 threads for every random shape tried, and
+#: other bits on 6 to 16 for some. A single image of one channel runs on one thread: torch folds
+#: it into one product over a transposed layout, which differed on two threads for a third of
+#: the shapes tried (see the README's known limits).
+PRODUCT_MAX_THREADS = 4
 
 
 def gaussian_kernel1d(sigma: float) -> torch.Tensor:
@@ -57,25 +64,33 @@ def _conv_axis(x: torch.Tensor, kernel: torch.Tensor, axis: int) -> torch.Tensor
     return (F.conv2d if len(spatial) == 2 else F.conv3d)(x, kernel.view(shape))
 
 
+def _product_threads(x: torch.Tensor) -> int:
+    """The most torch threads the products of ``x``'s filter run on (see :data:`PRODUCT_MAX_THREADS`)."""
+    if x.device.type != "cpu":  # a GPU's products do not depend on the CPU's threads
+        return torch.get_num_threads()
+    return 1 if x.shape[0] * x.shape[1] == 1 else PRODUCT_MAX_THREADS
+
+
 def separable_filter(image: torch.Tensor, kernel: torch.Tensor | list) -> torch.Tensor:
     """Filter every spatial axis of ``(N, C, *spatial)`` with the same odd 1D ``kernel``, or
     axis ``i`` with ``kernel[i]`` when given a list (``None``: leave that axis alone)."""
     x = image.float()
     kernels = kernel if isinstance(kernel, list) else [kernel] * (x.ndim - 2)
-    for axis in range(2, x.ndim):
-        if kernels[axis - 2] is None:
-            continue
-        kernel = kernels[axis - 2].to(dtype=torch.float32)
-        n = x.shape[axis]
-        if n <= MATRIX_MAX:
-            # Built where the kernel is (the CPU for a Gaussian) and copied once: on a GPU the
-            # build is some forty tiny kernel launches, which took longer than the products.
-            matrix = filter_matrix(n, kernel).to(image.device)
-            x = torch.movedim(torch.movedim(x, axis, -1) @ matrix.T, -1, axis)
-        else:
-            batch, channels = x.shape[:2]
-            flat = x.reshape(batch * channels, 1, *x.shape[2:])
-            x = _conv_axis(flat, kernel.to(image.device), axis - 2).reshape(x.shape)
+    with at_most_torch_threads(_product_threads(x)):
+        for axis in range(2, x.ndim):
+            if kernels[axis - 2] is None:
+                continue
+            kernel = kernels[axis - 2].to(dtype=torch.float32)
+            n = x.shape[axis]
+            if n <= MATRIX_MAX:
+                # Built where the kernel is (the CPU for a Gaussian) and copied once: on a GPU the
+                # build is some forty tiny kernel launches, which took longer than the products.
+                matrix = filter_matrix(n, kernel).to(image.device)
+                x = torch.movedim(torch.movedim(x, axis, -1) @ matrix.T, -1, axis)
+            else:
+                batch, channels = x.shape[:2]
+                flat = x.reshape(batch * channels, 1, *x.shape[2:])
+                x = _conv_axis(flat, kernel.to(image.device), axis - 2).reshape(x.shape)
     return x.contiguous().to(image.dtype)
 
 
