@@ -7,6 +7,7 @@ reference; the comparison is ``torch.equal`` and the raw bits (which also tell -
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 
@@ -304,12 +305,47 @@ def test_thread_independent_product_gives_one_threads_bits_on_any_thread_count()
     ("ghosting", (2, 1, 32, 54, 63), 5, 0),
     ("gibbs_ringing", (3, 1, 42, 70, 64), 5, 0),
     ("gaussian_blur", (1, 1, 104, 10), 3, 0),
+    ("motion_blur", (3, 1, 23, 28, 12), 2, 7),
+    ("motion_blur", (3, 1, 9, 20), 4, 61),
+    ("mri_motion", (3, 1, 12, 13, 10), 1, 10),
+    ("mri_motion", (2, 1, 13, 10, 12), 3, 59),
 ])
 def test_members_give_the_same_bits_on_one_and_two_threads(name, shape, severity, image_seed):
     image = torch.rand(shape, generator=torch.Generator().manual_seed(image_seed)) * 1000 - 200
     one, two = (_on_threads(t, lambda: apply_perturbation(name, image, None, severity=severity, seed=3)[0])
                 for t in (1, 2))
     same_bits(two, one)
+
+
+def old_mri_motion(image, params):
+    """The translation's phase over the whole k-space, as before it was taken on the corrupted
+    lines alone."""
+    from segrob.perturb.artifact import _axis_frequencies, _kspace, _signed_image
+    from segrob.perturb.base import thread_independent_product
+
+    k, spatial = _kspace(image), image.shape[2:]
+    direction = torch.tensor(params["direction"])
+    direction = direction / direction.norm().clamp_min(1e-6) * params["shift"]
+    phase = torch.zeros(spatial)
+    for axis, n in enumerate(spatial):
+        shape = [1] * len(spatial)
+        shape[axis] = n
+        phase = phase + (_axis_frequencies(n, image.device) * float(direction[axis])).view(shape)
+    moved = thread_independent_product(k, torch.exp(-2j * math.pi * phase))
+    axis = params["axis"]
+    frequency = _axis_frequencies(spatial[axis], image.device)
+    corrupted = (frequency - params["centre"]).abs() <= params["lines"] / 2.0
+    shape = [1] * len(spatial)
+    shape[axis] = spatial[axis]
+    return _signed_image(torch.where(corrupted.view(shape), moved, k), image)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("severity", [1, 3, 5])
+def test_mri_motion_moves_the_corrupted_lines_as_the_whole_phase_did(shape, severity):
+    image = torch.rand(shape, generator=torch.Generator().manual_seed(severity)) * 1000 - 200
+    new, _, applied = apply_perturbation("mri_motion", image, None, severity=severity, seed=1)
+    same_bits(new, old_mri_motion(image, applied.params))
 
 
 def old_gibbs(image, keep_share):
