@@ -13,11 +13,11 @@ from segrob.perturb.base import at_most_torch_threads, one_torch_thread, thread_
 # one-channel conv3d on a CPU); longer axes use a convolution, whose cost does not grow with n.
 MATRIX_MAX = 512
 #: The most torch threads a batch's filter products run on. MKL splits a product among threads
-#: and, for some shapes, sums in another order then: a batch of several images (torch multiplies
-#: image by image) gave one thread's bits on 2 to 4 threads for every random shape tried, and
+#: and, for some shapes, sums in another order then: a batch of several images (a batch of small
+#: products to torch) gave one thread's bits on 2 to 4 threads for every random shape tried, and
 #: other bits on 6 to 16 for some. A single image of one channel runs on one thread: torch folds
-#: it into one product over a transposed layout, which differed on two threads for a third of
-#: the shapes tried (see the README's known limits).
+#: it into one product over a transposed layout, which differed on two to four threads for 36 of
+#: 84 shapes tried (see the README's known limits).
 PRODUCT_MAX_THREADS = 4
 
 
