@@ -258,7 +258,7 @@ def _on_threads(threads: int, work):
 # this project's CI machine every case fails without the cap (``_product_threads`` returning the
 # thread count).
 BLUR_THREAD_CASES = [((1, 1, 104, 10), 2.6), ((1, 1, 19, 19, 6), 2.6), ((1, 1, 46, 19, 67), 2.2),
-                ((2, 1, 71, 99), 1.4), ((2, 1, 97, 68), 1.8)]
+                     ((2, 1, 71, 99), 1.4), ((2, 1, 97, 68), 1.8)]
 
 
 @pytest.mark.parametrize(("shape", "sigma"), BLUR_THREAD_CASES)
@@ -269,8 +269,9 @@ def test_the_blur_gives_one_threads_bits_on_any_thread_count(shape, sigma):
         assert torch.equal(_on_threads(threads, lambda: filters.gaussian_blur(image, sigma)), one), threads
 
 
-def test_the_blur_caps_its_products_threads_and_gives_them_back():
-    before = torch.get_num_threads()
+def test_the_blur_caps_its_products_threads_and_gives_them_back(monkeypatch):
+    """A single image's products on one thread, a batch's on at most four, a GPU's untouched
+    (a ``meta`` tensor stands in for it); the caller's thread count back afterwards."""
     seen = []
     build = filters.filter_matrix
 
@@ -278,17 +279,16 @@ def test_the_blur_caps_its_products_threads_and_gives_them_back():
         seen.append(torch.get_num_threads())
         return build(n, kernel)
 
-    try:
-        torch.set_num_threads(8)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(filters, "filter_matrix", recorded)
-            filters.gaussian_blur(torch.rand(1, 1, 9, 9), 1.0)
-            filters.gaussian_blur(torch.rand(2, 1, 9, 9), 1.0)
-            filters.gaussian_blur(torch.empty((1, 1, 9, 9), device="meta"), 1.0)
-        assert seen == [1, 1] + [filters.PRODUCT_MAX_THREADS] * 2 + [8, 8]
-        assert torch.get_num_threads() == 8
-    finally:
-        torch.set_num_threads(before)
+    monkeypatch.setattr(filters, "filter_matrix", recorded)
+
+    def blur_all() -> int:
+        filters.gaussian_blur(torch.rand(1, 1, 9, 9), 1.0)
+        filters.gaussian_blur(torch.rand(2, 1, 9, 9), 1.0)
+        filters.gaussian_blur(torch.empty((1, 1, 9, 9), device="meta"), 1.0)
+        return torch.get_num_threads()
+
+    assert _on_threads(8, blur_all) == 8
+    assert seen == [1, 1] + [filters.PRODUCT_MAX_THREADS] * 2 + [8, 8]
 
 
 # Sizes whose halves end in a partial vector step, so torch's own pow on two threads takes the
