@@ -20,7 +20,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from segrob.perturb.base import Perturbation, from_unit, one_torch_thread, thread_independent_product, to_unit
+from segrob.perturb.base import (
+    Perturbation,
+    from_unit,
+    inverse_fft,
+    one_torch_thread,
+    thread_independent_product,
+    to_unit,
+)
 from segrob.perturb.seeding import sign, uniform
 from segrob.perturb.stats import ImageStats
 
@@ -32,8 +39,7 @@ def _kspace(image: torch.Tensor) -> torch.Tensor:
 
 
 def _signed_image(kspace: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    with one_torch_thread():  # on several threads the inverse transform rounds differently for some shapes
-        return torch.fft.ifftn(kspace, dim=tuple(range(2, like.ndim))).real.to(like.dtype)
+    return inverse_fft(kspace, tuple(range(2, like.ndim))).real.to(like.dtype)
 
 
 def _axis_frequencies(n: int, device) -> torch.Tensor:
@@ -155,8 +161,7 @@ class GibbsRinging(Perturbation):
             cut = torch.nonzero(~keep).flatten().tolist()
             if cut:
                 spectrum.narrow(2 + axis, cut[0], cut[-1] - cut[0] + 1).zero_()
-        with one_torch_thread():  # on several threads the inverse transform rounds differently
-            return torch.fft.irfftn(spectrum, s=spatial, dim=dims).to(image.dtype), label
+        return inverse_fft(spectrum, dims, spatial).to(image.dtype), label
 
 
 class MRIMotion(Perturbation):
@@ -192,6 +197,7 @@ class MRIMotion(Perturbation):
         direction = direction / direction.norm().clamp_min(1e-6) * params["shift"]
         # The translation's phase on the corrupted lines alone (the rest keep their k-space): the
         # complex exponential is most of this member's time, and elementwise, so the same bits.
+        # The product still spans the whole k-space: its rounding depends on each value's place.
         phase = torch.zeros((*spatial[:axis], lines.numel(), *spatial[axis + 1:]), device=image.device)
         for dim, n in enumerate(spatial):
             shape = [1] * len(spatial)
