@@ -11,7 +11,11 @@ faster). The libraries transform one volume at a time (their API); segrob the ba
 segrob is timed as the audit calls it, with the clean image's statistics (its robust range)
 computed once per case and passed in (``stats``); ``own`` repeats the ratio with segrob finding
 them on every call. Gaussian noise is also set against a plain ``x + torch.randn_like(x)`` on the
-same batch (``x = segrob time / plain time``: what the generator alone costs).
+same batch (``x = segrob time / plain time``: what the generator alone costs). The plain intensity
+maps are set against their arithmetic alone on the same batch (gamma: torch's ``pow``; brightness:
+one add), the kernel that segrob and MONAI both run: ``segrob / arithmetic`` says how close segrob
+comes to it, and ``MONAI / arithmetic`` is the most that any implementation computing those same
+values could reach against MONAI.
 
     python benchmarks/bench_perturb.py [--batch3d 2] [--size3d 96] [--rounds 5] [--only a,b]
         [--full] [--json out.json]
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import platform
 import statistics
 import time
 import warnings
@@ -107,6 +112,15 @@ def settle() -> None:
         pass
 
 
+# The arithmetic alone of the plain intensity maps at their nominal parameters, as torch computes it
+# for segrob and for MONAI alike.
+ARITHMETIC = {
+    "gamma_compression": lambda batch, params: batch.pow(params["gamma"]),
+    "gamma_expansion": lambda batch, params: batch.pow(params["gamma"]),
+    "brightness": lambda batch, params: batch + params["offset"],
+}
+
+
 def alternate(contenders: dict, rounds: int) -> dict[str, list[float]]:
     """Seconds per call of every contender, one timing of each per round, in turn."""
     calls = {}
@@ -146,6 +160,9 @@ def contenders_for(name: str, batch: torch.Tensor, label: torch.Tensor, referenc
             contenders[library] = library_call(library, transforms[name], batch, label)
     if name == "gaussian_noise":
         contenders["plain"] = lambda: batch + torch.randn_like(batch)
+    if name in ARITHMETIC:
+        params = PERTURBATIONS[name]().severity_params(severity)
+        contenders["arithmetic"] = lambda: ARITHMETIC[name](batch, params)
     return contenders
 
 
@@ -165,6 +182,10 @@ def measure(name: str, batch: torch.Tensor, label: torch.Tensor, references: dic
             row[f"{library}_own"] = ratio(seconds[library], seconds["own"])
     if "plain" in seconds:
         row["plain"] = ratio(ours, seconds["plain"])
+    if "arithmetic" in seconds:
+        row["arithmetic"] = ratio(ours, seconds["arithmetic"])
+        if "monai" in seconds:
+            row["monai_arithmetic"] = ratio(seconds["monai"], seconds["arithmetic"])
     return row
 
 
@@ -190,9 +211,31 @@ def render(rows: list[dict], references: dict) -> None:
             r = row["plain"]
             print(f"gaussian_noise {row['dims']}D / plain x + randn_like(x): {r['median']:.2f} "
                   f"[{r['low']:.2f}-{r['high']:.2f}]")
+    for row in rows:
+        if "arithmetic" in row:
+            r = row["arithmetic"]
+            line = (f"{row['perturbation']} {row['dims']}D / its arithmetic alone: {r['median']:.2f} "
+                    f"[{r['low']:.2f}-{r['high']:.2f}]")
+            if "monai_arithmetic" in row:
+                m = row["monai_arithmetic"]
+                line += (f"; MONAI / the arithmetic alone: {m['median']:.2f} "
+                         f"[{m['low']:.2f}-{m['high']:.2f}]")
+            print(line)
     for library in LIBRARIES:
         if references[library] is None:
             print(f"{library}: skipped (not installed; pip install -e '.[bench]')")
+
+
+def machine() -> dict:
+    """What ran the benchmark: the ratios move between machines (memory-bound members most)."""
+    described = {"processor": platform.processor() or platform.machine(), "torch": torch.__version__}
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "cpu MHz"):
+                described.setdefault(key.strip(), value.strip())
+    return described
 
 
 def main() -> None:
@@ -226,7 +269,7 @@ def main() -> None:
     render(rows, references)
     if args.json_path:
         settings = {"batch3d": list(batches[3].shape), "batch2d": list(batches[2].shape),
-                    "threads": torch.get_num_threads(), "rounds": args.rounds,
+                    "threads": torch.get_num_threads(), "rounds": args.rounds, "machine": machine(),
                     "image_stats_seconds": stats_s,
                     "skipped": [lib for lib in LIBRARIES if references[lib] is None]}
         Path(args.json_path).write_text(json.dumps({"settings": settings, "rows": rows}, indent=2))
