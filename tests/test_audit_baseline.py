@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from segrob.audit import audit
+from segrob.perturb import PERTURBATIONS
 
 SCRIPT = Path(__file__).parent / "data" / "make_audit_baseline.py"
 spec = importlib.util.spec_from_file_location("make_audit_baseline", SCRIPT)
@@ -16,14 +17,33 @@ baseline = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(baseline)
 
 
+def _same_but_last_bits(record: dict, expected: dict) -> bool:
+    """Equal, but for scores within float32's rounding: what another CPU's MKL code gives."""
+    scores = ("metrics", "per_class")
+    close = lambda a, b: a == pytest.approx(b, rel=1e-6, abs=1e-9, nan_ok=True)  # noqa: E731
+    return ({k: v for k, v in record.items() if k not in scores}
+            == {k: v for k, v in expected.items() if k not in scores}
+            and close(record["metrics"], expected["metrics"])
+            and record["per_class"].keys() == expected["per_class"].keys()
+            and all(close(record["per_class"][c], expected["per_class"][c]) for c in record["per_class"]))
+
+
 @pytest.mark.parametrize("dims", [2, 3])
 def test_audit_records_match_the_saved_baseline(dims):
+    """Bit for bit, but for the members whose bits depend on the CPU (``cpu_dependent_bits``):
+    the baseline was saved on one machine, and their records may differ on another in the last
+    digits of the metrics (seen: ECE and entropy within 1e-7)."""
     report = audit(baseline.model_path(dims), baseline.baseline_data(dims), baseline.SETUPS[dims][2])
     saved = json.loads(baseline.records_path(dims).read_text())
     records = json.loads(json.dumps(report.to_dict()["records"]))
     assert len(records) == len(saved)
     for record, expected in zip(records, saved, strict=True):
-        assert record == expected, (record["case"], record["perturbation"], record["severity"])
+        name = record["perturbation"]
+        where = (record["case"], name, record["severity"])
+        if name != "clean" and PERTURBATIONS[name].cpu_dependent_bits:
+            assert _same_but_last_bits(record, expected), where
+        else:
+            assert record == expected, where
 
 
 def test_whole_volume_inference_runs_each_volume_in_one_pass():

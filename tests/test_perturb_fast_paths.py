@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from segrob.errors import SegrobError
-from segrob.perturb import apply_perturbation, create_perturbation, filters, geometry
+from segrob.perturb import PERTURBATIONS, apply_perturbation, create_perturbation, filters, geometry
 from segrob.perturb.base import FIELD_BLOCK, random_field, voxel_spacing
 from segrob.perturb.seeding import derive_seed, generator
 from segrob.perturb.stats import image_stats, stats_for
@@ -348,6 +348,10 @@ def test_thread_independent_product_gives_one_threads_bits_on_any_thread_count()
     ("motion_blur", (3, 1, 9, 20), 4, 61),
     ("mri_motion", (3, 1, 12, 13, 10), 1, 10),
     ("mri_motion", (2, 1, 13, 10, 12), 3, 59),
+    # These two, and the three motion cases above, on a CPU with AVX-512 FP16 and AMX, where MKL's
+    # forward transforms round by the thread count too.
+    ("gibbs_ringing", (1, 1, 9, 16, 13), 3, 60),
+    ("spike", (1, 1, 36, 37, 27), 5, 19),
 ])
 def test_members_give_the_same_bits_on_one_and_two_threads(name, shape, severity, image_seed):
     image = torch.rand(shape, generator=torch.Generator().manual_seed(image_seed)) * 1000 - 200
@@ -406,3 +410,42 @@ def test_gibbs_zeroes_the_cut_lines_as_the_mask_did(shape, severity):
     image = torch.rand(shape, generator=torch.Generator().manual_seed(severity)) * 1000 - 200
     new, _, applied = apply_perturbation("gibbs_ringing", image, None, severity=severity, seed=1)
     same_bits(new, old_gibbs(image, applied.params["keep"]))
+
+
+MEMBER_BITS = """
+import hashlib, json, torch
+from segrob.perturb import PERTURBATIONS, apply_perturbation
+digests = {}
+for name, member in PERTURBATIONS.items():
+    digest = hashlib.sha1()
+    for shape in ((2, 1, 20, 26, 18), (3, 1, 44, 38)):
+        if len(shape) - 2 not in member.spatial_dims:
+            continue
+        image = torch.rand(shape, generator=torch.Generator().manual_seed(len(shape))) * 1000 - 200
+        label = (image[:, 0] > 300).long()
+        for severity in sorted({1, member().n_levels}):
+            moved = apply_perturbation(name, image, label, severity=severity, seed=5)[0]
+            digest.update(moved.numpy().tobytes())
+    digests[name] = digest.hexdigest()
+print(json.dumps(digests))
+"""
+
+
+@pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="torch without Intel MKL")
+def test_members_not_said_cpu_dependent_give_the_same_bits_on_another_mkl_code_path():
+    """``MKL_CBWR=COMPATIBLE`` makes MKL run the code it runs on the oldest x86 CPUs: a member
+    whose ``cpu_dependent_bits`` is False must give the same bits under it."""
+    import json
+    import subprocess
+    import sys
+
+    def digests(**env):
+        done = subprocess.run([sys.executable, "-c", MEMBER_BITS], capture_output=True, text=True,
+                              env={**os.environ, **env}, check=True)
+        return json.loads(done.stdout)
+
+    native, compatible = digests(), digests(MKL_CBWR="COMPATIBLE")
+    moved = {name for name in native if native[name] != compatible[name]}
+    if not moved:
+        pytest.skip("MKL ran the same code under MKL_CBWR=COMPATIBLE on this CPU")
+    assert not {name for name in moved if not PERTURBATIONS[name].cpu_dependent_bits}

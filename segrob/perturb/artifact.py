@@ -22,6 +22,7 @@ from torch import Tensor
 
 from segrob.perturb.base import (
     Perturbation,
+    forward_fft,
     from_unit,
     inverse_fft,
     one_torch_thread,
@@ -35,7 +36,7 @@ Result = tuple[Tensor, Tensor | None]
 
 
 def _kspace(image: torch.Tensor) -> torch.Tensor:
-    return torch.fft.fftn(image.float(), dim=tuple(range(2, image.ndim)))
+    return forward_fft(image.float(), tuple(range(2, image.ndim)), half=False)
 
 
 def _signed_image(kspace: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -69,13 +70,14 @@ def _spectrum_peak(image: torch.Tensor) -> torch.Tensor:
     non_negative = flat.amin(dim=2) >= 0
     if bool(non_negative.all()):
         return total
-    spectrum = torch.fft.rfftn(image, dim=tuple(range(2, image.ndim)))
+    spectrum = forward_fft(image, tuple(range(2, image.ndim)), half=True)
     return torch.where(non_negative, total, spectrum.abs().flatten(2).amax(dim=2))
 
 
 class Ghosting(Perturbation):
     name = "ghosting"
     family = "artifact"
+    cpu_dependent_bits = True
     description = "MRI ghosting: every n-th k-space line along a random axis attenuated"
     modalities = ("mri",)
     draws_field = False
@@ -106,6 +108,7 @@ class Ghosting(Perturbation):
 class Spike(Perturbation):
     name = "spike"
     family = "artifact"
+    cpu_dependent_bits = True
     description = "MRI k-space spike (herringbone stripes): one k-space point raised"
     modalities = ("mri",)
     draws_field = False
@@ -140,6 +143,7 @@ class Spike(Perturbation):
 class GibbsRinging(Perturbation):
     name = "gibbs_ringing"
     family = "artifact"
+    cpu_dependent_bits = True
     description = "MRI Gibbs ringing: k-space truncated to a central share"
     modalities = ("mri",)
     draws_field = False
@@ -150,7 +154,7 @@ class GibbsRinging(Perturbation):
               stats: ImageStats | None = None) -> Result:
         spatial = image.shape[2:]
         dims = tuple(range(2, image.ndim))
-        spectrum = torch.fft.rfftn(image.float(), dim=dims)
+        spectrum = forward_fft(image.float(), dims, half=True)
         for axis, n in enumerate(spatial):
             # |frequency| is symmetric in k and n - k: the half spectrum keeps the image real.
             keep = _axis_frequencies(n, image.device).abs() <= params["keep"] / 2.0
@@ -167,6 +171,7 @@ class GibbsRinging(Perturbation):
 class MRIMotion(Perturbation):
     name = "mri_motion"
     family = "artifact"
+    cpu_dependent_bits = True
     description = "MRI motion: a band of k-space lines acquired after the object moved"
     modalities = ("mri",)
     draws_field = False
@@ -217,6 +222,7 @@ class MRIMotion(Perturbation):
 class UltrasoundShadowing(Perturbation):
     name = "us_shadowing"
     family = "artifact"
+    cpu_dependent_bits = True
     description = "ultrasound acoustic shadow: a band below a random point darkened (depth: axis 0)"
     modalities = ("us",)
     draws_field = False
@@ -318,6 +324,7 @@ def _dct_matrix(n: int = 8) -> torch.Tensor:
 class JPEG(Perturbation):
     name = "jpeg"
     family = "artifact"
+    cpu_dependent_bits = True
     description = ("lossy JPEG in torch: 8x8 DCT blocks quantised with the standard luminance "
                    "table at a quality; 3D: each slice along the first axis on its own (as PACS)")
     modalities = ("histology", "us")

@@ -72,6 +72,12 @@ class Perturbation:
     units: ClassVar[dict[str, str]] = {}
     #: True where apply() reads the voxel spacing (its lengths are in mm).
     uses_spacing: ClassVar[bool] = False
+    #: True where the arithmetic goes through Intel MKL, which torch calls on x86 CPUs for its
+    #: FFTs, its matrix products and its vector math (exp, log, sqrt): MKL picks its code by the
+    #: CPU, so such a member's last bits, and the audit records made from them, can differ between
+    #: machines (never between thread counts on one machine). The others give the same bits on
+    #: every x86 CPU (``tests/test_perturb_fast_paths.py`` runs them under another MKL code path).
+    cpu_dependent_bits: ClassVar[bool] = False
 
     @property
     def n_levels(self) -> int:
@@ -227,12 +233,24 @@ def one_torch_thread() -> AbstractContextManager[None]:
     return at_most_torch_threads(1)
 
 
+def forward_fft(values: torch.Tensor, dims: tuple[int, ...], *, half: bool) -> torch.Tensor:
+    """The FFT of real ``values`` over ``dims`` (``rfftn`` for the ``half`` spectrum, else
+    ``fftn``) on one torch thread, for the same reason as :func:`inverse_fft`: on a CPU with
+    AVX-512 FP16 and AMX (2.1 GHz, two cores), ``rfftn`` of a batch on two threads rounded
+    differently from one thread for 13 of 300 random 2D and 3D shapes, ``fftn`` for 2 (on an
+    older AVX-512 CPU for none: MKL picks its code by the CPU)."""
+    with one_torch_thread():
+        if half:
+            return torch.fft.rfftn(values, dim=dims)
+        return torch.fft.fftn(values, dim=dims)
+
+
 def inverse_fft(spectrum: torch.Tensor, dims: tuple[int, ...],
                 size: tuple[int, ...] | None = None) -> torch.Tensor:
     """The inverse FFT of ``spectrum`` over ``dims`` (``irfftn`` to ``size`` for a half spectrum,
     else ``ifftn``) on one torch thread: on several, a batch's inverse transforms round
     differently for some shapes (``irfftn`` for 60 of 300 random shapes on two to four threads,
-    ``ifftn`` for 3; the forward transforms for none)."""
+    ``ifftn`` for 3)."""
     with one_torch_thread():
         if size is None:
             return torch.fft.ifftn(spectrum, dim=dims)

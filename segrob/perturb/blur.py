@@ -23,6 +23,7 @@ Result = tuple[Tensor, Tensor | None]
 class GaussianBlur(Perturbation):
     name = "gaussian_blur"
     family = "blur"
+    cpu_dependent_bits = True
     description = "Gaussian blur, isotropic in mm: sigma follows the voxel spacing"
     modalities = ("mri", "ct", "us", "histology")
     draws_field = False
@@ -63,6 +64,7 @@ def line_kernel(length: int, direction: Tensor, spacing: tuple[float, ...] | Non
 class MotionBlur(Perturbation):
     name = "motion_blur"
     family = "blur"
+    cpu_dependent_bits = True
     description = "linear motion blur: a line kernel of the given length in a random direction"
     modalities = ("us", "histology", "ct")
     draws_field = False

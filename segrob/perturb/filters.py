@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from segrob.perturb.base import at_most_torch_threads, inverse_fft, thread_independent_product
+from segrob.perturb.base import at_most_torch_threads, forward_fft, inverse_fft, thread_independent_product
 
 # Up to this length an axis is filtered by one matrix product (BLAS is ~10x faster than a
 # one-channel conv3d on a CPU); longer axes use a convolution, whose cost does not grow with n.
@@ -128,7 +128,8 @@ def fft_convolve(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     kernel_full[tuple(slice(0, k) for k in kernel.shape)] = kernel.to(image.device)
     kernel_full = torch.roll(kernel_full, shifts=[-r for r in radii],
                              dims=tuple(range(len(spatial))))
-    spectrum = thread_independent_product(torch.fft.rfftn(x, dim=dims), torch.fft.rfftn(kernel_full))
+    spectrum = thread_independent_product(forward_fft(x, dims, half=True),
+                                          forward_fft(kernel_full, tuple(range(kernel_full.ndim)), half=True))
     out = inverse_fft(spectrum, dims, padded)
     crop = [slice(None), slice(None)]
     for axis in range(len(spatial)):

@@ -48,6 +48,7 @@ class GaussianNoise(Perturbation):
 class RicianNoise(Perturbation):
     name = "rician_noise"
     family = "noise"
+    cpu_dependent_bits = True
     description = "MRI magnitude noise sqrt((u + n1)^2 + n2^2), n1, n2 ~ N(0, sigma^2)"
     modalities = ("mri",)
     levels = {"sigma": (0.05, 0.1, 0.15, 0.22, 0.3)}

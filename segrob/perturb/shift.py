@@ -86,6 +86,7 @@ class Brightness(Perturbation):
 class BiasField(Perturbation):
     name = "bias_field"
     family = "shift"
+    cpu_dependent_bits = True
     description = "smooth multiplicative field exp(polynomial of order 3), coefficients in +-c"
     modalities = ("mri",)
     draws_field = False

@@ -30,6 +30,7 @@ Result = tuple[Tensor, Tensor | None]
 class BackgroundBlur(Perturbation):
     name = "texture_blur_background"
     family = "texture"
+    cpu_dependent_bits = True
     description = "the paper's easier shift: background (label 0) blurred, sigma 3 and 7 px"
     modalities = ("us", "mri", "ct", "histology")
     draws_field = False
