@@ -73,8 +73,9 @@ def _suite_view(described: dict[str, Any]) -> None:
                         justify_numbers=False,
                         caption="nominal parameters per severity (0 = clean); – = not run"))
     for member in described["members"]:
+        machine = " [dim](last bits depend on the CPU: MKL)[/]" if member["cpu_dependent_bits"] else ""
         console.print(f"[bold]{member['name']}[/] ({', '.join(member['modalities'])}): "
-                      f"{member['description']}")
+                      f"{member['description']}{machine}")
 
 
 def _catalog_view(everything: dict[str, Any]) -> None:

@@ -38,6 +38,7 @@ def test_every_parameter_has_a_unit_and_lengths_are_in_mm():
     for name, cls in PERTURBATIONS.items():
         described = create_perturbation(name).to_dict()
         assert set(described["units"]) == set(cls.levels) and all(described["units"].values()), name
+        assert described["cpu_dependent_bits"] is cls.cpu_dependent_bits, name
     assert PERTURBATIONS["gaussian_blur"].units == {"sigma": "mm"}
     assert PERTURBATIONS["elastic"].units == {"displacement": "mm"}
     assert PERTURBATIONS["motion_blur"].units == {"length": "mm"}

@@ -124,6 +124,7 @@ class Perturbation:
             "n_levels": self.n_levels,
             "severities": {s: self.severity_params(s) for s in range(1, self.n_levels + 1)},
             "units": {key: self.units[key] for key in self.levels},
+            "cpu_dependent_bits": self.cpu_dependent_bits,
         }
 
 
