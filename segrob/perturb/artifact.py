@@ -25,7 +25,6 @@ from segrob.perturb.base import (
     forward_fft,
     from_unit,
     inverse_fft,
-    one_torch_thread,
     thread_independent_product,
     to_unit,
 )
@@ -97,12 +96,12 @@ class Ghosting(Perturbation):
         lines = torch.arange(n, device=image.device)
         hit = (lines % int(params["ghosts"]) == 0) & (lines != 0)  # keep the centre (DC) line
         scale = torch.where(hit, 1.0 - params["intensity"], 1.0)
-        # The scale depends on this axis's line only, so the other axes' transforms cancel. On
-        # several threads a transform along an inner axis rounds differently: one keeps the bits.
-        with one_torch_thread():
-            spectrum = torch.fft.rfft(image.float(), dim=axis)
-            spectrum *= _half_spectrum(scale).view([-1 if a == axis else 1 for a in range(image.ndim)])
-            return torch.fft.irfft(spectrum, n=n, dim=axis).to(image.dtype), label
+        # The scale depends on this axis's line only, so the other axes' transforms cancel. A real
+        # scale times a complex value rounds alike in every routine: only the transforms need one
+        # thread.
+        spectrum = forward_fft(image.float(), (axis,), half=True)
+        spectrum *= _half_spectrum(scale).view([-1 if a == axis else 1 for a in range(image.ndim)])
+        return inverse_fft(spectrum, (axis,), (n,)).to(image.dtype), label
 
 
 class Spike(Perturbation):
