@@ -114,9 +114,13 @@ def settle() -> None:
 
 # The arithmetic alone of the plain intensity maps at their nominal parameters, as torch computes it
 # for segrob and for MONAI alike.
+def _gamma(batch: torch.Tensor, params: dict) -> torch.Tensor:
+    return batch.pow(params["gamma"])
+
+
 ARITHMETIC = {
-    "gamma_compression": lambda batch, params: batch.pow(params["gamma"]),
-    "gamma_expansion": lambda batch, params: batch.pow(params["gamma"]),
+    "gamma_compression": _gamma,
+    "gamma_expansion": _gamma,
     "brightness": lambda batch, params: batch + params["offset"],
 }
 
