@@ -280,6 +280,12 @@ def test_the_percentile_is_numpys_to_the_last_bit():
     means = rng.random(2000)
     for q in rng.random(200) * 100.0:
         assert stats.percentile(means, q) == float(np.percentile(means, q)), q
+    # Several levels from one partition (the bootstrap's two ends), each as numpy's alone: levels
+    # that share an order statistic, the ends, and a tie-heavy sample.
+    for values in (means, np.sqrt(rng.integers(0, 30, 333).astype(np.float64)), rng.random(2)):
+        for qs in [tuple(rng.random(2) * 100.0) for _ in range(100)] + [(2.5, 97.5), (50.0, 50.0),
+                                                                          (100.0, 0.0), (99.99, 100.0)]:
+            assert stats.percentiles(values, qs) == tuple(float(np.percentile(values, q)) for q in qs), qs
 
 
 def test_the_foreground_mean_is_numpys_mean_to_the_last_bit():

@@ -74,7 +74,7 @@ def bootstrap_ci(
     if method == "bca":
         quantiles = _bca_quantiles(data, means, quantiles)
     low, high = quantiles * 100.0
-    return percentile(means, low), percentile(means, high)
+    return percentiles(means, (low, high))
 
 
 def percentile(values: np.ndarray, q: float) -> float:
@@ -86,7 +86,22 @@ def percentile(values: np.ndarray, q: float) -> float:
     if virtual >= n - 1:
         return float(values.max())
     below = math.floor(virtual)
-    ordered = np.partition(values, (below, below + 1))
+    return _interpolated(np.partition(values, (below, below + 1)), virtual, below)
+
+
+def percentiles(values: np.ndarray, qs: Sequence[float]) -> tuple[float, ...]:
+    """:func:`percentile` at each of ``qs``, the order statistics they need found in one partition."""
+    n = values.size
+    virtual = [(n - 1) * (q / 100) for q in qs]
+    kth = sorted({k for v in virtual if v < n - 1 for k in (math.floor(v), math.floor(v) + 1)})
+    ordered = np.partition(values, kth) if kth else values
+    return tuple(float(values.max()) if v >= n - 1 else _interpolated(ordered, v, math.floor(v))
+                 for v in virtual)
+
+
+def _interpolated(ordered: np.ndarray, virtual: float, below: int) -> float:
+    """numpy's linear interpolation at ``virtual`` between the order statistics ``below`` and
+    ``below + 1``, which ``ordered`` (partitioned) holds in place."""
     low, high = ordered[below], ordered[below + 1]
     gamma, step = virtual - below, high - low
     # numpy interpolates from the nearer end: from above when gamma >= 0.5.
