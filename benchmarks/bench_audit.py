@@ -12,7 +12,7 @@ priority beside onnxruntime inferring the bare batches, without the perturbing t
 and a 3D model. The bare inference uses onnxruntime's default session; the audit's own sessions
 wait asleep instead of spinning.
 
-    python benchmarks/bench_audit.py [--dims 2,3] [--n2d 16] [--n3d 4] [--rounds 5] [--json out.json]
+    python benchmarks/bench_audit.py [--dims 2 3] [--n2d 16] [--n3d 4] [--rounds 5] [--json out.json]
 
 ``--compare-scheduling`` instead alternates audits scheduled as built (images perturbed on a
 helper thread one batch ahead of inference, scored on another; both helpers at the lowest
@@ -346,7 +346,7 @@ def main() -> None:
     parser.add_argument("--train-epochs", type=int, default=5,
                         help="train the model briefly first (0: random weights)")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--dims", default="2,3",
+    parser.add_argument("--dims", type=int, nargs="+", choices=(2, 3), default=[2, 3],
                         help="which rows: 2 (the 2D audit), 3 (the 3D audit) or both")
     parser.add_argument("--compare-scheduling", action="store_true",
                         help="instead: the audit as built against earlier schedules")
@@ -358,15 +358,9 @@ def main() -> None:
     run, show_row = ((compare_scheduling, show_scheduling) if args.compare_scheduling else
                      (compare_scoring_threads, show_scoring_threads) if args.compare_scoring_threads else
                      (measure, show))
-    rows_asked = {2: (args.n2d, args.size2d, "noise"), 3: (args.n3d, args.size3d, "blur")}
-    try:
-        dims = sorted({int(d) for d in args.dims.split(",")})
-    except ValueError:
-        dims = []
-    if not dims or not set(dims) <= set(rows_asked):
-        parser.error(f"--dims {args.dims!r}: give 2, 3 or 2,3")
+    setups = {2: (args.n2d, args.size2d, "noise"), 3: (args.n3d, args.size3d, "blur")}
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [run(d, *rows_asked[d], Path(tmp), args.train_epochs, args.rounds) for d in dims]
+        rows = [run(d, *setups[d], Path(tmp), args.train_epochs, args.rounds) for d in sorted(set(args.dims))]
     for row in rows:
         show_row(row)
     if args.json_path:
